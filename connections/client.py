@@ -1,0 +1,216 @@
+"""The one place where this node calls other nodes.
+
+Every outbound call goes through `request()`: short timeouts, no redirects, a capped
+response size, JSON only, and the outbound guard that keeps calls away from private
+addresses unless `EXALATE_ALLOW_PRIVATE_NETWORKS` is on.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import socket
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+from django.conf import settings
+
+CONNECT_TIMEOUT = 3.0
+READ_TIMEOUT = 5.0
+MAX_RESPONSE_BYTES = 256 * 1024
+USER_AGENT = f"exalate-xurrent-node/{settings.EXALATE_VERSION}"
+
+
+class InvalidURL(ValueError):
+    pass
+
+
+class NodeError(Exception):
+    """A call to another node failed. `kind` is machine-readable, the message is for people."""
+
+    def __init__(self, kind: str, message: str, *, status: int | None = None, body=None):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.status = status
+        self.body = body
+
+    @property
+    def code(self) -> str | None:
+        """The `code` of the remote node's error body, when it sent one."""
+        if isinstance(self.body, dict) and isinstance(self.body.get("code"), str):
+            return self.body["code"]
+        return None
+
+
+def normalize_url(value: str) -> str:
+    """Lower-case scheme and host, drop the trailing slash; only http(s) base URLs."""
+    value = (value or "").strip()
+    if not value:
+        raise InvalidURL("Enter the destination instance URL.")
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        raise InvalidURL("This is not a valid URL.") from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise InvalidURL("The URL must start with http:// or https://.")
+    host = (parts.hostname or "").lower()
+    if not host:
+        raise InvalidURL("The URL has no host name.")
+    if parts.username or parts.password:
+        raise InvalidURL("The URL must not contain a user name or password.")
+    if parts.query or parts.fragment:
+        raise InvalidURL("Enter the instance's base URL, without ? or # parts.")
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None:
+        netloc = f"{netloc}:{port}"
+    return urlunsplit((scheme, netloc, parts.path.rstrip("/"), "", ""))
+
+
+def _is_forbidden(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%")[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return (
+        ip.is_private
+        or ip.is_loopback
+        or ip.is_link_local
+        or ip.is_multicast
+        or ip.is_reserved
+        or ip.is_unspecified
+        or not ip.is_global
+    )
+
+
+def check_outbound_allowed(url: str) -> None:
+    """Refuse URLs whose host is, or resolves to, a non-public address."""
+    if settings.EXALATE_ALLOW_PRIVATE_NETWORKS:
+        return
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        infos = socket.getaddrinfo(host, parts.port or 443, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError):
+        raise NodeError(
+            "unreachable", f"Could not find the host {host!r}: check the URL."
+        ) from None
+    if any(_is_forbidden(info[4][0]) for info in infos):
+        raise NodeError(
+            "blocked",
+            f"{host} is a private or local network address, which this node is not allowed "
+            "to call. If the destination is in a private network, use "
+            '"I don\'t have a URL" and let its admin accept the invitation.',
+        )
+
+
+def request(
+    method: str,
+    base_url: str,
+    path: str,
+    *,
+    json_body: Any = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, Any]:
+    """Call another node and return (HTTP status, parsed JSON body).
+
+    Raises NodeError when the node cannot be reached, times out, or does not answer JSON.
+    A JSON error answer (4xx) is returned, not raised: callers map its `code`.
+    """
+    url = base_url.rstrip("/") + path
+    check_outbound_allowed(url)
+    timeout = httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT)
+    all_headers = {"Accept": "application/json", "User-Agent": USER_AGENT, **(headers or {})}
+    try:
+        with (
+            httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client,
+            client.stream(method, url, json=json_body, headers=all_headers) as response,
+        ):
+            raw = _read_capped(response)
+            status = response.status_code
+    except httpx.TimeoutException:
+        raise NodeError("timeout", f"{base_url} did not answer in time.") from None
+    except (httpx.TransportError, httpx.InvalidURL, httpx.UnsupportedProtocol):
+        raise NodeError("unreachable", f"Could not connect to {base_url}.") from None
+    if 300 <= status < 400:
+        raise NodeError(
+            "not_exalate",
+            f"{base_url} answered with a redirect (HTTP {status}). Enter the node's "
+            "own address, exactly as its General Settings show it.",
+            status=status,
+        )
+    try:
+        body = json.loads(raw) if raw else None
+    except ValueError:
+        body = None
+    if status >= 500:
+        raise NodeError(
+            "server_error",
+            f"{base_url} answered with a server error (HTTP {status}).",
+            status=status,
+        )
+    if body is None or not isinstance(body, dict):
+        raise NodeError(
+            "not_exalate",
+            f"{base_url} answered, but not like an Exalate node (HTTP {status}).",
+            status=status,
+        )
+    return status, body
+
+
+def _read_capped(response: httpx.Response) -> bytes:
+    chunks, size = [], 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > MAX_RESPONSE_BYTES:
+            raise NodeError("not_exalate", "The other node sent an answer that is far too large.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@dataclass(frozen=True)
+class InstanceInfo:
+    """The answer of a node's discovery endpoint, `GET /api/v1/instance/`."""
+
+    uid: str
+    platform: str
+    version: str
+    url: str
+    short_name: str
+    public: bool
+    modes: tuple[str, ...]
+    api_version: int
+
+
+def fetch_instance(base_url: str) -> InstanceInfo:
+    status, body = request("GET", base_url, "/api/v1/instance/")
+    try:
+        if status != 200:
+            raise ValueError
+        import uuid
+
+        return InstanceInfo(
+            uid=str(uuid.UUID(str(body["uid"]))),
+            platform=_text(body["platform"], 20),
+            version=_text(body["version"], 20),
+            url=_text(body.get("url") or base_url, 500),
+            short_name=_text(body.get("short_name") or "", 40, allow_empty=True),
+            public=bool(body["public"]),
+            modes=tuple(m for m in body["modes"] if m in ("basic", "script")),
+            api_version=int(body["api_version"]),
+        )
+    except (KeyError, TypeError, ValueError):
+        raise NodeError(
+            "not_exalate",
+            f"{base_url} answered, but it is not an Exalate node (no valid discovery answer).",
+            status=status,
+        ) from None
+
+
+def _text(value, max_length: int, *, allow_empty: bool = False) -> str:
+    if not isinstance(value, str) or (not value and not allow_empty):
+        raise ValueError
+    return value[:max_length]

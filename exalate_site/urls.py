@@ -1,0 +1,22 @@
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from exalate_site import views
+
+handler404 = "exalate_site.views.handler404"
+handler500 = "exalate_site.views.handler500"
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="connections:list", permanent=False)),
+    path("healthz", views.healthz, name="healthz"),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("admin/", admin.site.urls),
+    path("connections/accept/", include("invitations.urls")),
+    path("connections/", include("connections.urls")),
+    path("api/v1/", include("connections.api_urls")),
+    path("api/v1/", include("invitations.api_urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+]

@@ -1,0 +1,83 @@
+"""Invitations: the source side's record of an invitation code it handed out."""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from connections.models import Connection
+
+
+def hash_token(token: str) -> str:
+    """Tokens carry 256 random bits, so a plain SHA-256 is enough to store them safely."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class InvitationQuerySet(models.QuerySet):
+    def valid(self):
+        """Invitations that can still be accepted."""
+        return self.filter(
+            revoked_at__isnull=True, accepted_at__isnull=True, expires_at__gt=timezone.now()
+        )
+
+    def expired(self):
+        return self.filter(accepted_at__isnull=True, expires_at__lte=timezone.now())
+
+
+class Invitation(models.Model):
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="invitations")
+    # Only the hash is kept: the code itself is shown once and never stored.
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    destination_uid = models.UUIDField(
+        "expected destination uid",
+        null=True,
+        blank=True,
+        help_text="Learnt from the destination at initiation; empty without a URL.",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    expires_at = models.DateTimeField()
+    # Set once, when the code is shown to the admin: it is never shown again.
+    shown_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    acceptor_uid = models.UUIDField(null=True, blank=True)
+    acceptor_url = models.URLField(max_length=500, blank=True)
+    acceptor_short_name = models.CharField(max_length=40, blank=True)
+    acceptor_connection_id = models.CharField(max_length=64, blank=True)
+    acceptor_platform = models.CharField(max_length=20, blank=True)
+
+    objects = InvitationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Invitation for {self.connection}"
+
+    def __repr__(self) -> str:
+        return f"<Invitation {self.pk} for {self.connection_id}>"
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at <= timezone.now()
+
+    @property
+    def state(self) -> str:
+        if self.accepted_at:
+            return "accepted"
+        if self.revoked_at:
+            return "revoked"
+        if self.is_expired:
+            return "expired"
+        return "valid"
+
+    def revoke(self) -> None:
+        if self.revoked_at is None and self.accepted_at is None:
+            self.revoked_at = timezone.now()
+            self.save(update_fields=["revoked_at"])

@@ -1,0 +1,51 @@
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+
+from connections.models import GeneralSettings
+
+
+@pytest.fixture
+def node(db) -> GeneralSettings:
+    return GeneralSettings.load()
+
+
+@pytest.fixture
+def admin_user(db):
+    return get_user_model().objects.create_superuser("boss", "", "pw-boss-123456")
+
+
+@pytest.fixture
+def admin_client(client, admin_user):
+    client.force_login(admin_user)
+    return client
+
+
+@pytest.fixture
+def viewer(db):
+    user = get_user_model().objects.create_user("viewer", "", "pw-viewer-123456")
+    user.user_permissions.add(Permission.objects.get(codename="view_connection"))
+    return user
+
+
+@pytest.fixture
+def viewer_client(client, viewer):
+    client.force_login(viewer)
+    return client
+
+
+def pytest_collection_modifyitems(config, items):
+    """PostgreSQL-only tests (row locks, SKIP LOCKED) run in the PostgreSQL pass of CI.
+
+    They are deselected, not skipped, on SQLite; on PostgreSQL they always run, and
+    fail loudly if the database cannot be reached.
+    """
+    from django.conf import settings
+
+    if settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        return
+    keep = [item for item in items if item.get_closest_marker("postgres") is None]
+    dropped = [item for item in items if item.get_closest_marker("postgres") is not None]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep

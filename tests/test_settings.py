@@ -1,0 +1,75 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_django(code: str, **env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG"}}
+    clean.update(env, DJANGO_SETTINGS_MODULE="exalate_site.settings")
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True
+    )
+
+
+def test_settings_refuse_to_start_without_secret_key_when_debug_is_off():
+    result = run_django("import django; django.setup()")
+    assert result.returncode != 0
+    assert "SECRET_KEY is not set" in result.stderr
+
+
+def test_settings_start_without_secret_key_in_debug():
+    result = run_django("import django; django.setup(); print('up')", DEBUG="1")
+    assert result.returncode == 0, result.stderr
+    assert "up" in result.stdout
+
+
+def test_deploy_check_is_clean_with_production_settings():
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env={
+            **{k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECURE_SSL_REDIRECT"}},
+            "SECRET_KEY": "x9!" * 20 + "production-grade-random-looking-secret",
+            "EXALATE_NODE_URL": "https://desk.example.com",
+        },
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_settings_read_the_exalate_variables():
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.EXALATE_INVITATION_TTL_HOURS, s.EXALATE_ACCEPT_RATE, s.EXALATE_LICENSE, "
+        "s.EXALATE_PUBLIC, s.EXALATE_NODE_URL, s.DATABASES['default']['ENGINE'])"
+    )
+    result = run_django(
+        code,
+        DEBUG="1",
+        EXALATE_INVITATION_TTL_HOURS="0.5",
+        EXALATE_ACCEPT_RATE="5/min",
+        EXALATE_LICENSE="Free",
+        EXALATE_PUBLIC="false",
+        EXALATE_NODE_URL="https://a.example.com/",
+        DATABASE_URL="postgres://postgres@127.0.0.1:5432/whatever",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        "0.5",
+        "5/min",
+        "free",
+        "False",
+        "https://a.example.com",
+        "django.db.backends.postgresql",
+    ]
+
+
+def test_settings_reject_an_unknown_licence():
+    result = run_django("import django; django.setup()", DEBUG="1", EXALATE_LICENSE="gold")
+    assert result.returncode != 0
+    assert "EXALATE_LICENSE" in result.stderr

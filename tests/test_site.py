@@ -1,0 +1,109 @@
+from unittest import mock
+
+from django.db.utils import OperationalError
+
+from connections.models import Connection
+
+
+def test_healthz_answers_ok_when_the_database_answers(client, db):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.content == b"ok"
+
+
+def test_healthz_answers_503_when_the_database_does_not(client, db):
+    with mock.patch("django.db.backends.utils.CursorWrapper.execute") as execute:
+        execute.side_effect = OperationalError("down")
+        response = client.get("/healthz")
+    assert response.status_code == 503
+
+
+def test_anonymous_users_are_sent_to_login(client, db):
+    for url in ["/connections/", "/connections/initiate/", "/connections/accept/"]:
+        response = client.get(url)
+        assert response.status_code == 302
+        assert response.url.startswith("/accounts/login/?next=")
+
+
+def test_root_redirects_to_connections(client, db):
+    response = client.get("/")
+    assert response.status_code == 302
+    assert response.url == "/connections/"
+
+
+def test_login_page_uses_the_project_template(client, db):
+    response = client.get("/accounts/login/")
+    assert response.status_code == 200
+    assert b"Exalate" in response.content
+    assert b'name="username"' in response.content
+
+
+def test_logout_is_a_post(admin_client):
+    assert admin_client.get("/accounts/logout/").status_code == 405
+    response = admin_client.post("/accounts/logout/")
+    assert response.status_code == 302
+    assert admin_client.get("/connections/").status_code == 302
+
+
+def test_connections_page_explains_what_a_connection_is_when_empty(admin_client):
+    response = admin_client.get("/connections/")
+    content = response.content.decode()
+    assert "No connections yet" in content
+    assert "Initiate connection" in content
+    assert "Accept invitation" in content
+
+
+def test_connections_page_rows_carry_id_and_status_markers(admin_client):
+    c = Connection.objects.create(
+        name="A to B", mode="script", role="source", local_short_name="a", remote_short_name="b"
+    )
+    content = admin_client.get("/connections/").content.decode()
+    assert f'data-connection-id="{c.id}" data-status="pending"' in content
+    assert "private network" in content
+
+
+def test_viewer_without_add_permission_sees_no_initiate_button(viewer_client):
+    response = viewer_client.get("/connections/")
+    assert response.status_code == 200
+    assert "Initiate connection" not in response.content.decode()
+
+
+def test_admin_pages_load_for_staff(admin_client, node):
+    c = Connection.objects.create(
+        name="A to B", mode="script", role="source", local_short_name="a", remote_short_name="b"
+    )
+    c.activate()
+    for url in [
+        "/admin/",
+        "/admin/connections/connection/",
+        f"/admin/connections/connection/{c.pk}/change/",
+        "/admin/connections/connectionevent/",
+        "/admin/invitations/invitation/",
+        f"/admin/connections/generalsettings/{node.pk}/change/",
+    ]:
+        assert admin_client.get(url).status_code == 200, url
+
+
+def test_general_settings_admin_goes_straight_to_the_one_row(admin_client, node):
+    response = admin_client.get("/admin/connections/generalsettings/")
+    assert response.status_code == 302
+    assert response.url.endswith(f"/generalsettings/{node.pk}/change/")
+    assert admin_client.get("/admin/connections/generalsettings/add/").status_code == 403
+
+
+def test_connection_mode_is_read_only_in_the_admin(admin_client):
+    c = Connection.objects.create(
+        name="A to B", mode="script", role="source", local_short_name="a", remote_short_name="b"
+    )
+    content = admin_client.get(f"/admin/connections/connection/{c.pk}/change/").content.decode()
+    assert 'name="mode"' not in content
+    assert 'name="name"' in content
+
+
+def test_api_docs_are_served_offline(admin_client):
+    response = admin_client.get("/api/docs/")
+    assert response.status_code == 200
+    assert "cdn" not in response.content.decode().lower()
+    schema = admin_client.get("/api/schema/")
+    assert schema.status_code == 200
+    assert b"/api/v1/instance/" in schema.content
