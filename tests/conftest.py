@@ -3,6 +3,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 
 from connections.models import GeneralSettings
+from tests.nodes import LiveNode, start_node
 
 
 @pytest.fixture
@@ -32,6 +33,21 @@ def viewer(db):
 def viewer_client(client, viewer):
     client.force_login(viewer)
     return client
+
+
+@pytest.fixture
+def live_nodes(tmp_path):
+    """Start real nodes: `a = live_nodes("a")`, each with its own SQLite database."""
+    started: list[LiveNode] = []
+
+    def start(name: str, **env: str) -> LiveNode:
+        node = start_node(tmp_path / name, name, **env)
+        started.append(node)
+        return node
+
+    yield start
+    for node in started:
+        node.stop()
 
 
 def pytest_collection_modifyitems(config, items):
