@@ -123,7 +123,9 @@ def start_node(workdir: Path, name: str, *, port: int | None = None, **extra_env
         "LOG_LEVEL": "WARNING",
         **extra_env,
     }
+    # Test-process-only switches must not leak into a node that plays production.
     env.pop("DJANGO_SETTINGS_MODULE", None)
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     node = LiveNode(name=name, url=url, env=env, workdir=workdir)
     node.manage("migrate", "--noinput")
     node.manage("setup_node")
