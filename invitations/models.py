@@ -81,3 +81,38 @@ class Invitation(models.Model):
         if self.revoked_at is None and self.accepted_at is None:
             self.revoked_at = timezone.now()
             self.save(update_fields=["revoked_at"])
+
+    def is_redeemed_by(self, uid: str, connection_id: str) -> bool:
+        """This acceptor (node uid + its connection id) is the one that redeemed the code."""
+        return (
+            self.accepted_at is not None
+            and str(self.acceptor_uid) == str(uid)
+            and self.acceptor_connection_id == connection_id
+        )
+
+    def redeem(
+        self,
+        *,
+        uid: str,
+        url: str,
+        short_name: str,
+        platform: str,
+        connection_id: str,
+    ) -> None:
+        """Record who accepted the code; from now on nobody else can."""
+        self.accepted_at = timezone.now()
+        self.acceptor_uid = uid
+        self.acceptor_url = url
+        self.acceptor_short_name = short_name
+        self.acceptor_platform = platform
+        self.acceptor_connection_id = connection_id
+        self.save(
+            update_fields=[
+                "accepted_at",
+                "acceptor_uid",
+                "acceptor_url",
+                "acceptor_short_name",
+                "acceptor_platform",
+                "acceptor_connection_id",
+            ]
+        )
