@@ -1,8 +1,32 @@
-from django.contrib import admin
+"""The operations view: what staff use to watch and steer connections.
+
+Actions call the same services as the connection page, so an action taken here writes
+the same events (with the staff user) and tells the peer the same way.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import Exists, OuterRef
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils.html import format_html
 
-from connections.models import Connection, ConnectionEvent, GeneralSettings
+from connections import services
+from connections.models import (
+    Connection,
+    ConnectionEvent,
+    GeneralSettings,
+    NotificationState,
+    PeerNotification,
+    SyncRuleVersion,
+)
+
+
+def badge(value: str, label: str):
+    if not value:
+        return "—"
+    return format_html('<span class="badge status-{}">{}</span>', value, label)
 
 
 @admin.register(GeneralSettings)
@@ -30,18 +54,7 @@ class GeneralSettingsAdmin(admin.ModelAdmin):
         return redirect(reverse("admin:connections_generalsettings_change", args=[node.pk]))
 
 
-class EventInline(admin.TabularInline):
-    model = ConnectionEvent
-    fields = [
-        "created_at",
-        "kind",
-        "from_status",
-        "to_status",
-        "message",
-        "actor_user",
-        "actor_remote",
-    ]
-    readonly_fields = fields
+class ReadOnlyInline(admin.TabularInline):
     extra = 0
     can_delete = False
     show_change_link = False
@@ -49,70 +62,224 @@ class EventInline(admin.TabularInline):
     def has_add_permission(self, request, obj=None):
         return False
 
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class EventInline(ReadOnlyInline):
+    model = ConnectionEvent
+    fields = ["created_at", "kind", "from_status", "to_status", "message", "actor"]
+    readonly_fields = fields
+    ordering = ["-created_at", "-id"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("actor_user")
+
+
+class RuleVersionInline(ReadOnlyInline):
+    model = SyncRuleVersion
+    fields = ["number", "created_at", "created_by", "note", "outgoing", "incoming"]
+    readonly_fields = fields
+    ordering = ["-number"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("created_by")
+
+
+class NotificationInline(ReadOnlyInline):
+    model = PeerNotification
+    verbose_name_plural = "notifications to the peer"
+    # The signing key is deliberately absent: it is the shared secret.
+    fields = ["created_at", "status", "state", "attempts", "next_attempt_at", "last_error"]
+    readonly_fields = fields
+    ordering = ["-created_at"]
+
+
+class RemoteStatusFilter(admin.SimpleListFilter):
+    title = "status on the remote side"
+    parameter_name = "remote_status"
+
+    def lookups(self, request, model_admin):
+        from connections.models import RemoteStatus
+
+        return [("none", "Not reported"), *RemoteStatus.choices]
+
+    def queryset(self, request, queryset):
+        if self.value() == "none":
+            return queryset.filter(remote_status="")
+        if self.value():
+            return queryset.filter(remote_status=self.value())
+        return queryset
+
 
 @admin.register(Connection)
 class ConnectionAdmin(admin.ModelAdmin):
     list_display = [
         "name",
-        "status",
+        "status_badge",
+        "remote_status_badge",
+        "peer_told",
         "mode",
         "role",
         "local_short_name",
         "remote_short_name",
-        "remote_url",
+        "remote_node",
         "created_at",
+        "activated_at",
     ]
-    list_filter = ["status", "mode", "role"]
-    search_fields = ["name", "local_short_name", "remote_short_name", "remote_url"]
+    list_filter = ["status", RemoteStatusFilter, "mode", "role"]
+    search_fields = [
+        "name",
+        "description",
+        "local_short_name",
+        "remote_short_name",
+        "remote_url",
+        "=id",
+        "remote_connection_id",
+    ]
+    date_hierarchy = "created_at"
+    list_per_page = 50
+    # Everything the handshake set, and every state, changes only through actions and
+    # services: only the labels may be edited here.
     readonly_fields = [
         "id",
         "mode",
         "role",
-        "remote_uid",
-        "remote_connection_id",
-        "remote_platform",
-        "remote_status",
-        "remote_status_at",
-        "status",
-        "status_reason",
-        "created_at",
-        "activated_at",
-        "created_by",
-    ]
-    fields = [
-        "id",
-        "name",
-        "description",
-        "mode",
-        "role",
-        "status",
-        "status_reason",
-        "local_short_name",
-        "remote_short_name",
         "remote_url",
         "remote_uid",
         "remote_connection_id",
         "remote_platform",
         "remote_status",
         "remote_status_at",
+        "status",
+        "status_reason",
         "created_at",
         "activated_at",
         "created_by",
     ]
-    inlines = [EventInline]
-    list_select_related = ["created_by"]
+    fieldsets = [
+        (None, {"fields": ["id", "name", "description", "mode", "role", "created_by"]}),
+        ("Status", {"fields": ["status", "status_reason", "remote_status", "remote_status_at"]}),
+        (
+            "Instances",
+            {
+                "fields": [
+                    "local_short_name",
+                    "remote_short_name",
+                    "remote_url",
+                    "remote_uid",
+                    "remote_connection_id",
+                    "remote_platform",
+                ]
+            },
+        ),
+        ("Dates", {"fields": ["created_at", "activated_at"]}),
+    ]
+    actions = ["deactivate_selected", "activate_selected", "revoke_pending_invitations"]
+
+    class Media:
+        css = {"all": ["css/operations.css"]}
 
     def has_add_permission(self, request):
         # Connections come from the initiate/accept handshake, never from a blank form.
         return False
 
+    def get_inlines(self, request, obj):
+        # Imported here: `connections` does not depend on `invitations` at import time.
+        from invitations.admin import InvitationInline
+
+        return [InvitationInline, EventInline, RuleVersionInline, NotificationInline]
+
+    def get_queryset(self, request):
+        untold = PeerNotification.objects.filter(
+            connection=OuterRef("pk"), state=NotificationState.PENDING
+        )
+        return super().get_queryset(request).annotate(has_untold=Exists(untold))
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj: Connection):
+        return badge(obj.status, obj.get_status_display())
+
+    @admin.display(description="remote status", ordering="remote_status")
+    def remote_status_badge(self, obj: Connection):
+        return badge(obj.remote_status, obj.get_remote_status_display())
+
+    @admin.display(description="peer told", boolean=True)
+    def peer_told(self, obj: Connection) -> bool | None:
+        if obj.status == "pending":
+            return None
+        return not obj.has_untold
+
+    @admin.display(description="remote instance", ordering="remote_url")
+    def remote_node(self, obj: Connection) -> str:
+        return obj.remote_label
+
+    @admin.action(description="Deactivate selected connections", permissions=["change"])
+    def deactivate_selected(self, request, queryset):
+        self._run(request, queryset, services.deactivate_connection, "deactivated")
+
+    @admin.action(description="Activate selected connections", permissions=["change"])
+    def activate_selected(self, request, queryset):
+        self._run(request, queryset, services.activate_connection, "activated")
+
+    @admin.action(description="Revoke pending invitations", permissions=["change"])
+    def revoke_pending_invitations(self, request, queryset):
+        revoked = sum(
+            services.revoke_pending_invitations(connection, request.user) for connection in queryset
+        )
+        self.message_user(
+            request,
+            f"{revoked} pending invitation{'s' if revoked != 1 else ''} revoked.",
+            messages.SUCCESS if revoked else messages.WARNING,
+        )
+
+    def _run(self, request, queryset, action, done: str) -> None:
+        changed, untold = 0, []
+        for connection in queryset:
+            try:
+                notice = action(connection, request.user)
+            except services.ConnectionActionError as exc:
+                self.message_user(request, f"{connection.name}: {exc}", messages.WARNING)
+                continue
+            changed += 1
+            if not notice.told:
+                untold.append(f"{connection.name}: {notice.message}")
+        if changed:
+            self.message_user(
+                request,
+                f"{changed} connection{'s' if changed != 1 else ''} {done}.",
+                messages.SUCCESS,
+            )
+        for text in untold:
+            self.message_user(request, f"Peer not told yet. {text}", messages.WARNING)
+
 
 @admin.register(ConnectionEvent)
 class ConnectionEventAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "connection_name", "kind", "from_status", "to_status", "message"]
-    list_filter = ["kind", "to_status"]
-    search_fields = ["connection_name", "message"]
+    list_display = [
+        "created_at",
+        "connection_name",
+        "kind",
+        "from_status",
+        "to_status",
+        "actor",
+        "message",
+    ]
+    list_filter = ["kind", "to_status", ("connection", admin.EmptyFieldListFilter)]
+    search_fields = ["connection_name", "message", "actor_remote", "actor_user__username"]
+    date_hierarchy = "created_at"
     list_select_related = ["actor_user"]
+    fields = [
+        "created_at",
+        "connection",
+        "connection_name",
+        "kind",
+        "from_status",
+        "to_status",
+        "actor",
+        "message",
+    ]
+    readonly_fields = fields
 
     def has_add_permission(self, request):
         return False
@@ -121,4 +288,46 @@ class ConnectionEventAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(PeerNotification)
+class PeerNotificationAdmin(admin.ModelAdmin):
+    """The outbox, read-only: what peers have not heard yet, and why."""
+
+    list_display = [
+        "created_at",
+        "connection_name",
+        "status",
+        "state",
+        "attempts",
+        "next_attempt_at",
+        "last_error",
+    ]
+    list_filter = ["state", "status"]
+    search_fields = ["connection_name", "remote_url", "last_error"]
+    date_hierarchy = "created_at"
+    # The signing key is deliberately absent.
+    fields = [
+        "connection",
+        "connection_name",
+        "status",
+        "reason",
+        "changed_at",
+        "remote_url",
+        "remote_uid",
+        "remote_connection_id",
+        "state",
+        "attempts",
+        "next_attempt_at",
+        "last_error",
+        "created_at",
+        "delivered_at",
+    ]
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False

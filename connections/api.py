@@ -1,4 +1,4 @@
-"""The discovery endpoint other nodes (and the initiate wizard) read."""
+"""The API other nodes call: discovery, and a connection's side once it is active."""
 
 from django.conf import settings
 from drf_spectacular.utils import extend_schema, inline_serializer
@@ -6,7 +6,9 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from connections.models import GeneralSettings
+from connections.auth import IsPeerOfThisConnection, NodeTokenAuthentication
+from connections.models import Connection, GeneralSettings, Mode, RemoteStatus, Status
+from connections.services import record_remote_status
 
 
 def instance_info() -> dict:
@@ -48,3 +50,77 @@ class InstanceView(APIView):
     )
     def get(self, request):
         return Response(instance_info())
+
+
+def connection_side(connection: Connection) -> dict:
+    """This node's side of a connection, as the peer may see it (never the secret)."""
+    return {
+        "id": str(connection.id),
+        "name": connection.name,
+        "mode": connection.mode,
+        "status": connection.status,
+    }
+
+
+ConnectionSideSerializer = inline_serializer(
+    "ConnectionSide",
+    {
+        "id": serializers.UUIDField(),
+        "name": serializers.CharField(),
+        "mode": serializers.ChoiceField(choices=Mode.choices),
+        "status": serializers.ChoiceField(choices=Status.choices),
+    },
+)
+
+ERROR_BODY = inline_serializer(
+    "Error", {"code": serializers.CharField(), "detail": serializers.CharField()}
+)
+
+
+class PeerAPIView(APIView):
+    """Endpoints only the peer of a connection may call, with its signed token."""
+
+    authentication_classes = [NodeTokenAuthentication]
+    permission_classes = [IsPeerOfThisConnection]
+
+
+class ConnectionSideView(PeerAPIView):
+    @extend_schema(
+        summary="Read this side of a connection",
+        description="The peer's check that the connection works ('Test connection'). "
+        "Needs a token signed with the connection's shared secret.",
+        responses={200: ConnectionSideSerializer, 401: ERROR_BODY, 403: ERROR_BODY},
+    )
+    def get(self, request, pk):
+        return Response(connection_side(request.auth))
+
+
+class StatusReportSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=RemoteStatus.choices)
+    reason = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+    at = serializers.DateTimeField(
+        required=False,
+        help_text="When the sender changed its side; a report older than one already "
+        "received is ignored (notifications may arrive out of order).",
+    )
+
+
+class ConnectionStatusView(PeerAPIView):
+    @extend_schema(
+        summary="Tell this side what the peer did with its side",
+        description="The peer reports that its side is now active, deactivated or deleted. "
+        "'deleted' puts this side in error. Needs a token signed with the shared secret.",
+        request=StatusReportSerializer,
+        responses={200: ConnectionSideSerializer, 400: ERROR_BODY, 401: ERROR_BODY},
+    )
+    def post(self, request, pk):
+        report = StatusReportSerializer(data=request.data)
+        report.is_valid(raise_exception=True)
+        connection = request.auth
+        record_remote_status(
+            connection,
+            report.validated_data["status"],
+            reason=report.validated_data["reason"],
+            changed_at=report.validated_data.get("at"),
+        )
+        return Response(connection_side(connection))

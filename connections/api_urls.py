@@ -4,4 +4,10 @@ from connections import api
 
 urlpatterns = [
     path("instance/", api.InstanceView.as_view(), name="api-instance"),
+    path("connections/<uuid:pk>/", api.ConnectionSideView.as_view(), name="api-connection"),
+    path(
+        "connections/<uuid:pk>/status/",
+        api.ConnectionStatusView.as_view(),
+        name="api-connection-status",
+    ),
 ]

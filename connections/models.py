@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import random
 import uuid
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from django.conf import settings
+from django.db import connections as db_connections
 from django.db import models, transaction
 from django.db.models.functions import Lower
+from django.urls import reverse
 from django.utils import timezone
 
 
@@ -137,6 +140,9 @@ class RemoteStatus(models.TextChoices):
     DELETED = "deleted", "Deleted"
 
 
+REMOTE_DELETED_REASON = "deleted on the remote side"
+
+
 class ModeChangeError(ValueError):
     """Raised when code tries to change a connection's mode: it is final."""
 
@@ -209,6 +215,9 @@ class Connection(models.Model):
         super().save(*args, **kwargs)
         self._saved_mode = self.mode
 
+    def get_absolute_url(self) -> str:
+        return reverse("connections:detail", args=[self.pk])
+
     @classmethod
     def from_db(cls, db, field_names, values):
         instance = super().from_db(db, field_names, values)
@@ -225,6 +234,29 @@ class Connection(models.Model):
     @property
     def remote_label(self) -> str:
         return self.remote_url or "private network"
+
+    @property
+    def is_paired(self) -> bool:
+        """The handshake is done: this side knows its peer and the key to sign calls with."""
+        return bool(
+            self.status != Status.PENDING
+            and self.remote_uid
+            and self.remote_connection_id
+            and self.shared_secret
+        )
+
+    @property
+    def can_reach_peer(self) -> bool:
+        """This node can call the peer: it has the peer's URL, or the peer is itself."""
+        return self.is_paired and (bool(self.remote_url) or self.is_local)
+
+    @property
+    def can_deactivate(self) -> bool:
+        return self.status == Status.ACTIVE
+
+    @property
+    def can_activate(self) -> bool:
+        return self.status == Status.DEACTIVATED
 
     # --- state changes: each writes its event in the same transaction ------------------
 
@@ -282,16 +314,49 @@ class Connection(models.Model):
             Status.ERROR, EventKind.ERROR, user=user, by_remote=by_remote, reason=reason
         )
 
-    def record_remote_status(self, status: str, reason: str = "") -> ConnectionEvent:
+    def record_remote_status(
+        self, status: str, reason: str = "", *, changed_at: datetime | None = None
+    ) -> ConnectionEvent:
         """The peer told us what it did with its side."""
         with transaction.atomic():
             self.remote_status = status
-            self.remote_status_at = timezone.now()
+            self.remote_status_at = changed_at or timezone.now()
             self.save(update_fields=["remote_status", "remote_status_at"])
             text = f"The remote side is now {status}."
             if reason:
                 text = f"{text} Reason: {reason}"
             return self.record(EventKind.REMOTE_STATUS, text, by_remote=True)
+
+    def apply_remote_status(
+        self, status: str, reason: str = "", *, changed_at: datetime | None = None
+    ) -> bool:
+        """Take in a status the peer reported; False when the report was stale.
+
+        Notifications can arrive out of order (a retried old one after a newer one), so
+        a report older than the one already recorded changes nothing. `changed_at` comes
+        from the peer's clock and is only compared with earlier reports of the same peer.
+        """
+        with transaction.atomic():
+            # Two reports handled at once must not both pass the staleness check.
+            Connection.objects.select_for_update().filter(pk=self.pk).exists()
+            self.refresh_from_db(fields=["status", "remote_status", "remote_status_at"])
+            if (
+                changed_at is not None
+                and self.remote_status_at is not None
+                and changed_at <= self.remote_status_at
+            ):
+                return False
+            self.record_remote_status(status, reason, changed_at=changed_at)
+            if status == RemoteStatus.DELETED:
+                # The peer is gone: nothing it was still to be told can reach it now.
+                self.notifications.pending().update(
+                    state=NotificationState.CANCELLED,
+                    last_error="The remote side deleted the connection.",
+                    signing_key="",
+                )
+                if self.status != Status.ERROR:
+                    self.mark_error(REMOTE_DELETED_REASON, by_remote=True)
+        return True
 
     def record(
         self,
@@ -388,3 +453,178 @@ class SyncRuleVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.connection} rules v{self.number}"
+
+
+class NotificationState(models.TextChoices):
+    PENDING = "pending", "Not delivered yet"
+    DELIVERED = "delivered", "Delivered"
+    CANCELLED = "cancelled", "Cancelled"
+    FAILED = "failed", "Failed for good"
+
+
+class PeerNotificationQuerySet(models.QuerySet):
+    def pending(self):
+        return self.filter(state=NotificationState.PENDING)
+
+    def unclaimed(self, now: datetime | None = None):
+        """Pending notifications that no sender is holding right now."""
+        now = now or timezone.now()
+        return self.pending().filter(
+            models.Q(claimed_until__isnull=True) | models.Q(claimed_until__lte=now)
+        )
+
+    def due(self, now: datetime | None = None):
+        """Unclaimed pending notifications whose next attempt has come."""
+        now = now or timezone.now()
+        return self.unclaimed(now).filter(next_attempt_at__lte=now)
+
+    def claim(self, limit: int) -> list[PeerNotification]:
+        """Take up to `limit` of these rows for sending, so that no other sender takes them.
+
+        On PostgreSQL the rows are locked with SELECT … FOR UPDATE SKIP LOCKED, so
+        senders on several servers each get different rows without waiting for each
+        other; on SQLite the write transaction itself keeps senders apart. The claim is a
+        lease, not a lock held during the call: the lock lasts only for this short
+        transaction, and a sender that dies mid-call frees its rows when the lease ends.
+        """
+        now = timezone.now()
+        token = uuid.uuid4()
+        with transaction.atomic(using=self.db):
+            rows = self.order_by("next_attempt_at", "id")
+            if db_connections[self.db].features.has_select_for_update_skip_locked:
+                rows = rows.select_for_update(skip_locked=True)
+            ids = list(rows.values_list("pk", flat=True)[:limit])
+            if not ids:
+                return []
+            PeerNotification.objects.filter(pk__in=ids).update(
+                claimed_until=now + PeerNotification.CLAIM_LEASE,
+                claim_token=token,
+                attempts=models.F("attempts") + 1,
+            )
+        return list(PeerNotification.objects.filter(pk__in=ids, claim_token=token))
+
+
+class PeerNotification(models.Model):
+    """The outbox: telling the peer what this side did, until the peer has heard it.
+
+    A row carries everything needed to sign and send it (the peer's address and ids and
+    the key), because a "deleted" notification outlives its connection row.
+    """
+
+    # Retries wait 15 s, 30 s, 1 min, … up to an hour between attempts, never giving up
+    # on a peer that is merely unreachable.
+    BACKOFF_BASE = timedelta(seconds=15)
+    BACKOFF_MAX = timedelta(hours=1)
+    # How long a sender may hold a claimed row before another sender takes it over
+    # (a sender that died mid-call must not strand its rows).
+    CLAIM_LEASE = timedelta(minutes=2)
+
+    connection = models.ForeignKey(
+        Connection,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="notifications",
+    )
+    connection_name = models.CharField(max_length=100)
+    status = models.CharField(
+        "status told to the peer", max_length=12, choices=RemoteStatus.choices
+    )
+    reason = models.CharField(max_length=255, blank=True)
+    changed_at = models.DateTimeField(
+        help_text="When this side changed; lets the peer ignore a late, older notification."
+    )
+    remote_url = models.URLField("remote instance URL", max_length=500)
+    remote_uid = models.UUIDField("remote node uid")
+    remote_connection_id = models.CharField(max_length=64)
+    # The key to sign with once the connection row may be gone. Never shown or logged;
+    # wiped as soon as the row is settled.
+    signing_key = models.CharField(max_length=64, blank=True, editable=False)
+    state = models.CharField(
+        max_length=12, choices=NotificationState.choices, default=NotificationState.PENDING
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    claimed_until = models.DateTimeField(null=True, blank=True, editable=False)
+    claim_token = models.UUIDField(null=True, blank=True, editable=False)
+    last_error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    objects = PeerNotificationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["state", "next_attempt_at"], name="notification_due_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.connection_name}: tell the peer {self.status}"
+
+    def __repr__(self) -> str:
+        return f"<PeerNotification {self.pk} {self.status} {self.state}>"
+
+    @classmethod
+    def for_connection(
+        cls, connection: Connection, status: str, reason: str = ""
+    ) -> PeerNotification:
+        """Queue telling the peer of `connection` that this side is now `status`."""
+        with transaction.atomic():
+            # Only the newest state matters to the peer: drop older unsent ones that no
+            # sender holds right now (a held one may be mid-call; the peer's ordering
+            # check takes care of it).
+            now = timezone.now()
+            connection.notifications.unclaimed(now).update(
+                state=NotificationState.CANCELLED,
+                last_error="Superseded by a newer change.",
+                signing_key="",
+            )
+            return cls.objects.create(
+                connection=connection,
+                connection_name=connection.name,
+                status=status,
+                reason=reason[:255],
+                changed_at=now,
+                remote_url=connection.remote_url,
+                remote_uid=connection.remote_uid,
+                remote_connection_id=connection.remote_connection_id,
+                signing_key=connection.shared_secret,
+            )
+
+    def backoff(self) -> timedelta:
+        """The wait before the next attempt, doubling per failure, with a little jitter."""
+        step = self.BACKOFF_BASE * (2 ** min(max(self.attempts - 1, 0), 12))
+        step = min(step, self.BACKOFF_MAX)
+        return step * random.uniform(0.9, 1.1)
+
+    # Settling a row only counts while this sender still holds the claim: if its lease
+    # ran out and another sender took the row over, the other sender settles it.
+
+    def mark_delivered(self) -> bool:
+        return self._settle(
+            state=NotificationState.DELIVERED, delivered_at=timezone.now(), last_error=""
+        )
+
+    def mark_failed(self, error: str) -> bool:
+        """The peer answered in a way no retry can change (it no longer knows us)."""
+        return self._settle(state=NotificationState.FAILED, last_error=error[:500])
+
+    def mark_attempt_failed(self, error: str) -> bool:
+        return self._update(
+            last_error=error[:500],
+            next_attempt_at=timezone.now() + self.backoff(),
+            claimed_until=None,
+            claim_token=None,
+        )
+
+    def _settle(self, **values) -> bool:
+        return self._update(**values, signing_key="", claimed_until=None, claim_token=None)
+
+    def _update(self, **values) -> bool:
+        rows = type(self).objects.filter(
+            pk=self.pk, claim_token=self.claim_token, state=NotificationState.PENDING
+        )
+        done = rows.update(**values) == 1
+        if done:
+            for name, value in values.items():
+                setattr(self, name, value)
+        return done

@@ -7,5 +7,9 @@ urlpatterns = [
     path("", listing.connection_list, name="list"),
     path("initiate/", initiate.initiate, name="initiate"),
     path("<uuid:pk>/", detail.connection_detail, name="detail"),
+    path("<uuid:pk>/test/", detail.test, name="test"),
+    path("<uuid:pk>/deactivate/", detail.deactivate, name="deactivate"),
+    path("<uuid:pk>/activate/", detail.activate, name="activate"),
+    path("<uuid:pk>/delete/", detail.delete, name="delete"),
     path("<uuid:pk>/rules/", rules.rules, name="rules"),
 ]

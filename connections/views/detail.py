@@ -1,11 +1,99 @@
-from django.contrib.auth.decorators import login_required, permission_required
-from django.shortcuts import get_object_or_404, render
+"""One connection's page and its actions: test, deactivate/activate, delete.
 
-from connections.models import Connection
+Each action is a POST that checks the permission, calls one service and redirects back
+to the page with a message (so a reload never repeats it).
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from connections import services
+from connections.models import Connection, Status
+
+EVENTS_SHOWN = 50
 
 
 @login_required
 @permission_required("connections.view_connection", raise_exception=True)
-def connection_detail(request, pk):
+def connection_detail(request: HttpRequest, pk) -> HttpResponse:
     connection = get_object_or_404(Connection, pk=pk)
-    return render(request, "connections/detail.html", {"connection": connection})
+    events = connection.events.select_related("actor_user")[: EVENTS_SHOWN + 1]
+    events = list(events)
+    context = {
+        "connection": connection,
+        "events": events[:EVENTS_SHOWN],
+        "more_events": len(events) > EVENTS_SHOWN,
+        "untold": connection.notifications.pending().order_by("-created_at").first(),
+        "pending_invitation": (
+            connection.invitations.valid().first() if connection.status == Status.PENDING else None
+        ),
+    }
+    return render(request, "connections/detail.html", context)
+
+
+@login_required
+@permission_required("connections.change_connection", raise_exception=True)
+@require_POST
+def test(request: HttpRequest, pk) -> HttpResponse:
+    connection = get_object_or_404(Connection, pk=pk)
+    check = services.test_connection(connection)
+    if check.ok:
+        messages.success(request, f"Test connection: {check.message}", extra_tags="test-result")
+    else:
+        messages.error(
+            request, f"Test connection failed. {check.message}", extra_tags="test-result"
+        )
+    return redirect(connection)
+
+
+@login_required
+@permission_required("connections.change_connection", raise_exception=True)
+@require_POST
+def deactivate(request: HttpRequest, pk) -> HttpResponse:
+    connection = get_object_or_404(Connection, pk=pk)
+    try:
+        notice = services.deactivate_connection(connection, request.user)
+    except services.ConnectionActionError as exc:
+        messages.error(request, str(exc))
+    else:
+        _report(request, "The connection is deactivated on this side.", notice)
+    return redirect(connection)
+
+
+@login_required
+@permission_required("connections.change_connection", raise_exception=True)
+@require_POST
+def activate(request: HttpRequest, pk) -> HttpResponse:
+    connection = get_object_or_404(Connection, pk=pk)
+    try:
+        notice = services.activate_connection(connection, request.user)
+    except services.ConnectionActionError as exc:
+        messages.error(request, str(exc))
+    else:
+        _report(request, "The connection is active again on this side.", notice)
+    return redirect(connection)
+
+
+@login_required
+@permission_required("connections.delete_connection", raise_exception=True)
+def delete(request: HttpRequest, pk) -> HttpResponse:
+    connection = get_object_or_404(Connection, pk=pk)
+    if request.method != "POST":
+        return render(request, "connections/confirm_delete.html", {"connection": connection})
+    name = connection.name
+    notice = services.delete_connection(connection, request.user)
+    _report(request, f"The connection {name!r} is deleted.", notice)
+    return redirect("connections:list")
+
+
+def _report(request: HttpRequest, done: str, notice: services.PeerNotice) -> None:
+    text = f"{done} {notice.message}".strip()
+    if notice.told:
+        messages.success(request, text)
+    else:
+        messages.warning(request, text)

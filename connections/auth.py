@@ -1,0 +1,199 @@
+"""How two connected nodes prove who is calling: short-lived JWTs signed with the shared secret.
+
+Every call after activation carries `Authorization: Bearer <JWT>` (HS256, key = the
+connection's shared secret) with the claims `iss` (sender's node uid), `aud` (receiver's
+node uid), `conn` (the receiver's connection id), `iat`, `exp` (at most a minute ahead)
+and `jti`. The receiver remembers every `jti` in the cache until the token expires, so a
+captured token cannot be played again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from dataclasses import dataclass
+
+import jwt
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+
+from connections.models import Connection, GeneralSettings
+from exalate_site.api_errors import APIError
+
+ALGORITHM = "HS256"
+LIFETIME_SECONDS = 60
+LEEWAY_SECONDS = 30
+REQUIRED_CLAIMS = ["iss", "aud", "conn", "iat", "exp", "jti"]
+REPLAY_KEY = "exalate:jwt-jti:{digest}"
+
+
+def sign_token(*, key: str, issuer: str, audience: str, connection_id: str) -> str:
+    """A fresh token for one call to the peer."""
+    now = int(time.time())
+    claims = {
+        "iss": str(issuer),
+        "aud": str(audience),
+        "conn": str(connection_id),
+        "iat": now,
+        "exp": now + LIFETIME_SECONDS,
+        "jti": uuid.uuid4().hex,
+    }
+    return jwt.encode(claims, key, algorithm=ALGORITHM)
+
+
+def token_for(connection: Connection) -> str:
+    """A token for calling the peer of `connection` about the peer's side of it."""
+    return sign_token(
+        key=connection.shared_secret,
+        issuer=str(GeneralSettings.load().uid),
+        audience=str(connection.remote_uid),
+        connection_id=connection.remote_connection_id,
+    )
+
+
+class TokenRejected(exceptions.AuthenticationFailed):
+    """401 with a contract code (the peer maps the code to what went wrong)."""
+
+    def __init__(self, code: str, detail: str):
+        super().__init__(detail=detail, code=code)
+
+
+@dataclass(frozen=True)
+class RemoteNode:
+    """The caller, once its token checked out: the peer of `connection`."""
+
+    connection: Connection
+
+    is_authenticated = True
+    is_anonymous = False
+
+    def __str__(self) -> str:
+        return f"remote node {self.connection.remote_short_name}"
+
+
+class NodeTokenAuthentication(BaseAuthentication):
+    """Checks the peer's JWT; `request.user` becomes a RemoteNode, `request.auth` the connection."""
+
+    keyword = b"bearer"
+
+    def authenticate_header(self, request) -> str:
+        # Having a header makes DRF answer 401 (not 403) to a missing or bad token.
+        return 'Bearer realm="exalate-node"'
+
+    def authenticate(self, request):
+        parts = get_authorization_header(request).split()
+        if not parts:
+            raise exceptions.NotAuthenticated(
+                "This endpoint needs a token signed with the connection's shared secret."
+            )
+        if parts[0].lower() != self.keyword or len(parts) != 2:
+            raise TokenRejected("invalid_token", "Send the token as 'Authorization: Bearer …'.")
+        try:
+            token = parts[1].decode("ascii")
+        except UnicodeDecodeError:
+            raise TokenRejected("invalid_token", "The token is not a JWT.") from None
+        connection = self._connection_named_in(token)
+        claims = self._verify(token, connection)
+        self._refuse_replay(claims)
+        return RemoteNode(connection), connection
+
+    def _connection_named_in(self, token: str) -> Connection:
+        # The key depends on the connection, so the `conn` claim is read before the
+        # signature can be checked; nothing else is trusted until `_verify` has run.
+        try:
+            header = jwt.get_unverified_header(token)
+            unverified = jwt.decode(token, options={"verify_signature": False})
+        except jwt.InvalidTokenError:
+            raise TokenRejected("invalid_token", "The token is not a valid JWT.") from None
+        if header.get("alg") != ALGORITHM:
+            raise TokenRejected("invalid_token", f"Tokens must be signed with {ALGORITHM}.")
+        conn = unverified.get("conn")
+        connection = None
+        if isinstance(conn, str) and conn:
+            try:
+                connection = Connection.objects.filter(pk=conn).first()
+            except (ValidationError, ValueError):
+                connection = None
+        if connection is None or not connection.is_paired:
+            raise TokenRejected(
+                "unknown_connection",
+                "This node has no connection with the id the token names "
+                "(it may have been deleted here).",
+            )
+        return connection
+
+    def _verify(self, token: str, connection: Connection) -> dict:
+        audience = str(GeneralSettings.load().uid)
+        try:
+            claims = jwt.decode(
+                token,
+                connection.shared_secret,
+                algorithms=[ALGORITHM],
+                audience=audience,
+                issuer=str(connection.remote_uid),
+                leeway=LEEWAY_SECONDS,
+                options={"require": REQUIRED_CLAIMS},
+            )
+        except jwt.InvalidSignatureError:
+            raise TokenRejected(
+                "invalid_signature",
+                "The token's signature does not match this connection's shared secret.",
+            ) from None
+        except jwt.ExpiredSignatureError:
+            raise TokenRejected(
+                "token_expired", "The token has expired: check both nodes' clocks."
+            ) from None
+        except jwt.ImmatureSignatureError:
+            raise TokenRejected(
+                "invalid_token", "The token was issued in the future: check both nodes' clocks."
+            ) from None
+        except jwt.InvalidAudienceError:
+            raise APIError(
+                403, "wrong_audience", "The token was made for another node, not this one."
+            ) from None
+        except jwt.InvalidIssuerError:
+            raise APIError(
+                403, "wrong_issuer", "The token was not issued by this connection's remote node."
+            ) from None
+        except jwt.MissingRequiredClaimError as exc:
+            raise TokenRejected(
+                "invalid_token", f"The token lacks the {exc.claim!r} claim."
+            ) from None
+        except jwt.InvalidTokenError:
+            raise TokenRejected("invalid_token", "The token is not valid.") from None
+        if not isinstance(claims["exp"], int | float) or not isinstance(claims["iat"], int | float):
+            raise TokenRejected("invalid_token", "The token's times are not numbers.")
+        if claims["exp"] > time.time() + LIFETIME_SECONDS + LEEWAY_SECONDS:
+            raise TokenRejected(
+                "invalid_token", f"Tokens may be valid for at most {LIFETIME_SECONDS} seconds."
+            )
+        if not isinstance(claims["jti"], str) or not 8 <= len(claims["jti"]) <= 128:
+            raise TokenRejected("invalid_token", "The token's jti must be a string.")
+        return claims
+
+    def _refuse_replay(self, claims: dict) -> None:
+        # Remember the jti until the token could no longer pass the expiry check anyway.
+        ttl = max(int(claims["exp"] - time.time()) + LEEWAY_SECONDS + 1, 1)
+        digest = hashlib.sha256(f"{claims['iss']}\n{claims['jti']}".encode()).hexdigest()
+        key = REPLAY_KEY.format(digest=digest)
+        if not cache.add(key, 1, timeout=ttl):
+            raise TokenRejected("token_replayed", "This token has already been used.")
+
+
+class IsPeerOfThisConnection:
+    """The token's connection must be the one in the URL: a token is for one connection."""
+
+    code = "wrong_connection"
+    message = "The token was made for another connection than the one in the address."
+
+    def has_permission(self, request, view) -> bool:
+        connection = request.auth
+        return isinstance(connection, Connection) and str(connection.pk) == str(
+            view.kwargs.get("pk")
+        )
+
+    def has_object_permission(self, request, view, obj) -> bool:
+        return True

@@ -1,0 +1,260 @@
+"""The outbox: telling the peer what this side did, until it has heard it."""
+
+import datetime as dt
+import os
+import subprocess
+import sys
+from collections import Counter
+from io import StringIO
+from pathlib import Path
+
+import pytest
+import time_machine
+from django.conf import settings as django_settings
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from connections import services
+from connections.models import Connection, ConnectionEvent, PeerNotification
+from tests.connections.peers import FakePeer, make_paired
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def peer():
+    """A peer node that is down until the test starts it."""
+    fake = FakePeer()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def connection(node, peer, settings):
+    settings.EXALATE_ALLOW_PRIVATE_NETWORKS = True
+    return make_paired(remote_url=peer.url)
+
+
+def later(seconds: float):
+    return time_machine.travel(timezone.now() + dt.timedelta(seconds=seconds), tick=True)
+
+
+def test_a_change_is_told_to_a_reachable_peer_at_once(connection, peer, admin_user):
+    peer.start()
+    notice = services.deactivate_connection(connection, admin_user)
+    assert notice.told
+    [received] = peer.received
+    assert received.method == "POST"
+    assert received.path == f"/api/v1/connections/{connection.remote_connection_id}/status/"
+    assert received.body["status"] == "deactivated"
+    claims = received.claims(connection.shared_secret, audience=str(connection.remote_uid))
+    assert claims["conn"] == connection.remote_connection_id
+    notification = PeerNotification.objects.get()
+    assert notification.state == "delivered"
+    assert notification.signing_key == ""
+
+
+def test_an_unreachable_peer_never_blocks_the_change_on_this_side(connection, admin_user):
+    notice = services.deactivate_connection(connection, admin_user)
+    assert not notice.told
+    assert "keeps trying" in notice.message
+    connection.refresh_from_db()
+    assert connection.status == "deactivated"
+    event = connection.events.get(kind="deactivated")
+    assert event.actor_user == admin_user
+    notification = PeerNotification.objects.get()
+    assert notification.state == "pending"
+    assert notification.attempts == 1
+    assert "Could not connect" in notification.last_error
+    wait = (notification.next_attempt_at - timezone.now()).total_seconds()
+    assert 10 < wait < 20
+
+
+def test_the_outbox_delivers_once_the_peer_is_back_and_the_wait_is_over(connection, peer):
+    services.deactivate_connection(connection)
+    peer.start()
+    assert services.deliver_pending_notifications().attempted == 0  # still waiting
+    assert peer.received == []
+    with later(20):
+        report = services.deliver_pending_notifications()
+    assert report.delivered == 1
+    assert [r.body["status"] for r in peer.received] == ["deactivated"]
+    notification = PeerNotification.objects.get()
+    assert notification.state == "delivered"
+    assert notification.attempts == 2
+    assert notification.delivered_at is not None
+    assert notification.signing_key == ""
+
+
+def test_the_wait_between_attempts_doubles_up_to_an_hour(connection):
+    services.deactivate_connection(connection)
+    waits = []
+    for _ in range(12):
+        services.deliver_pending_notifications(ignore_backoff=True)
+        notification = PeerNotification.objects.get()
+        waits.append((notification.next_attempt_at - timezone.now()).total_seconds())
+    assert notification.attempts == 13
+    assert notification.state == "pending"
+    assert 27 < waits[0] < 33
+    assert 54 < waits[1] < 66
+    assert all(b >= a * 0.8 for a, b in zip(waits, waits[1:], strict=False))
+    assert 3240 < waits[-1] < 3960
+
+
+def test_a_peer_that_no_longer_knows_the_connection_ends_the_retries(connection, peer):
+    peer.answer = lambda r: (401, {"code": "unknown_connection", "detail": "No such connection."})
+    peer.start()
+    notice = services.deactivate_connection(connection)
+    assert not notice.told
+    notification = PeerNotification.objects.get()
+    assert notification.state == "failed"
+    assert "does not know this connection" in notification.last_error
+    with later(7200):
+        assert services.deliver_pending_notifications().attempted == 0
+
+
+def test_a_peer_that_rejects_the_token_is_asked_again_later(connection, peer):
+    peer.answer = lambda r: (401, {"code": "token_expired", "detail": "Check the clocks."})
+    peer.start()
+    services.deactivate_connection(connection)
+    notification = PeerNotification.objects.get()
+    assert notification.state == "pending"
+    assert "rejected this node's token (token_expired)" in notification.last_error
+    peer.answer = FakePeer().answer
+    with later(20):
+        assert services.deliver_pending_notifications().delivered == 1
+
+
+def test_only_the_newest_untold_change_is_sent(connection, peer):
+    services.deactivate_connection(connection)
+    services.activate_connection(connection)
+    states = dict(PeerNotification.objects.values_list("status", "state"))
+    assert states == {"deactivated": "cancelled", "active": "pending"}
+    peer.start()
+    with later(20):
+        services.deliver_pending_notifications()
+    assert [r.body["status"] for r in peer.received] == ["active"]
+
+
+def test_a_deleted_connection_is_still_told_to_the_peer_later(connection, peer, admin_user):
+    secret, remote_id = connection.shared_secret, connection.remote_connection_id
+    remote_uid = connection.remote_uid
+    notice = services.delete_connection(connection, admin_user)
+    assert not notice.told
+    assert not Connection.objects.exists()
+    deleted = ConnectionEvent.objects.get(kind="deleted")
+    assert deleted.connection is None
+    assert deleted.connection_name == "Acme to Globex"
+    assert deleted.actor_user == admin_user
+    peer.start()
+    with later(20):
+        assert services.deliver_pending_notifications().delivered == 1
+    [received] = peer.received
+    assert received.path == f"/api/v1/connections/{remote_id}/status/"
+    assert received.body["status"] == "deleted"
+    assert received.claims(secret, audience=str(remote_uid))["conn"] == remote_id
+
+
+def test_a_notification_another_sender_holds_is_left_alone(connection, peer):
+    services.deactivate_connection(connection)
+    peer.start()
+    with later(20):
+        held = PeerNotification.objects.due().claim(5)
+        assert len(held) == 1
+        assert services.deliver_pending_notifications().attempted == 0
+    # A sender that died mid-call frees the row when its lease runs out.
+    with later(20 + PeerNotification.CLAIM_LEASE.total_seconds() + 1):
+        assert services.deliver_pending_notifications().delivered == 1
+    assert held[0].mark_delivered() is False  # the late sender no longer owns it
+    assert len(peer.received) == 1
+
+
+def test_a_local_connection_tells_its_other_side_in_process(node, peer, settings):
+    settings.EXALATE_ALLOW_PRIVATE_NETWORKS = True
+    source = make_paired(name="Local A", remote_uid=node.uid, remote_url=peer.url)
+    target = make_paired(
+        name="Local B",
+        role="destination",
+        remote_uid=node.uid,
+        remote_url=peer.url,
+        remote_connection_id=str(source.id),
+        shared_secret=source.shared_secret,
+    )
+    source.remote_connection_id = str(target.id)
+    source.save()
+    peer.start()
+    assert services.deactivate_connection(source).told
+    target.refresh_from_db()
+    assert target.remote_status == "deactivated"
+    assert services.delete_connection(source).told
+    target.refresh_from_db()
+    assert target.status == "error"
+    assert target.status_reason == "deleted on the remote side"
+    assert not PeerNotification.objects.exists()
+    assert peer.received == []  # no HTTP to itself
+
+
+def test_a_connection_without_a_peer_is_deleted_without_telling_anyone(node):
+    pending = make_paired(status="pending", remote_uid=None, remote_connection_id="")
+    notice = services.delete_connection(pending)
+    assert notice.told
+    assert not PeerNotification.objects.exists()
+
+
+def test_a_private_network_peer_cannot_be_told(node):
+    connection = make_paired(remote_url="")
+    notice = services.deactivate_connection(connection)
+    assert not notice.told
+    assert "private network" in notice.message
+    assert not PeerNotification.objects.exists()
+
+
+def test_the_command_delivers_what_is_due(connection, peer):
+    services.deactivate_connection(connection)
+    peer.start()
+    out = StringIO()
+    call_command("deliver_notifications", stdout=out)
+    assert "delivered 0" in out.getvalue()
+    call_command("deliver_notifications", "--now", stdout=out)
+    assert "delivered 1, to retry 0, failed for good 0" in out.getvalue()
+    assert PeerNotification.objects.get().state == "delivered"
+
+
+def test_the_command_refuses_a_batch_size_of_zero(db):
+    with pytest.raises(CommandError, match="positive"):
+        call_command("deliver_notifications", "--batch-size", "0")
+
+
+@pytest.mark.postgres
+def test_two_senders_on_postgresql_deliver_each_notification_exactly_once(
+    transactional_db, node, settings
+):
+    peer = FakePeer(delay=0.02).start()
+    try:
+        rows = []
+        for number in range(40):
+            connection = make_paired(name=f"Connection {number}", remote_url=peer.url)
+            rows.append(PeerNotification.for_connection(connection, "deactivated"))
+        db = settings.DATABASES["default"]
+        url = (
+            f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+        )
+        env = {**os.environ, "DATABASE_URL": url, "EXALATE_ALLOW_PRIVATE_NETWORKS": "true"}
+        command = [sys.executable, "manage.py", "deliver_notifications", "--batch-size", "3"]
+        senders = [
+            subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+            for _ in range(2)
+        ]
+        outputs = [sender.communicate(timeout=120)[0] for sender in senders]
+        assert all(sender.returncode == 0 for sender in senders)
+    finally:
+        peer.stop()
+    sent = Counter(r.path for r in peer.received)
+    assert len(sent) == 40
+    assert set(sent.values()) == {1}
+    assert set(PeerNotification.objects.values_list("state", flat=True)) == {"delivered"}
+    # Both senders did part of the work.
+    delivered = [int(out.split("delivered ")[1].split(",")[0]) for out in outputs]
+    assert sum(delivered) == 40
+    assert all(count > 0 for count in delivered), outputs
+    assert django_settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
