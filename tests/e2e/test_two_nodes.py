@@ -1,0 +1,117 @@
+"""Two real nodes (separate processes and SQLite files): initiate on A, accept on B."""
+
+import re
+
+import httpx
+import pytest
+
+from tests.nodes import LiveNode, logged_in_client, post_form, start_node
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def nodes(tmp_path_factory):
+    a = start_node(tmp_path_factory.mktemp("a"), "a")
+    try:
+        b = start_node(tmp_path_factory.mktemp("b"), "b")
+    except BaseException:
+        a.stop()
+        raise
+    yield a, b
+    a.stop()
+    b.stop()
+
+
+def initiate(source: LiveNode, destination: LiveNode, name: str) -> tuple[str, str]:
+    """A pending connection on `source` towards `destination`: (its id, the code)."""
+    uid = httpx.get(f"{destination.url}/api/v1/instance/").json()["uid"]
+    out = source.shell(
+        "from connections.services import initiate_connection as go\n"
+        f"c, _, code = go(name={name!r}, mode='script', local_short_name='desk-a', "
+        f"remote_short_name='desk-b', description='Incidents both ways.', "
+        f"remote_url={destination.url!r}, remote_uid={uid!r})\n"
+        "print(c.id)\nprint(code)"
+    )
+    connection_id, code = out.splitlines()[-2:]
+    return connection_id, code
+
+
+def row_status(page_html: str, connection_id: str) -> str | None:
+    match = re.search(rf'data-connection-id="{connection_id}" data-status="(\w+)"', page_html)
+    return match.group(1) if match else None
+
+
+def test_accepting_on_b_through_its_pages_makes_both_sides_active(nodes):
+    a, b = nodes
+    source_id, code = initiate(a, b, "Service desks")
+    admin_a, admin_b = logged_in_client(a), logged_in_client(b)
+    assert row_status(admin_a.get("/connections/").text, source_id) == "pending"
+
+    form = admin_b.get("/connections/accept/")
+    assert form.status_code == 200 and 'name="code"' in form.text
+    review = post_form(admin_b, "/connections/accept/", {"code": code})
+    assert review.status_code == 200
+    assert "Service desks" in review.text and a.url in review.text
+    done = post_form(
+        admin_b,
+        "/connections/accept/",
+        {"code": code, "local_short_name": "helpdesk-b", "confirm": "1"},
+    )
+    assert done.status_code == 302, done.text
+    destination_page = admin_b.get(done.headers["location"])
+    assert "The connection is set up" in destination_page.text
+    destination_id = re.search(r'data-connection-id="([0-9a-f-]+)"', destination_page.text)[1]
+    assert row_status(destination_page.text, destination_id) == "active"
+    assert row_status(admin_b.get("/connections/").text, destination_id) == "active"
+
+    # A's pages show its side active too, and that it knows B's side.
+    assert row_status(admin_a.get("/connections/").text, source_id) == "active"
+    source_page = admin_a.get(f"/connections/{source_id}/").text
+    assert row_status(source_page, source_id) == "active"
+    assert "helpdesk-b" in source_page
+
+
+def test_pasting_an_accepted_code_again_leads_to_the_same_connection(nodes):
+    a, b = nodes
+    _source_id, code = initiate(a, b, "Twice pasted")
+    admin_b = logged_in_client(b)
+    first = post_form(
+        admin_b, "/connections/accept/", {"code": code, "local_short_name": "b", "confirm": "1"}
+    )
+    again = post_form(admin_b, "/connections/accept/", {"code": code})
+    assert again.status_code == 302
+    assert again.headers["location"] == first.headers["location"]
+    assert admin_b.get("/connections/").text.count(">Twice pasted</a>") == 1
+
+
+def test_a_code_that_is_no_longer_valid_is_explained_on_b_and_nothing_is_made(nodes):
+    a, b = nodes
+    source_id, old_code = initiate(a, b, "Regenerated")
+    a.shell(
+        "from connections.models import Connection\n"
+        "from invitations.services import issue_invitation\n"
+        f"issue_invitation(Connection.objects.get(pk={source_id!r}))"
+    )
+    admin_b = logged_in_client(b)
+    page = post_form(
+        admin_b, "/connections/accept/", {"code": old_code, "local_short_name": "b", "confirm": "1"}
+    )
+    assert page.status_code == 200
+    assert "regenerate the invitation" in page.text
+    assert old_code in page.text
+    assert "Regenerated" not in admin_b.get("/connections/").text
+
+
+def test_the_accept_invitation_command_accepts_a_code_from_another_node(nodes):
+    a, b = nodes
+    source_id, code = initiate(a, b, "From the command line")
+    out = b.manage("accept_invitation", code, "--local-short-name", "cli-b").stdout
+    destination_id, status = out.strip().splitlines()[-1].split()
+    assert status == "active"
+    assert row_status(logged_in_client(a).get("/connections/").text, source_id) == "active"
+    page = logged_in_client(b).get(f"/connections/{destination_id}/").text
+    assert row_status(page, destination_id) == "active"
+    failed = b.manage("accept_invitation", code[:-2], check=False)
+    assert failed.returncode != 0
+    assert "Copy the code again in full" in failed.stderr
