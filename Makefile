@@ -51,5 +51,29 @@ format: $(VENV)/.deps-dev
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# Two nodes side by side, to try both sides of a connection alone (README: "Try both
+# sides"). B is served as "localhost": browsers keep cookies per host, not per port, so
+# logging in to one node does not log you out of the other.
+DEMO_A := http://127.0.0.1:8000
+DEMO_B := http://localhost:8001
+DEMO_ENV = DEBUG=1 DATABASE_URL=sqlite:///$(CURDIR)/var/demo-$(1).sqlite3 EXALATE_NODE_URL=$(2)
+DEMO_LOGIN = from secrets import token_urlsafe; from django.contrib.auth import get_user_model; \
+  u = get_user_model().objects.get(username="admin"); p = token_urlsafe(9); u.set_password(p); \
+  u.save(); print(f"  node $(1): $(2)  login: admin  password: {p}")
+
+demo: $(VENV)/.deps
+	@$(call DEMO_ENV,a,$(DEMO_A)) $(PY) manage.py migrate --noinput -v 0
+	@$(call DEMO_ENV,b,$(DEMO_B)) $(PY) manage.py migrate --noinput -v 0
+	@$(call DEMO_ENV,a,$(DEMO_A)) $(PY) manage.py setup_node >/dev/null
+	@$(call DEMO_ENV,b,$(DEMO_B)) $(PY) manage.py setup_node >/dev/null
+	@echo "Two nodes (their own databases: var/demo-a.sqlite3, var/demo-b.sqlite3):"
+	@$(call DEMO_ENV,a,$(DEMO_A)) $(PY) manage.py shell -v 0 -c '$(call DEMO_LOGIN,A,$(DEMO_A))'
+	@$(call DEMO_ENV,b,$(DEMO_B)) $(PY) manage.py shell -v 0 -c '$(call DEMO_LOGIN,B,$(DEMO_B))'
+	@echo "Initiate a connection on A towards $(DEMO_B), accept its code on B. Ctrl-C stops both."
+	@trap 'kill $$a $$b 2>/dev/null; wait' INT TERM EXIT; \
+	  $(call DEMO_ENV,a,$(DEMO_A)) $(PY) manage.py runserver 127.0.0.1:8000 --noreload & a=$$!; \
+	  $(call DEMO_ENV,b,$(DEMO_B)) $(PY) manage.py runserver 127.0.0.1:8001 --noreload & b=$$!; \
+	  wait
+
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
