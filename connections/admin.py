@@ -325,9 +325,23 @@ class PeerNotificationAdmin(admin.ModelAdmin):
         "delivered_at",
     ]
     readonly_fields = fields
+    actions = ["retry_now"]
 
     def has_add_permission(self, request):
         return False
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def has_retry_permission(self, request) -> bool:
+        return request.user.has_perm("connections.change_connection")
+
+    @admin.action(description="Send selected notifications now", permissions=["retry"])
+    def retry_now(self, request, queryset):
+        report = services.retry_notifications_now(queryset.filter(state=NotificationState.PENDING))
+        self.message_user(
+            request,
+            f"Delivered {report.delivered}, still not delivered {report.retrying}, "
+            f"failed for good {report.failed}.",
+            messages.SUCCESS if report.delivered and not report.retrying else messages.WARNING,
+        )

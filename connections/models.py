@@ -478,6 +478,10 @@ class PeerNotificationQuerySet(models.QuerySet):
         now = now or timezone.now()
         return self.unclaimed(now).filter(next_attempt_at__lte=now)
 
+    def settled_before(self, moment: datetime):
+        """Rows nobody needs any more (delivered, cancelled or failed long enough ago)."""
+        return self.exclude(state=NotificationState.PENDING).filter(created_at__lt=moment)
+
     def claim(self, limit: int) -> list[PeerNotification]:
         """Take up to `limit` of these rows for sending, so that no other sender takes them.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -214,6 +215,14 @@ class DeliveryReport:
     def attempted(self) -> int:
         return self.delivered + self.retrying + self.failed
 
+    def count(self, notification: PeerNotification) -> None:
+        if notification.state == NotificationState.DELIVERED:
+            self.delivered += 1
+        elif notification.state == NotificationState.FAILED:
+            self.failed += 1
+        else:
+            self.retrying += 1
+
 
 def deliver_pending_notifications(
     *, batch_size: int = 20, ignore_backoff: bool = False
@@ -238,12 +247,22 @@ def deliver_pending_notifications(
         for notification in claimed:
             tried.add(notification.pk)
             _send(notification)
-            if notification.state == NotificationState.DELIVERED:
-                report.delivered += 1
-            elif notification.state == NotificationState.FAILED:
-                report.failed += 1
-            else:
-                report.retrying += 1
+            report.count(notification)
+
+
+def retry_notifications_now(notifications) -> DeliveryReport:
+    """Send these pending notifications now, whatever their backoff says (an operator's call)."""
+    report = DeliveryReport()
+    for notification in notifications.unclaimed().claim(100):
+        _send(notification)
+        report.count(notification)
+    return report
+
+
+def purge_settled_notifications(*, keep: timedelta = timedelta(days=30)) -> int:
+    """Forget outbox rows that were settled more than `keep` ago; returns how many."""
+    deleted, _ = PeerNotification.objects.settled_before(timezone.now() - keep).delete()
+    return deleted
 
 
 def _send(notification: PeerNotification) -> None:

@@ -13,7 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from connections import services
-from connections.models import Connection, Status
+from connections.models import Connection
 
 EVENTS_SHOWN = 50
 
@@ -22,16 +22,12 @@ EVENTS_SHOWN = 50
 @permission_required("connections.view_connection", raise_exception=True)
 def connection_detail(request: HttpRequest, pk) -> HttpResponse:
     connection = get_object_or_404(Connection, pk=pk)
-    events = connection.events.select_related("actor_user")[: EVENTS_SHOWN + 1]
-    events = list(events)
+    events = list(connection.events.select_related("actor_user")[: EVENTS_SHOWN + 1])
     context = {
         "connection": connection,
         "events": events[:EVENTS_SHOWN],
         "more_events": len(events) > EVENTS_SHOWN,
         "untold": connection.notifications.pending().order_by("-created_at").first(),
-        "pending_invitation": (
-            connection.invitations.valid().first() if connection.status == Status.PENDING else None
-        ),
     }
     return render(request, "connections/detail.html", context)
 

@@ -249,3 +249,24 @@ def test_the_outbox_admin_never_shows_the_signing_key(admin_client, node):
     assert connection.shared_secret not in change.content.decode()
     page = admin_client.get(f"{CHANGELIST}{connection.pk}/change/").content.decode()
     assert connection.shared_secret not in page
+
+
+def test_staff_can_send_an_untold_notification_now(admin_client, node, settings):
+    from tests.connections.peers import FakePeer
+
+    settings.EXALATE_ALLOW_PRIVATE_NETWORKS = True
+    peer = FakePeer()
+    connection = make_paired(remote_url=peer.url)
+    notification = PeerNotification.for_connection(connection, "deactivated")
+    peer.start()
+    try:
+        response = admin_client.post(
+            "/admin/connections/peernotification/",
+            {"action": "retry_now", "_selected_action": [notification.pk]},
+            follow=True,
+        )
+    finally:
+        peer.stop()
+    assert "Delivered 1, still not delivered 0" in messages_of(response)
+    notification.refresh_from_db()
+    assert notification.state == "delivered"

@@ -258,3 +258,19 @@ def test_two_senders_on_postgresql_deliver_each_notification_exactly_once(
     assert sum(delivered) == 40
     assert all(count > 0 for count in delivered), outputs
     assert django_settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+
+
+def test_settled_notifications_are_forgotten_after_30_days(connection):
+    services.deactivate_connection(connection)  # peer down: stays pending
+    old = PeerNotification.for_connection(connection, "active")  # supersedes the first
+    PeerNotification.objects.filter(pk=old.pk).update(state="delivered")
+    with later(31 * 86400):
+        assert services.purge_settled_notifications() == 2
+    assert not PeerNotification.objects.exists()
+
+
+def test_a_pending_notification_is_never_forgotten(connection):
+    services.deactivate_connection(connection)
+    with later(365 * 86400):
+        assert services.purge_settled_notifications() == 0
+    assert PeerNotification.objects.get().state == "pending"

@@ -6,13 +6,14 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from connections.services import deliver_pending_notifications
+from connections.services import deliver_pending_notifications, purge_settled_notifications
 
 
 class Command(BaseCommand):
     help = (
         "Deliver the notifications peers have not received yet (status changes, deletions). "
-        "Safe to run from several servers at once, e.g. every minute from cron, or with --loop."
+        "Safe to run from several servers at once, e.g. every minute from cron, or with --loop. "
+        "Settled notifications older than 30 days are removed."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -35,6 +36,7 @@ class Command(BaseCommand):
             raise CommandError("--batch-size and --interval must be positive numbers.")
         while True:
             report = deliver_pending_notifications(batch_size=batch_size, ignore_backoff=now)
+            purge_settled_notifications()
             if report.attempted or not loop:
                 self.stdout.write(
                     f"delivered {report.delivered}, to retry {report.retrying}, "
