@@ -42,6 +42,12 @@ browser:
 test: $(VENV)/.deps-dev browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# Speed as ratios against baselines timed in the same run, printed as a table (under a
+# minute). BENCH_ARGS=--strict fails when a target is missed; --quick is rougher.
+BENCH_ARGS ?=
+bench: $(VENV)/.deps-dev
+	$(PY) bench/run.py $(BENCH_ARGS)
+
 lint: $(VENV)/.deps-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

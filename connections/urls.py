@@ -12,4 +12,11 @@ urlpatterns = [
     path("<uuid:pk>/activate/", detail.activate, name="activate"),
     path("<uuid:pk>/delete/", detail.delete, name="delete"),
     path("<uuid:pk>/rules/", rules.rules, name="rules"),
+    path("<uuid:pk>/rules/test-run/", rules.rules_test_run, name="rules_test_run"),
+    path("<uuid:pk>/rules/versions/<int:number>/", rules.rules_version, name="rules_version"),
+    path(
+        "<uuid:pk>/rules/versions/<int:number>/restore/",
+        rules.rules_restore,
+        name="rules_restore",
+    ),
 ]

@@ -1,0 +1,272 @@
+"""Benchmarks: `make bench` (or `python bench/run.py`) prints one table.
+
+Every row times a subject against a baseline measured in the same run, on the same
+machine, and reports the ratio: absolute times vary from one machine to the next, the
+ratios much less. Each row has a target ratio; `--strict` exits with 1 when a row misses
+it. Memory is the peak traced by tracemalloc during one call.
+
+Self-contained: Django runs on an in-memory SQLite database made for this run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import timeit
+import tracemalloc
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+for name, value in {
+    "DJANGO_SETTINGS_MODULE": "exalate_site.settings",
+    "SECRET_KEY": "bench-secret-key-not-for-production-0123456789abcdef",
+    "DEBUG": "false",
+    "DATABASE_URL": "sqlite://:memory:",
+    "EXALATE_NODE_URL": "http://testserver",
+    "ALLOWED_HOSTS": "testserver",
+    "SECURE_SSL_REDIRECT": "false",
+    "LOG_LEVEL": "WARNING",
+}.items():
+    os.environ.setdefault(name, value)
+
+
+@dataclass
+class Row:
+    name: str
+    baseline: str
+    subject_s: float
+    baseline_s: float
+    subject_peak: int
+    baseline_peak: int
+    target: float
+
+    @property
+    def ratio(self) -> float:
+        return self.subject_s / self.baseline_s
+
+    @property
+    def ok(self) -> bool:
+        return self.ratio <= self.target
+
+
+def seconds_per_call(fn: Callable[[], object], *, repeat: int, quick: bool) -> float:
+    """The best of `repeat` rounds; each round runs long enough to be timed well."""
+    timer = timeit.Timer(fn)
+    number, _ = timer.autorange()  # at least 0.2 s per round
+    if quick:
+        repeat = 2
+    return min(timer.repeat(repeat=repeat, number=number)) / number
+
+
+def peak_bytes(fn: Callable[[], object]) -> int:
+    fn()  # warm caches first: the peak of a steady-state call is what matters
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def compare(
+    name: str,
+    subject: Callable[[], object],
+    baseline_name: str,
+    baseline: Callable[[], object],
+    *,
+    target: float,
+    quick: bool,
+    repeat: int = 5,
+) -> Row:
+    return Row(
+        name=name,
+        baseline=baseline_name,
+        subject_s=seconds_per_call(subject, repeat=repeat, quick=quick),
+        baseline_s=seconds_per_call(baseline, repeat=repeat, quick=quick),
+        subject_peak=peak_bytes(subject),
+        baseline_peak=peak_bytes(baseline),
+        target=target,
+    )
+
+
+# --- the cases ----------------------------------------------------------------------------------
+
+
+def invitation_code_rows(quick: bool) -> list[Row]:
+    from invitations import code
+
+    invitation = code.InvitationCode(
+        source_uid="6f1c1f43-2b0e-4a5e-9d55-0b7d1c7f8a10",
+        source_url="https://desk.acme.example",
+        source_short_name="acme",
+        source_platform="xurrent",
+        source_version="1.0.0",
+        connection_id="2f7e4b8e-8d1c-4f53-a0a4-6c1d8a1e2b3c",
+        name="Acme to Globex",
+        description="Incidents raised by Globex's service desk, kept in sync with ours. " * 3,
+        mode="script",
+        destination_short_name="globex",
+        destination_uid="9a0b7c52-3e6d-4f1a-8b2c-5d4e3f2a1b0c",
+        expires_at=datetime.now(UTC) + timedelta(hours=72),
+        token=code.new_token(),
+    )
+    plain = {
+        "source": [invitation.source_uid, invitation.source_url, invitation.source_short_name],
+        "connection": [invitation.connection_id, invitation.name, invitation.description],
+        "mode": invitation.mode,
+        "expires": int(invitation.expires_at.timestamp()),
+        "token": invitation.token,
+    }
+    return [
+        compare(
+            "invitation code: encode + decode",
+            lambda: code.decode(code.encode(invitation)),
+            "json dumps + loads",
+            lambda: json.loads(json.dumps(plain)),
+            target=25,
+            quick=quick,
+        )
+    ]
+
+
+def sync_rule_rows(quick: bool) -> list[Row]:
+    from connections.sync import DEFAULT_OUTGOING, SAMPLE_REQUEST, run_outgoing
+    from connections.sync.entity import Record, entity_from_request, to_record
+    from connections.sync.sandbox import compile_script, sandbox_globals
+
+    entity = entity_from_request(SAMPLE_REQUEST)
+    restricted = compile_script(DEFAULT_OUTGOING, "outgoing")
+    plain = compile(DEFAULT_OUTGOING, "<plain outgoing>", "exec")
+
+    def run_restricted() -> object:
+        namespace = sandbox_globals([])
+        namespace.update(entity=to_record(entity), replica=Record())
+        exec(restricted, namespace)  # noqa: S102 - the code under test
+        return namespace["replica"]
+
+    def run_plain() -> object:
+        namespace = {"entity": to_record(entity), "replica": Record()}
+        exec(plain, namespace)  # noqa: S102 - the baseline
+        return namespace["replica"]
+
+    assert run_restricted() == run_plain()  # the same work, or the ratio means nothing
+    bare_python = [sys.executable, "-X", "utf8", "-E", "-s", "-c", "pass"]
+    return [
+        compare(
+            "outgoing rule, sandboxed (in process)",
+            run_restricted,
+            "same script, plain Python",
+            run_plain,
+            target=10,
+            quick=quick,
+        ),
+        compare(
+            "compile an outgoing rule (RestrictedPython)",
+            lambda: compile_script(DEFAULT_OUTGOING, "outgoing"),
+            "compile() of the same text",
+            lambda: compile(DEFAULT_OUTGOING, "<plain outgoing>", "exec"),
+            target=15,
+            quick=quick,
+        ),
+        compare(
+            "test run of an outgoing rule (worker process)",
+            lambda: run_outgoing(DEFAULT_OUTGOING, SAMPLE_REQUEST),
+            "start a bare Python process",
+            lambda: subprocess.run(bare_python, check=True),  # noqa: S603
+            # Importing RestrictedPython and the sandbox dominates; a test run stays
+            # well under a tenth of a second, which is what an admin notices.
+            target=10,
+            quick=quick,
+            repeat=3,
+        ),
+    ]
+
+
+def endpoint_rows(quick: bool) -> list[Row]:
+    from django.test import Client
+
+    client = Client()
+    assert client.get("/api/v1/instance/").status_code == 200
+    assert client.get("/healthz").status_code == 200
+    return [
+        compare(
+            "GET /api/v1/instance/ (discovery)",
+            lambda: client.get("/api/v1/instance/"),
+            "GET /healthz",
+            lambda: client.get("/healthz"),
+            target=5,
+            quick=quick,
+        )
+    ]
+
+
+# --- running and printing -------------------------------------------------------------------------
+
+
+def _time(seconds: float) -> str:
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.2f} ms"
+    return f"{seconds * 1e6:.1f} µs"
+
+
+def print_table(rows: list[Row]) -> None:
+    header = ("case", "baseline", "case time", "base time", "ratio", "target", "peak KB", "")
+    lines = [
+        (
+            r.name,
+            r.baseline,
+            _time(r.subject_s),
+            _time(r.baseline_s),
+            f"{r.ratio:.1f}x",
+            f"≤ {r.target:g}x",
+            f"{r.subject_peak / 1024:.0f} / {r.baseline_peak / 1024:.0f}",
+            "ok" if r.ok else "OVER",
+        )
+        for r in rows
+    ]
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *lines, strict=True)]
+    for i, line in enumerate([header, *lines]):
+        cells = zip(line, widths, strict=True)
+        print("  ".join(str(cell).ljust(width) for cell, width in cells).rstrip())
+        if i == 0:
+            print("  ".join("-" * width for width in widths))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rounds (a rough look)")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    args = parser.parse_args(argv)
+
+    import django
+    from django.db import connection
+    from django.test.utils import setup_test_environment, teardown_test_environment
+
+    django.setup()
+    setup_test_environment()
+    connection.creation.create_test_db(verbosity=0, autoclobber=True)
+    try:
+        rows = [
+            *invitation_code_rows(args.quick),
+            *sync_rule_rows(args.quick),
+            *endpoint_rows(args.quick),
+        ]
+    finally:
+        connection.creation.destroy_test_db(":memory:", verbosity=0)
+        teardown_test_environment()
+
+    print(f"Python {sys.version.split()[0]} · best of several rounds · peak KB: case / base")
+    print_table(rows)
+    return 1 if args.strict and not all(r.ok for r in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

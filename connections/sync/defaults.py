@@ -1,0 +1,182 @@
+"""Default sync rules, Basic mode's fixed rules, and the samples a test run starts from.
+
+The defaults follow Exalate's samples for Xurrent: outgoing copies the usual fields of
+the request into the replica; incoming applies them, maps the other side's status and
+priority names to Xurrent's values, and on the first sync fills in what Xurrent needs to
+create a request.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+DEFAULT_OUTGOING = """\
+# Outgoing sync: what this side sends to the other side.
+# `entity` is the local Xurrent request; `replica` is what the other side receives.
+# Xurrent has no priority field: Exalate's priority is the request's impact.
+replica.key = entity.key
+replica.summary = entity.summary
+replica.description = entity.description
+replica.status = entity.status
+replica.priority = entity.priority
+replica.category = entity.category
+replica.assignee = entity.assignee
+replica.reporter = entity.reporter
+replica.labels = entity.labels
+
+# Internal notes, and the files attached to them, stay in this Xurrent account.
+replica.comments = [c for c in entity.comments if not c.internal]
+replica.attachments = [a for a in entity.attachments if not a.internal]
+"""
+
+DEFAULT_INCOMING = """\
+# Incoming sync: how this side applies what the other side sent.
+# `replica` is what arrived; `entity` is the local Xurrent request;
+# `first_sync` is True when the request does not exist here yet.
+if first_sync:
+    # Xurrent needs these to create a request: the service and category that
+    # requests coming from the other side are filed under.
+    entity.service = "End-User Support"
+    entity.category = "incident"
+    entity.priority = "low"
+
+entity.summary = replica.summary
+entity.description = replica.description
+entity.labels = replica.labels
+
+# The other side's status names (left) and the Xurrent status each one becomes.
+# A name that is not listed leaves the local status as it is.
+status_map = {
+    "Open": "assigned",
+    "To Do": "assigned",
+    "In Progress": "in_progress",
+    "Pending": "waiting_for",
+    "Waiting for customer": "waiting_for_customer",
+    "Resolved": "completed",
+    "Done": "completed",
+}
+entity.status = status_map.get(replica.status, entity.status)
+
+# The other side's priorities (left) and the Xurrent impact each one becomes.
+priority_map = {
+    "Highest": "top",
+    "High": "high",
+    "Medium": "medium",
+    "Low": "low",
+    "Lowest": "low",
+}
+entity.priority = priority_map.get(replica.priority, entity.priority)
+
+entity.comments = merge_comments(entity.comments, replica.comments)
+entity.attachments = merge_attachments(entity.attachments, replica.attachments)
+"""
+
+# Basic mode: fixed rules, the same on every connection, shown read-only.
+BASIC_FIELDS = (
+    ("Summary", "The subject of the request, both ways."),
+    ("Description", "The request's first note, both ways."),
+    ("Comments", "Public notes, both ways: new ones are added, edited ones updated."),
+    ("Attachments", "Files on public notes, both ways: new ones are added."),
+)
+
+BASIC_OUTGOING = """\
+replica.key = entity.key
+replica.summary = entity.summary
+replica.description = entity.description
+replica.comments = [c for c in entity.comments if not c.internal]
+replica.attachments = [a for a in entity.attachments if not a.internal]
+"""
+
+BASIC_INCOMING = """\
+if first_sync:
+    entity.category = "incident"
+entity.summary = replica.summary
+entity.description = replica.description
+entity.comments = merge_comments(entity.comments, replica.comments)
+entity.attachments = merge_attachments(entity.attachments, replica.attachments)
+"""
+
+# A Xurrent request as the Requests API returns it, with its notes (Notes API).
+SAMPLE_REQUEST: dict[str, Any] = {
+    "id": 70412,
+    "subject": "VPN drops every few minutes when working from home",
+    "category": "incident",
+    "impact": "medium",
+    "status": "in_progress",
+    "urgent": False,
+    "team": {"id": 38, "name": "Network Operations"},
+    "member": {"id": 812, "name": "Priya Raman"},
+    "requested_by": {"id": 1204, "name": "Tomás Alvarez"},
+    "requested_for": {"id": 1204, "name": "Tomás Alvarez"},
+    "service_instance": {"id": 91, "name": "Remote Access VPN"},
+    "template": {"id": 17, "name": "Report a connectivity problem"},
+    "custom_fields": [{"id": "location", "value": "Home office"}],
+    "created_at": "2025-03-04T08:12:31+01:00",
+    "updated_at": "2025-03-04T10:47:02+01:00",
+    "notes": [
+        {
+            "id": 5501,
+            "person": {"id": 1204, "name": "Tomás Alvarez"},
+            "created_at": "2025-03-04T08:12:31+01:00",
+            "text": "<p>Since this morning the VPN disconnects every 5 to 10 minutes. "
+            "The client log is attached.</p>",
+            "internal": False,
+            "attachments": [
+                {"id": 7781, "name": "vpn-client.log", "size": 18342, "content_type": "text/plain"}
+            ],
+        },
+        {
+            "id": 5502,
+            "person": {"id": 812, "name": "Priya Raman"},
+            "created_at": "2025-03-04T09:05:10+01:00",
+            "text": "<p>Thanks, Tomás. Does it also happen on a wired connection?</p>",
+            "internal": False,
+            "attachments": [],
+        },
+        {
+            "id": 5503,
+            "person": {"id": 812, "name": "Priya Raman"},
+            "created_at": "2025-03-04T10:47:02+01:00",
+            "text": "<p>Gateway vpn-gw-02 logs MTU errors; asked the ISP to check.</p>",
+            "internal": True,
+            "attachments": [
+                {"id": 7790, "name": "gw02-mtu.txt", "size": 2210, "content_type": "text/plain"}
+            ],
+        },
+    ],
+}
+
+# A replica as another node (here a Jira node) would send it.
+SAMPLE_REPLICA: dict[str, Any] = {
+    "key": "SUP-2291",
+    "summary": "VPN drops every few minutes when working from home",
+    "description": "<p>Since this morning the VPN disconnects every 5 to 10 minutes.</p>",
+    "status": "In Progress",
+    "priority": "High",
+    "category": "incident",
+    "assignee": {"id": "lfischer", "name": "Lena Fischer"},
+    "reporter": {"id": "talvarez", "name": "Tomás Alvarez"},
+    "labels": ["vpn", "remote-work"],
+    "comments": [
+        {
+            "id": "10931",
+            "author": "Lena Fischer",
+            "body": "<p>Our firewall sees the tunnel renegotiate every 300 seconds.</p>",
+            "created": "2025-03-04T11:02:00+01:00",
+        }
+    ],
+    "attachments": [
+        {
+            "id": "20417",
+            "filename": "tunnel-trace.pcap",
+            "size": 90211,
+            "content_type": "application/vnd.tcpdump.pcap",
+        }
+    ],
+}
+
+
+def as_json(data: Any) -> str:
+    """Sample data as the page shows it for editing."""
+    return json.dumps(data, indent=2, ensure_ascii=False)

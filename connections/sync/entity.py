@@ -1,0 +1,300 @@
+"""The data that sync rules work on: Exalate's view of an Xurrent request.
+
+Nothing here imports Django: the sandbox worker process loads this module on its own.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+# Values an Xurrent request accepts (Xurrent Requests API).
+CATEGORIES = (
+    "incident",
+    "rfc",
+    "rfi",
+    "reservation",
+    "order",
+    "fulfillment",
+    "complaint",
+    "compliment",
+    "other",
+)
+IMPACTS = ("low", "medium", "high", "top")
+STATUSES = (
+    "declined",
+    "on_backlog",
+    "assigned",
+    "accepted",
+    "in_progress",
+    "waiting_for",
+    "waiting_for_customer",
+    "reservation_pending",
+    "workflow_pending",
+    "project_pending",
+    "completed",
+)
+SUMMARY_MAX_LENGTH = 255
+
+# The order fields are shown in, for people reading a replica or a list of changes.
+FIELD_ORDER = (
+    "key",
+    "summary",
+    "description",
+    "status",
+    "priority",
+    "category",
+    "service",
+    "team",
+    "assignee",
+    "reporter",
+    "requested_by",
+    "labels",
+    "comments",
+    "attachments",
+    "customFields",
+    "template",
+)
+
+
+class Record(dict):
+    """A JSON object that scripts read and write with attributes.
+
+    `replica.summary = entity.summary` reads like Exalate's own scripts; a field that is
+    not there reads as None, as it does there. It stays a dict, so it is JSON as it is.
+    """
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self.get(name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self[name] = value
+
+    def __delattr__(self, name: str) -> None:
+        self.pop(name, None)
+
+
+def to_record(value: Any) -> Any:
+    """JSON data with every object turned into a Record (nested ones too)."""
+    if isinstance(value, Mapping):
+        return Record((str(k), to_record(v)) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return [to_record(v) for v in value]
+    return value
+
+
+def ordered(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields in reading order: the known ones first, then the rest by name."""
+    rank = {name: i for i, name in enumerate(FIELD_ORDER)}
+    keys = sorted(data, key=lambda k: (rank.get(k, len(rank)), k))
+    return {k: data[k] for k in keys}
+
+
+# --- a Xurrent request (REST shape) as the entity scripts see ------------------------------
+
+
+def _list(value: Any) -> list:
+    return list(value) if isinstance(value, list) else []
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _reference(value: Any) -> Record | None:
+    """A Xurrent reference (`{"id", "name"}`) as a small record; a bare name is accepted."""
+    if isinstance(value, Mapping):
+        return Record(id=value.get("id"), name=_text(value.get("name")))
+    if isinstance(value, str) and value:
+        return Record(id=None, name=value)
+    return None
+
+
+def _attachment(value: Mapping, *, internal: bool) -> Record:
+    return Record(
+        id=value.get("id"),
+        filename=_text(value.get("name")) or _text(value.get("filename")),
+        size=value.get("size") if isinstance(value.get("size"), int) else None,
+        content_type=_text(value.get("content_type")),
+        internal=internal,
+    )
+
+
+def entity_from_request(request: Mapping[str, Any]) -> Record:
+    """Exalate's view of a Xurrent request given as the REST API returns it.
+
+    A Xurrent request has no description field: its first note is what the requester
+    wrote, so that note is the description and the later notes are the comments.
+    Exalate's `priority` is the request's impact (Xurrent has no priority of its own).
+    """
+    notes = [n for n in _list(request.get("notes")) if isinstance(n, Mapping)]
+    notes.sort(key=lambda n: _text(n.get("created_at")) or "")
+    first, later = notes[:1], notes[1:]
+
+    attachments = [
+        _attachment(a, internal=False)
+        for a in _list(request.get("attachments"))
+        if isinstance(a, Mapping)
+    ]
+    for note in notes:
+        internal = note.get("internal") is True
+        attachments += [
+            _attachment(a, internal=internal)
+            for a in _list(note.get("attachments"))
+            if isinstance(a, Mapping)
+        ]
+
+    request_id = request.get("id")
+    custom_fields = {
+        str(cf.get("id")): cf.get("value")
+        for cf in _list(request.get("custom_fields"))
+        if isinstance(cf, Mapping) and cf.get("id") is not None
+    }
+    return Record(
+        key=str(request_id) if isinstance(request_id, int | str) else None,
+        summary=_text(request.get("subject")),
+        description=_text(first[0].get("text")) if first else None,
+        status=_text(request.get("status")),
+        priority=_text(request.get("impact")),
+        category=_text(request.get("category")),
+        service=_reference(request.get("service_instance")),
+        team=_reference(request.get("team")),
+        assignee=_reference(request.get("member")),
+        reporter=_reference(request.get("requested_by")),
+        requested_by=_reference(request.get("requested_by")),
+        labels=[label for label in _list(request.get("labels")) if isinstance(label, str)],
+        comments=[
+            Record(
+                id=n.get("id"),
+                author=(_reference(n.get("person")) or Record(name=None)).name,
+                body=_text(n.get("text")),
+                created=_text(n.get("created_at")),
+                internal=n.get("internal") is True,
+            )
+            for n in later
+        ],
+        attachments=attachments,
+        customFields=to_record(custom_fields),
+        template=_reference(request.get("template")),
+    )
+
+
+# --- helpers offered to incoming scripts ----------------------------------------------------
+
+
+def _records(value: Any, what: str) -> list[Mapping]:
+    if value is None:
+        return []
+    if not isinstance(value, list | tuple) or not all(isinstance(v, Mapping) for v in value):
+        raise TypeError(f"{what} must be a list of objects")
+    return list(value)
+
+
+def merge_comments(local: Iterable | None, remote: Iterable | None) -> list[Record]:
+    """The local comments plus the other side's new ones; edited ones get the new text.
+
+    A comment that came from the other side remembers its id there (`remote_id`), so a
+    second sync adds nothing twice; a comment the other side got from us is not copied
+    back.
+    """
+    merged = [Record(c) for c in _records(local, "the local comments")]
+    synced = {c.get("remote_id"): c for c in merged if c.get("remote_id") is not None}
+    ours = {c.get("id") for c in merged if c.get("id") is not None}
+    for comment in _records(remote, "the replica's comments"):
+        if comment.get("remote_id") is not None and comment.get("remote_id") in ours:
+            continue
+        remote_id = comment.get("id")
+        if remote_id is not None and remote_id in synced:
+            synced[remote_id].body = comment.get("body")
+            continue
+        merged.append(
+            Record(
+                id=None,
+                remote_id=remote_id,
+                author=comment.get("author"),
+                body=comment.get("body"),
+                created=comment.get("created"),
+                internal=False,
+            )
+        )
+    return merged
+
+
+def merge_attachments(local: Iterable | None, remote: Iterable | None) -> list[Record]:
+    """The local attachments plus the ones the other side has and this side has not."""
+    merged = [Record(a) for a in _records(local, "the local attachments")]
+    synced = {a.get("remote_id") for a in merged if a.get("remote_id") is not None}
+    ours = {a.get("id") for a in merged if a.get("id") is not None}
+    for attachment in _records(remote, "the replica's attachments"):
+        remote_id = attachment.get("id")
+        if attachment.get("remote_id") is not None and attachment.get("remote_id") in ours:
+            continue
+        if remote_id is not None and remote_id in synced:
+            continue
+        merged.append(Record(attachment, id=None, remote_id=remote_id, internal=False))
+    return merged
+
+
+# --- reading the result of an incoming script ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Change:
+    field: str
+    before: Any
+    after: Any
+
+    # For the page: each side as readable JSON.
+    @property
+    def before_json(self) -> str:
+        return json.dumps(self.before, indent=2, ensure_ascii=False)
+
+    @property
+    def after_json(self) -> str:
+        return json.dumps(self.after, indent=2, ensure_ascii=False)
+
+    @property
+    def count_note(self) -> str:
+        """For lists (comments, attachments...): how many items before and after."""
+        if isinstance(self.after, list) and isinstance(self.before, list | None):
+            return f"{len(self.before or [])} → {len(self.after)} items"
+        return ""
+
+
+def changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[Change]:
+    """What an incoming script changed on the local request, field by field."""
+    fields = ordered({**before, **after})
+    return [
+        Change(name, before.get(name), after.get(name))
+        for name in fields
+        if before.get(name) != after.get(name)
+    ]
+
+
+def request_problems(entity: Mapping[str, Any], *, first_sync: bool) -> list[str]:
+    """Why Xurrent would refuse to store this request, in words for the admin."""
+    problems = []
+    status, priority = entity.get("status"), entity.get("priority")
+    category = entity.get("category")
+    if status is not None and status not in STATUSES:
+        problems.append(f"The status {status!r} is not a Xurrent request status.")
+    if priority is not None and priority not in IMPACTS:
+        problems.append(
+            f"The priority {priority!r} is not a Xurrent impact (low, medium, high, top)."
+        )
+    if category is not None and category not in CATEGORIES:
+        problems.append(f"The category {category!r} is not a Xurrent request category.")
+    summary = entity.get("summary")
+    if first_sync and not summary:
+        problems.append("A new Xurrent request needs a summary (its subject).")
+    if isinstance(summary, str) and len(summary) > SUMMARY_MAX_LENGTH:
+        problems.append(f"The summary is longer than Xurrent's {SUMMARY_MAX_LENGTH} characters.")
+    if first_sync and not category:
+        problems.append("A new Xurrent request needs a category.")
+    return problems
