@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import socket
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -19,6 +20,9 @@ from django.conf import settings
 
 CONNECT_TIMEOUT = 3.0
 READ_TIMEOUT = 5.0
+# The whole answer must arrive within this time, so a node trickling bytes cannot hold
+# a request (and the admin waiting on it) for long.
+TOTAL_TIMEOUT = 10.0
 MAX_RESPONSE_BYTES = 256 * 1024
 USER_AGENT = f"exalate-xurrent-node/{settings.EXALATE_VERSION}"
 
@@ -86,25 +90,58 @@ def _is_forbidden(address: str) -> bool:
     )
 
 
-def check_outbound_allowed(url: str) -> None:
-    """Refuse URLs whose host is, or resolves to, a non-public address."""
-    if settings.EXALATE_ALLOW_PRIVATE_NETWORKS:
-        return
-    parts = urlsplit(url)
-    host = parts.hostname or ""
+def _default_port(scheme: str) -> int:
+    return 443 if scheme == "https" else 80
+
+
+def _public_addresses(host: str, port: int) -> list[str]:
+    """The host's addresses; NodeError("blocked") when any of them is not public."""
     try:
-        infos = socket.getaddrinfo(host, parts.port or 443, proto=socket.IPPROTO_TCP)
-    except (socket.gaierror, UnicodeError):
+        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError, OSError):
         raise NodeError(
             "unreachable", f"Could not find the host {host!r}: check the URL."
         ) from None
-    if any(_is_forbidden(info[4][0]) for info in infos):
+    addresses = [info[4][0] for info in infos]
+    if not addresses or any(_is_forbidden(address) for address in addresses):
         raise NodeError(
             "blocked",
             f"{host} is a private or local network address, which this node is not allowed "
             "to call. If the destination is in a private network, use "
             '"I don\'t have a URL" and let its admin accept the invitation.',
         )
+    return addresses
+
+
+def check_outbound_allowed(url: str) -> None:
+    """Refuse URLs whose host is, or resolves to, a non-public address."""
+    if settings.EXALATE_ALLOW_PRIVATE_NETWORKS:
+        return
+    parts = urlsplit(url)
+    _public_addresses(parts.hostname or "", parts.port or _default_port(parts.scheme))
+
+
+def pinned_target(url: str) -> tuple[str, dict[str, str], dict[str, str]]:
+    """Where to connect for `url`: (URL to open, extra headers, httpx extensions).
+
+    With the guard on, the host is resolved once, checked, and the call goes to that
+    checked address (Host header and TLS name stay the original host). Resolving again
+    when connecting would let a DNS answer that changes in between (DNS rebinding)
+    lead the call into a private network after all.
+    """
+    if settings.EXALATE_ALLOW_PRIVATE_NETWORKS:
+        return url, {}, {}
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    address = _public_addresses(host, parts.port or _default_port(parts.scheme))[0]
+    netloc = f"[{address}]" if ":" in address else address
+    if parts.port is not None:
+        netloc = f"{netloc}:{parts.port}"
+    host_header = f"[{host}]" if ":" in host else host
+    if parts.port is not None:
+        host_header = f"{host_header}:{parts.port}"
+    extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
+    return urlunsplit(parts._replace(netloc=netloc)), {"Host": host_header}, extensions
 
 
 def request(
@@ -121,15 +158,23 @@ def request(
     A JSON error answer (4xx) is returned, not raised: callers map its `code`.
     """
     url = base_url.rstrip("/") + path
-    check_outbound_allowed(url)
+    target, pin_headers, extensions = pinned_target(url)
     timeout = httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT)
-    all_headers = {"Accept": "application/json", "User-Agent": USER_AGENT, **(headers or {})}
+    all_headers = {
+        "Accept": "application/json",
+        "User-Agent": USER_AGENT,
+        **(headers or {}),
+        **pin_headers,
+    }
+    deadline = time.monotonic() + TOTAL_TIMEOUT
     try:
         with (
             httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client,
-            client.stream(method, url, json=json_body, headers=all_headers) as response,
+            client.stream(
+                method, target, json=json_body, headers=all_headers, extensions=extensions
+            ) as response,
         ):
-            raw = _read_capped(response)
+            raw = _read_capped(response, deadline, base_url)
             status = response.status_code
     except httpx.TimeoutException:
         raise NodeError("timeout", f"{base_url} did not answer in time.") from None
@@ -161,12 +206,14 @@ def request(
     return status, body
 
 
-def _read_capped(response: httpx.Response) -> bytes:
+def _read_capped(response: httpx.Response, deadline: float, base_url: str) -> bytes:
     chunks, size = [], 0
     for chunk in response.iter_bytes():
         size += len(chunk)
         if size > MAX_RESPONSE_BYTES:
             raise NodeError("not_exalate", "The other node sent an answer that is far too large.")
+        if time.monotonic() > deadline:
+            raise NodeError("timeout", f"{base_url} did not answer in time.")
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -198,8 +245,8 @@ def fetch_instance(base_url: str) -> InstanceInfo:
             version=_text(body["version"], 20),
             url=_text(body.get("url") or base_url, 500),
             short_name=_text(body.get("short_name") or "", 40, allow_empty=True),
-            public=bool(body["public"]),
-            modes=tuple(m for m in body["modes"] if m in ("basic", "script")),
+            public=_flag(body["public"]),
+            modes=_modes(body["modes"]),
             api_version=int(body["api_version"]),
         )
     except (KeyError, TypeError, ValueError):
@@ -208,6 +255,19 @@ def fetch_instance(base_url: str) -> InstanceInfo:
             f"{base_url} answered, but it is not an Exalate node (no valid discovery answer).",
             status=status,
         ) from None
+
+
+def _flag(value) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError
+    return value
+
+
+def _modes(value) -> tuple[str, ...]:
+    # Modes this node does not know are ignored: a newer node may offer more.
+    if not isinstance(value, list) or not all(isinstance(m, str) for m in value):
+        raise ValueError
+    return tuple(m for m in ("basic", "script") if m in value)
 
 
 def _text(value, max_length: int, *, allow_empty: bool = False) -> str:

@@ -1,11 +1,17 @@
 from django.urls import path
 
-from connections.views import detail, initiate, listing, rules
+from connections.views import detail, initiate, invitation, listing, rules
 
 app_name = "connections"
 urlpatterns = [
     path("", listing.connection_list, name="list"),
     path("initiate/", initiate.initiate, name="initiate"),
+    path("<uuid:pk>/invitation/", invitation.invitation_code, name="invitation"),
+    path(
+        "<uuid:pk>/invitation/regenerate/",
+        invitation.regenerate_invitation,
+        name="regenerate_invitation",
+    ),
     path("<uuid:pk>/", detail.connection_detail, name="detail"),
     path("<uuid:pk>/test/", detail.test, name="test"),
     path("<uuid:pk>/deactivate/", detail.deactivate, name="deactivate"),

@@ -126,6 +126,8 @@ def decode(text: str) -> InvitationCode:
         raw = zlib.decompress(base64.urlsafe_b64decode(padded), bufsize=MAX_LENGTH * 4)
         data = json.loads(raw)
         return _from_data(data)
+    except InvalidCode:
+        raise  # already says what is wrong (an unknown format version)
     except (
         binascii.Error,
         zlib.error,
