@@ -620,6 +620,9 @@ def test_regenerate_is_refused_for_a_connection_that_is_no_longer_pending(wizard
     response = wizard.post(f"/connections/{connection.id}/invitation/regenerate/", follow=True)
     assert "no new code was made" in response.content.decode()
     assert connection.invitations.count() == 1
+    page = wizard.get(f"/connections/{connection.id}/invitation/").content.decode()
+    assert "already accepted" in page
+    assert "Regenerate invitation" not in page
 
 
 def test_regenerate_needs_a_post_and_the_permission(wizard, viewer):
