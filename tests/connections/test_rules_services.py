@@ -130,3 +130,33 @@ def test_restoring_the_version_in_force_changes_nothing(connection, admin_user):
 def test_restoring_an_unknown_version_fails(connection, admin_user):
     with pytest.raises(SyncRuleVersion.DoesNotExist):
         restore_rules(connection, 7, admin_user)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_saves_at_the_same_moment_get_different_numbers(admin_user):
+    import threading
+
+    from django.db import connection as db_connection
+
+    connection = make_connection()
+    barrier = threading.Barrier(2)
+    numbers, failures = [], []
+
+    def save(text):
+        try:
+            barrier.wait()
+            numbers.append(save_rules(connection, text, IN_1, admin_user).number)
+        except Exception as exc:  # reported below
+            failures.append(exc)
+        finally:
+            db_connection.close()
+
+    threads = [threading.Thread(target=save, args=(f"replica.n = {n}\n",)) for n in (1, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert sorted(numbers) == [1, 2]
+    assert rule_events(connection).count() == 2

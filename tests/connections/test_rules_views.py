@@ -339,3 +339,9 @@ def test_a_test_run_needs_the_change_permission(viewer_client, connection):
 def test_a_test_run_is_refused_in_basic_mode(admin_client, basic_connection):
     response = admin_client.post(url(basic_connection, "rules_test_run"), form_data())
     assert response.status_code == 409
+
+
+def test_a_version_number_out_of_range_is_not_found(admin_client, connection):
+    huge = 10**30
+    assert admin_client.get(url(connection, "rules_version", number=huge)).status_code == 404
+    assert admin_client.post(url(connection, "rules_restore", number=huge)).status_code == 404
