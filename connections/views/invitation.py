@@ -35,6 +35,8 @@ def _take_code(request, connection: Connection) -> tuple[Invitation, str] | None
     if entry is None:
         return None
     request.session[SESSION_KEY] = fresh
+    if not can_regenerate(connection):
+        return None  # accepted meanwhile: the code is of no use any more
     invitation = (
         Invitation.objects.valid().filter(connection=connection, pk=entry.get("invitation")).first()
     )
