@@ -295,3 +295,13 @@ def test_the_destination_id_is_stable_per_code_and_node(node):
     assert destination_connection_id(code) == destination_connection_id(code)
     other = invitation_code.decode(make_code(node, connection_id=str(uuid.uuid4())))
     assert destination_connection_id(code) != destination_connection_id(other)
+
+
+def test_the_outbound_guard_refuses_a_private_issuer_address(admin_client, node, settings):
+    settings.EXALATE_ALLOW_PRIVATE_NETWORKS = False
+    code = make_code(node, source_url="http://127.0.0.1:9")
+    page = confirm(admin_client, code)
+    text = page.content.decode()
+    assert "private or local network address" in text
+    assert "Nothing was changed on this node" in text
+    assert not Connection.objects.exists()
