@@ -1,5 +1,6 @@
 """Two real nodes (separate processes and SQLite files): initiate on A, accept on B."""
 
+import html
 import re
 
 import httpx
@@ -72,6 +73,51 @@ def test_accepting_on_b_through_its_pages_makes_both_sides_active(nodes):
     assert "helpdesk-b" in source_page
 
 
+def test_both_nodes_become_active_through_their_web_pages_alone(nodes):
+    a, b = nodes
+    admin_a, admin_b = logged_in_client(a), logged_in_client(b)
+    wizard = "/connections/initiate/"
+    first = admin_a.get(wizard)
+    current = re.search(r'name="([\w-]+-current_step)"', first.text)[1]
+    steps = [
+        ("destination", {"destination-destination_url": b.url}),
+        ("mode", {"mode-mode": "basic"}),
+        (
+            "details",
+            {
+                "details-local_short_name": "desk-a",
+                "details-remote_short_name": "desk-b",
+                "details-name": "Made with the wizard",
+                "details-description": "",
+            },
+        ),
+    ]
+    for step, fields in steps:
+        answer = post_form(admin_a, wizard, {current: step, **fields})
+        assert answer.status_code in (200, 302), answer.text
+    assert answer.status_code == 302
+    code_page = admin_a.get(answer.headers["location"]).text
+    code = html.unescape(re.search(r'id="invitation-code"[^>]*>\s*([^<\s]+)\s*<', code_page)[1])
+
+    review = post_form(admin_b, "/connections/accept/", {"code": code})
+    assert "Made with the wizard" in review.text
+    done = post_form(
+        admin_b,
+        "/connections/accept/",
+        {"code": code, "local_short_name": "desk-b", "confirm": "1"},
+    )
+    assert done.status_code == 302, done.text
+    destination_page = admin_b.get(done.headers["location"]).text
+    destination_id = re.search(r'data-connection-id="([0-9a-f-]+)"', destination_page)[1]
+    assert row_status(destination_page, destination_id) == "active"
+
+    listing_a = admin_a.get("/connections/").text
+    source_id = re.search(
+        r'data-connection-id="([0-9a-f-]+)"[^>]*>\s*<td><a[^>]*>Made with the wizard<', listing_a
+    )[1]
+    assert row_status(listing_a, source_id) == "active"
+
+
 def test_pasting_an_accepted_code_again_leads_to_the_same_connection(nodes):
     a, b = nodes
     _source_id, code = initiate(a, b, "Twice pasted")
@@ -115,3 +161,28 @@ def test_the_accept_invitation_command_accepts_a_code_from_another_node(nodes):
     failed = b.manage("accept_invitation", code[:-2], check=False)
     assert failed.returncode != 0
     assert "Copy the code again in full" in failed.stderr
+
+
+def test_this_process_accepts_a_code_from_a_live_node_over_http(nodes, admin_client, settings):
+    from connections.models import Connection, GeneralSettings
+
+    a, _b = nodes
+    settings.EXALATE_ALLOW_PRIVATE_NETWORKS = True  # the live node listens on 127.0.0.1
+    here = GeneralSettings.load()
+    out = a.shell(
+        "from connections.services import initiate_connection as go\n"
+        "c, _, code = go(name='To the test process', mode='script', local_short_name='desk-a', "
+        "remote_short_name='tester', remote_url='http://testserver', "
+        f"remote_uid={str(here.uid)!r})\n"
+        "print(c.id)\nprint(code)"
+    )
+    source_id, code = out.splitlines()[-2:]
+    done = admin_client.post(
+        "/connections/accept/", {"code": code, "local_short_name": "tester", "confirm": "1"}
+    )
+    assert done.status_code == 302
+    mine = Connection.objects.get(remote_connection_id=source_id)
+    assert mine.status == "active" and mine.role == "destination"
+    assert mine.remote_url == a.url
+    assert len(mine.shared_secret) == 43
+    assert row_status(logged_in_client(a).get("/connections/").text, source_id) == "active"
