@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import jwt
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 
@@ -197,3 +198,20 @@ class IsPeerOfThisConnection:
 
     def has_object_permission(self, request, view, obj) -> bool:
         return True
+
+
+class NodeTokenScheme(OpenApiAuthenticationExtension):
+    """How the API documentation describes the node token."""
+
+    target_class = "connections.auth.NodeTokenAuthentication"
+    name = "nodeToken"
+
+    def get_security_definition(self, auto_schema) -> dict:
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": "HS256 with the connection's shared secret; claims iss (sender uid), "
+            "aud (receiver uid), conn (receiver's connection id), iat, exp (at most 60 s "
+            "ahead) and a jti that is accepted only once.",
+        }
