@@ -4,6 +4,7 @@ import io
 import socket
 
 import pytest
+from django import db
 from django.core.management import ManagementUtility, call_command
 from django.core.management.base import CommandError
 
@@ -27,8 +28,11 @@ def failure(*args: str) -> str:
     return str(error.value)
 
 
-def run_from_shell(capsys, *args: str) -> tuple[int, str, str]:
+def run_from_shell(capsys, monkeypatch, *args: str) -> tuple[int, str, str]:
     """As `python manage.py initiate_connection …` runs it: exit status, stdout, stderr."""
+    # A command run from the shell closes the database connections when it ends; the
+    # test's own transaction lives on one of them.
+    monkeypatch.setattr(db.connections, "close_all", lambda: None)
     with pytest.raises(SystemExit) as exit_info:
         ManagementUtility(["manage.py", "initiate_connection", *args]).execute()
         raise SystemExit(0)
@@ -203,22 +207,32 @@ def test_the_guard_applies_to_the_command(node, settings, monkeypatch):
     assert "private or local network address" in str(error.value)
 
 
-def test_a_failure_exits_with_status_1_and_says_why_on_stderr(node, capsys):
-    status, out, err = run_from_shell(capsys, "--no-url", "--mode", "basic", "--name", "N")
+def test_a_failure_exits_with_status_1_and_says_why_on_stderr(node, capsys, monkeypatch):
+    status, out, err = run_from_shell(
+        capsys, monkeypatch, "--no-url", "--mode", "basic", "--name", "N"
+    )
     assert status == 1
     assert "--remote-short-name: Enter a short name" in err
     assert out == ""
 
 
-def test_a_usage_error_also_exits_with_status_1(node, capsys):
-    status, _, err = run_from_shell(capsys, "--no-url", "--colour", "blue")
+def test_a_usage_error_also_exits_with_status_1(node, capsys, monkeypatch):
+    status, _, err = run_from_shell(capsys, monkeypatch, "--no-url", "--colour", "blue")
     assert status == 1
     assert "unrecognized arguments: --colour" in err
 
 
-def test_success_exits_with_status_0_and_the_code_last(node, capsys):
+def test_success_exits_with_status_0_and_the_code_last(node, capsys, monkeypatch):
     status, out, _ = run_from_shell(
-        capsys, "--no-url", "--mode", "basic", "--remote-short-name", "b", "--name", "Shell"
+        capsys,
+        monkeypatch,
+        "--no-url",
+        "--mode",
+        "basic",
+        "--remote-short-name",
+        "b",
+        "--name",
+        "Shell",
     )
     assert status == 0
     code = out.strip().splitlines()[-1]
