@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import socket
 import time
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+import idna
 from django.conf import settings
 
 CONNECT_TIMEOUT = 3.0
@@ -69,10 +71,38 @@ def normalize_url(value: str) -> str:
         raise InvalidURL("The URL must not contain a user name or password.")
     if parts.query or parts.fragment:
         raise InvalidURL("Enter the instance's base URL, without ? or # parts.")
+    host = _checked_host(host)
     netloc = f"[{host}]" if ":" in host else host
     if port is not None:
         netloc = f"{netloc}:{port}"
     return urlunsplit((scheme, netloc, parts.path.rstrip("/"), "", ""))
+
+
+_LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$")
+
+
+def _checked_host(host: str) -> str:
+    """The host in the ASCII form used on the wire; InvalidURL when it cannot be one."""
+    if ":" in host:
+        try:
+            if "%" in host:  # a zone id only means something on this machine
+                raise ValueError
+            return str(ipaddress.IPv6Address(host))
+        except ValueError:
+            raise InvalidURL("The URL's IPv6 address is not valid.") from None
+    try:
+        if not host.isascii():
+            # Internationalised names travel as punycode (what the DNS and the TLS
+            # certificate hold), which also shows plainly what was typed.
+            host = idna.encode(host, uts46=True).decode("ascii")
+        elif "xn--" in host:
+            idna.decode(host)
+    except idna.IDNAError:
+        raise InvalidURL("The URL's host name is not valid.") from None
+    labels = host.rstrip(".").split(".")
+    if len(host) > 253 or not all(_LABEL.match(label) for label in labels):
+        raise InvalidURL("The URL's host name is not valid.")
+    return host
 
 
 def _is_forbidden(address: str) -> bool:
@@ -178,7 +208,7 @@ def request(
             status = response.status_code
     except httpx.TimeoutException:
         raise NodeError("timeout", f"{base_url} did not answer in time.") from None
-    except (httpx.TransportError, httpx.InvalidURL, httpx.UnsupportedProtocol):
+    except (httpx.TransportError, httpx.InvalidURL, httpx.UnsupportedProtocol, UnicodeError):
         raise NodeError("unreachable", f"Could not connect to {base_url}.") from None
     if 300 <= status < 400:
         raise NodeError(

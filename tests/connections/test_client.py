@@ -296,3 +296,36 @@ def test_an_oversized_answer_is_refused(private_allowed):
         client.fetch_instance(server.url)
     assert error.value.kind == "not_exalate"
     assert "too large" in error.value.message
+
+
+@pytest.mark.parametrize(
+    ("typed", "normalized"),
+    [
+        ("https://Bücher.Example", "https://xn--bcher-kva.example"),
+        ("https://straße.example", "https://xn--strae-oqa.example"),
+        ("http://a_b.example:8080", "http://a_b.example:8080"),
+        ("http://[2001:DB8:0::0:1]", "http://[2001:db8::1]"),
+    ],
+)
+def test_normalize_url_gives_the_host_in_the_form_used_on_the_wire(typed, normalized):
+    assert client.normalize_url(typed) == normalized
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://exa mple.com",
+        "http://%00",
+        "http://a..b",
+        "http://.",
+        "http://-x-.com",
+        "http://" + "a" * 64 + ".com",
+        "http://" + "a." * 130 + "com",
+        "https://xn--zz",
+        "http://[::1",
+        "http://[fe80::1%25eth0]",
+    ],
+)
+def test_normalize_url_refuses_a_host_that_cannot_be_one(url):
+    with pytest.raises(client.InvalidURL):
+        client.normalize_url(url)
