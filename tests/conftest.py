@@ -6,6 +6,12 @@ from connections.models import GeneralSettings
 from tests.nodes import LiveNode, start_node
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    # Real hashing costs ~0.4 s per login made; tests check behaviour, not hash strength.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def node(db) -> GeneralSettings:
     return GeneralSettings.load()
