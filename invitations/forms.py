@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
+from connections.forms import SHORT_NAME_MAX_LENGTH, validate_short_name
 from invitations import code as invitation_code
 from invitations.services import AcceptError, read_invitation_code
 
@@ -34,7 +35,9 @@ class CodeForm(forms.Form):
 class ConfirmForm(CodeForm):
     local_short_name = forms.CharField(
         label="Local instance short name",
-        max_length=40,
+        max_length=SHORT_NAME_MAX_LENGTH,
+        # The same rules as the wizard's short names: both sides show this name.
+        validators=[validate_short_name],
         help_text="How this instance is named in the connection. Offered by the other admin; "
         "you may change it.",
     )

@@ -305,3 +305,12 @@ def test_the_outbound_guard_refuses_a_private_issuer_address(admin_client, node,
     assert "private or local network address" in text
     assert "Nothing was changed on this node" in text
     assert not Connection.objects.exists()
+
+
+def test_a_short_name_with_markup_is_refused_kept_and_nothing_sent(admin_client, node, issuer):
+    page = confirm(admin_client, make_code(node), short_name="<i>desk</i>")
+    html = page.content.decode()
+    assert "Use only letters, digits, spaces and the characters . - _" in html
+    assert 'value="&lt;i&gt;desk&lt;/i&gt;"' in html
+    assert issuer.calls == []
+    assert not Connection.objects.exists()
