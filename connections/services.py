@@ -195,10 +195,18 @@ def _tell_now(queued: PeerNotification | PeerNotice) -> PeerNotice:
     _send(notification)
     if notification.state == NotificationState.DELIVERED:
         return PeerNotice(True, "The remote side was told.")
+    # The error is a sentence of its own ("Could not connect to …."): set it apart rather
+    # than in parentheses, which read as "….)." on the page.
+    error = notification.last_error.strip()
+    if error and error[-1] not in ".!?":
+        error += "."
     return PeerNotice(
         False,
-        f"The remote side could not be told yet ({notification.last_error}). "
-        "This node keeps trying.",
+        " ".join(
+            part
+            for part in ("The remote side could not be told yet.", error, "This node keeps trying.")
+            if part
+        ),
     )
 
 

@@ -139,6 +139,24 @@ def test_deactivate_with_the_peer_down_says_the_peer_was_not_told_yet(admin_clie
     assert "Peer not told yet" in html
 
 
+def test_the_peer_not_told_messages_read_as_plain_sentences(admin_client, connection):
+    response = admin_client.post(f"/connections/{connection.id}/deactivate/", follow=True)
+    message = " ".join(messages_after(response))
+    assert message.startswith("The connection is deactivated on this side. ")
+    assert "The remote side could not be told yet. Could not connect to " in message
+    assert message.endswith(". This node keeps trying.")
+    html = response.content.decode()
+    assert ".)" not in message
+    assert ".)" not in html.split('id="peer-not-told"')[1].split("</p>")[0]
+    assert "Last error: Could not connect to " in html
+
+
+def test_the_description_keeps_its_line_breaks_and_markup_is_escaped(admin_client, connection):
+    Connection.objects.filter(pk=connection.pk).update(description="<b>first</b>\nsecond")
+    html = admin_client.get(f"/connections/{connection.id}/").content.decode()
+    assert "&lt;b&gt;first&lt;/b&gt;<br>second" in html
+
+
 def test_activate_brings_a_deactivated_connection_back(admin_client, connection, peer):
     peer.start()
     connection.deactivate()
