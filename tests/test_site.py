@@ -1,6 +1,7 @@
 from unittest import mock
 
 from django.db.utils import OperationalError
+from django.test import Client
 
 from connections.models import Connection
 
@@ -107,3 +108,15 @@ def test_api_docs_are_served_offline(admin_client):
     schema = admin_client.get("/api/schema/")
     assert schema.status_code == 200
     assert b"/api/v1/instance/" in schema.content
+
+
+def test_a_form_sent_without_a_valid_csrf_token_gets_the_projects_page(admin_user):
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(admin_user)
+    response = browser.post("/connections/accept/", {"code": "anything"})
+    assert response.status_code == 403
+    html = response.content.decode()
+    assert "This form could not be accepted" in html
+    assert "Nothing was changed." in html
+    assert "Exalate <span>for Xurrent</span>" in html
+    assert "More information is available with DEBUG=True" not in html
