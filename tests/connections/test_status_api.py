@@ -51,6 +51,17 @@ def test_the_remote_status_shows_on_the_connection_page(client, admin_user, conn
     assert 'data-status="active"' in page
 
 
+def test_a_report_nested_too_deeply_is_refused_and_changes_nothing(client, connection):
+    response = report(client, connection, b'{"status": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")
+    assert response.status_code == 400
+    assert response.json() == {
+        "code": "invalid_request",
+        "detail": "The request body is nested too deeply.",
+    }
+    connection.refresh_from_db()
+    assert connection.remote_status == ""
+
+
 def test_deleted_on_the_remote_side_puts_this_side_in_error(client, connection):
     response = report(client, connection, {"status": "deleted"})
     assert response.status_code == 200

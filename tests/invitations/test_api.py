@@ -264,6 +264,30 @@ def test_a_huge_body_is_refused_without_a_server_error(client, db):
     assert response.status_code == 400
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"code": "x", "acceptor": ' + b'{"a": ' * 50_000 + b"1" + b"}" * 50_000 + b"}",
+    ],
+)
+def test_json_nested_too_deeply_gets_invalid_request_not_a_server_error(client, db, raw):
+    body = assert_error(
+        client.post(ACCEPT, raw, content_type="application/json"), 400, "invalid_request"
+    )
+    assert "nested too deeply" in body["detail"]
+
+
+def test_a_body_over_the_upload_limit_is_refused_before_it_is_parsed(client, db, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    raw = b'{"code": "x", "acceptor": {"short_name": "' + b"a" * 2000 + b'"}}'
+    body = assert_error(
+        client.post(ACCEPT, raw, content_type="application/json"), 400, "invalid_request"
+    )
+    assert "larger than this node accepts" in body["detail"]
+    assert set(body) == {"code", "detail"}
+
+
 def test_other_methods_are_not_allowed(client, db):
     assert_error(client.get(ACCEPT), 405, "method_not_allowed")
 
