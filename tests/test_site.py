@@ -1,9 +1,15 @@
 from unittest import mock
+from wsgiref.util import setup_testing_defaults
 
+from django.core.signals import request_finished, request_started
+from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
 from django.db.utils import OperationalError
+from django.http import StreamingHttpResponse
 from django.test import Client
 
 from connections.models import Connection
+from exalate_site.middleware import HeadWithoutBodyMiddleware
 
 
 def test_healthz_answers_ok_when_the_database_answers(client, db):
@@ -120,3 +126,40 @@ def test_a_form_sent_without_a_valid_csrf_token_gets_the_projects_page(admin_use
     assert "Nothing was changed." in html
     assert "Exalate <span>for Xurrent</span>" in html
     assert "More information is available with DEBUG=True" not in html
+
+
+def call_wsgi(method: str, path: str) -> tuple[str, dict, bytes]:
+    """One request through the real WSGI application, as gunicorn makes it (the test client
+    strips HEAD bodies itself, so it cannot show what a server would send)."""
+    environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "HTTP_HOST": "localhost"}
+    setup_testing_defaults(environ)
+    answer = {}
+
+    def start_response(status, headers, exc_info=None):
+        answer["status"], answer["headers"] = status, dict(headers)
+
+    # Like the test client: a finished request must not close the test's database connection.
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        body = b"".join(get_wsgi_application()(environ, start_response))
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+    return answer["status"], answer["headers"], body
+
+
+def test_a_head_request_gets_the_headers_of_get_and_no_body(db):
+    status, headers, body = call_wsgi("GET", "/api/v1/no-such-endpoint/")
+    assert status.startswith("404") and body
+    head_status, head_headers, head_body = call_wsgi("HEAD", "/api/v1/no-such-endpoint/")
+    assert head_status == status
+    assert head_body == b""
+    assert head_headers["Content-Length"] == str(len(body))
+    assert head_headers["Content-Type"] == headers["Content-Type"]
+
+
+def test_a_head_request_for_a_streamed_answer_gets_no_body(rf):
+    middleware = HeadWithoutBodyMiddleware(lambda request: StreamingHttpResponse([b"a", b"b"]))
+    response = middleware(rf.head("/static/app.css"))
+    assert b"".join(response.streaming_content) == b""
