@@ -9,6 +9,9 @@ from connections.models import Connection
 pytestmark = pytest.mark.e2e
 
 CSS = Path(__file__).resolve().parents[2] / "static" / "css" / "app.css"
+# How many lines the text of an element takes.
+LINES = """el => { const r = document.createRange(); r.selectNodeContents(el);
+  return new Set([...r.getClientRects()].map(c => Math.round(c.top))).size; }"""
 LONG_URL = "https://" + "x" * 200 + ".example.com"
 
 
@@ -37,8 +40,12 @@ def test_the_connections_table_fits_the_window_whatever_the_url(
 ):
     show(page, admin_client.get("/connections/").content.decode(), width)
     assert page.evaluate("document.documentElement.scrollWidth") <= width
-    badge = page.locator(f'tr[data-connection-id="{long_connection.id}"] .badge').bounding_box()
+    row = f'tr[data-connection-id="{long_connection.id}"]'
+    badge = page.locator(f"{row} .badge").bounding_box()
     assert badge["x"] + badge["width"] <= width
+    # Only the long texts wrap: the mode, the role and the status stay whole words.
+    for cell in ("td:nth-child(2)", "td:nth-child(3)", ".badge"):
+        assert page.locator(f"{row} {cell}").evaluate(LINES) == 1, cell
 
 
 def test_the_connection_page_fits_the_window_with_a_long_name_and_url(
