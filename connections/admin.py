@@ -6,13 +6,17 @@ the same events (with the staff user) and tells the peer the same way.
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.html import format_html
 
 from connections import services
+from connections.client import InvalidURL, normalize_url
+from connections.forms import validate_short_name
 from connections.models import (
     Connection,
     ConnectionEvent,
@@ -29,8 +33,29 @@ def badge(value: str, label: str):
     return format_html('<span class="badge status-{}">{}</span>', value, label)
 
 
+class GeneralSettingsForm(forms.ModelForm):
+    """The node's identity is what other nodes are given: hold it to the rules the rest of
+    the product applies (a URL other nodes can call, a short name the wizard accepts)."""
+
+    class Meta:
+        model = GeneralSettings
+        fields = ["node_url", "short_name", "public", "license", "evaluation_ends_on"]
+
+    def clean_node_url(self) -> str:
+        try:
+            return normalize_url(self.cleaned_data["node_url"])
+        except InvalidURL as error:
+            raise ValidationError(str(error)) from None
+
+    def clean_short_name(self) -> str:
+        value = self.cleaned_data["short_name"].strip()
+        validate_short_name(value)
+        return value
+
+
 @admin.register(GeneralSettings)
 class GeneralSettingsAdmin(admin.ModelAdmin):
+    form = GeneralSettingsForm
     fields = [
         "uid",
         "node_url",

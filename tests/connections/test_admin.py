@@ -270,3 +270,55 @@ def test_staff_can_send_an_untold_notification_now(admin_client, node, settings)
     assert "Delivered 1, still not delivered 0" in messages_of(response)
     notification.refresh_from_db()
     assert notification.state == "delivered"
+
+
+def general_settings_form(node, **changes) -> dict:
+    data = {
+        "node_url": node.node_url,
+        "short_name": node.short_name,
+        "public": "on" if node.public else "",
+        "license": node.license,
+        "evaluation_ends_on": node.evaluation_ends_on or "",
+    }
+    return {**data, **changes}
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("short_name", "<b>acme</b>", "Use only letters, digits, spaces and the characters . - _"),
+        ("short_name", "acme!", "Use only letters, digits, spaces and the characters . - _"),
+        ("node_url", "ftp://node.example", "The URL must start with http:// or https://."),
+        ("node_url", "https://user:pw@node.example", "must not contain a user name or password"),
+        ("node_url", "https://node.example/?a=1", "without ? or # parts"),
+    ],
+)
+def test_general_settings_refuse_bad_input_with_a_clear_message(
+    admin_client, node, field, value, message
+):
+    url = f"/admin/connections/generalsettings/{node.pk}/change/"
+    response = admin_client.post(url, general_settings_form(node, **{field: value}))
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    before = getattr(node, field)
+    node.refresh_from_db()
+    assert getattr(node, field) == before
+
+
+def test_general_settings_store_the_node_url_in_its_normal_form(admin_client, node):
+    url = f"/admin/connections/generalsettings/{node.pk}/change/"
+    response = admin_client.post(
+        url, general_settings_form(node, node_url=" HTTPS://Node.Example/ ", short_name="acme-2")
+    )
+    assert response.status_code == 302
+    node.refresh_from_db()
+    assert node.node_url == "https://node.example"
+    assert node.short_name == "acme-2"
+
+
+def test_general_settings_cannot_be_added_twice_nor_deleted_in_the_admin(admin_client, node):
+    base = "/admin/connections/generalsettings/"
+    assert admin_client.get(f"{base}add/").status_code == 403
+    assert admin_client.post(f"{base}add/", general_settings_form(node)).status_code == 403
+    assert admin_client.post(f"{base}{node.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert type(node).objects.count() == 1
