@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from connections import client
 from connections.models import GeneralSettings, License, Mode
@@ -94,6 +95,13 @@ def discover_destination(url: str, *, node: GeneralSettings) -> Destination:
     except client.NodeError as exc:
         # The guard's own message already points to "I don't have a URL".
         message = exc.message if exc.kind == "blocked" else f"{exc.message} {NO_URL_HINT}"
+        base = _base_of(url)
+        if exc.kind == "not_exalate" and base != url:
+            # Most often an address copied from the browser while on one of its pages.
+            message = (
+                f"{exc.message} If you copied the address of one of its pages, enter only "
+                f"the instance's base URL, for example {base}. {NO_URL_HINT}"
+            )
         raise DestinationError(exc.kind, message) from None
     if info.uid == str(node.uid):
         # Another address of this very node (an alias, a proxy): still a local connection.
@@ -151,6 +159,12 @@ def missing_mode_reasons(node: GeneralSettings, destination: Destination | None)
                     f"part in it right now (its licence does not allow it)."
                 )
     return reasons
+
+
+def _base_of(url: str) -> str:
+    """The URL without its path: scheme, host and port."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "", "", ""))
 
 
 def _own_url(node: GeneralSettings) -> str:

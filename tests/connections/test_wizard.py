@@ -179,6 +179,21 @@ def test_a_destination_answering_html_stays_on_the_first_step(wizard, private_al
     assert_stays_on_destination(response, "not like an Exalate node")
 
 
+def test_a_url_with_a_page_path_suggests_the_base_url(wizard, private_allowed):
+    with answering(404, b"<html>Not Found</html>", "text/html") as server:
+        response = post_step(wizard, "destination", destination_url=f"{server.url}/connections/")
+    assert_stays_on_destination(
+        response, "not like an Exalate node", f"base URL, for example {server.url}."
+    )
+
+
+def test_a_base_url_that_is_not_a_node_gets_no_base_url_hint(wizard, private_allowed):
+    with answering(404, b"<html>Not Found</html>", "text/html") as server:
+        response = post_step(wizard, "destination", destination_url=server.url)
+    assert_stays_on_destination(response, "not like an Exalate node")
+    assert "base URL, for example" not in field_errors(response, "destination_url")
+
+
 def test_a_destination_answering_foreign_json_stays_on_the_first_step(wizard, private_allowed):
     with answering(200, {"name": "some other API", "version": 3}) as server:
         response = post_step(wizard, "destination", destination_url=server.url)
