@@ -53,3 +53,16 @@ def test_the_connection_page_fits_the_window_with_a_long_name_and_url(
 ):
     show(page, admin_client.get(f"/connections/{long_connection.id}/").content.decode(), 800)
     assert page.evaluate("document.documentElement.scrollWidth") <= 800
+
+
+def test_the_links_beside_the_code_page_buttons_line_up_with_them(
+    admin_client, long_connection, page
+):
+    show(
+        page,
+        admin_client.get(f"/connections/{long_connection.id}/invitation/").content.decode(),
+        1200,
+    )
+    done = page.locator("#done").bounding_box()
+    link = page.locator("#open-connection").bounding_box()
+    assert abs((done["y"] + done["height"] / 2) - (link["y"] + link["height"] / 2)) <= 2
