@@ -83,7 +83,7 @@ def delete(request: HttpRequest, pk) -> HttpResponse:
         return render(request, "connections/confirm_delete.html", {"connection": connection})
     name = connection.name
     notice = services.delete_connection(connection, request.user)
-    _report(request, f"The connection {name!r} is deleted.", notice)
+    _report(request, f"The connection \u201c{name}\u201d is deleted.", notice)
     return redirect("connections:list")
 
 

@@ -200,6 +200,13 @@ def test_an_operator_without_delete_permission_cannot_even_see_the_confirmation(
     assert Connection.objects.exists()
 
 
+def test_the_delete_message_quotes_the_name_as_typed(admin_client, connection):
+    Connection.objects.filter(pk=connection.pk).update(name='Bob\'s "desk"')
+    response = admin_client.post(f"/connections/{connection.id}/delete/", follow=True)
+    message = " ".join(messages_after(response))
+    assert message.startswith('The connection \u201cBob\'s "desk"\u201d is deleted.')
+
+
 def test_delete_removes_this_side_keeps_its_events_and_tells_the_peer(
     admin_client, admin_user, connection, peer
 ):
