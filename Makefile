@@ -76,10 +76,13 @@ demo: $(VENV)/.deps
 	@$(call DEMO_ENV,a,$(DEMO_A)) $(PY) manage.py shell -v 0 -c '$(call DEMO_LOGIN,A,$(DEMO_A))'
 	@$(call DEMO_ENV,b,$(DEMO_B)) $(PY) manage.py shell -v 0 -c '$(call DEMO_LOGIN,B,$(DEMO_B))'
 	@echo "Initiate a connection on A towards $(DEMO_B), accept its code on B. Ctrl-C stops both."
-	@trap 'kill $$a $$b 2>/dev/null; wait' INT TERM EXIT; \
+	@# When one node stops (Ctrl-C, or its port is taken) the other is stopped too: a demo
+	@# with one node left looks alive but cannot complete a handshake.
+	@trap 'kill $$a $$b 2>/dev/null; wait' EXIT; trap 'exit 0' INT TERM; \
 	  $(call DEMO_ENV,a,$(DEMO_A)) $(PY) manage.py runserver 127.0.0.1:8000 --noreload & a=$$!; \
 	  $(call DEMO_ENV,b,$(DEMO_B)) $(PY) manage.py runserver 127.0.0.1:8001 --noreload & b=$$!; \
-	  wait
+	  while kill -0 $$a 2>/dev/null && kill -0 $$b 2>/dev/null; do sleep 1; done; \
+	  echo "A demo node stopped (see above); stopping the other." >&2; exit 1
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
