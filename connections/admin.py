@@ -363,7 +363,18 @@ class PeerNotificationAdmin(admin.ModelAdmin):
 
     @admin.action(description="Send selected notifications now", permissions=["retry"])
     def retry_now(self, request, queryset):
-        report = services.retry_notifications_now(queryset.filter(state=NotificationState.PENDING))
+        pending = list(queryset.filter(state=NotificationState.PENDING))
+        report = services.retry_notifications_now(
+            PeerNotification.objects.filter(pk__in=[row.pk for row in pending])
+        )
+        # Delivery changes no connection state, so no connection event: the admin's own
+        # history records which staff user pushed each row, and how it went.
+        for notification in pending:
+            notification.refresh_from_db(fields=["state", "attempts", "last_error"])
+            outcome = notification.get_state_display().lower()
+            if notification.last_error:
+                outcome = f"{outcome} ({notification.last_error})"
+            self.log_change(request, notification, f"Sent now by staff: {outcome}.")
         self.message_user(
             request,
             f"Delivered {report.delivered}, still not delivered {report.retrying}, "

@@ -4,6 +4,7 @@ import secrets
 import uuid
 
 import pytest
+from django.contrib.admin.models import LogEntry
 from django.core.cache import cache
 from django.db import connection as db_connection
 from django.test.utils import CaptureQueriesContext
@@ -270,6 +271,21 @@ def test_staff_can_send_an_untold_notification_now(admin_client, node, settings)
     assert "Delivered 1, still not delivered 0" in messages_of(response)
     notification.refresh_from_db()
     assert notification.state == "delivered"
+
+
+def test_sending_a_notification_now_records_the_staff_user(admin_client, admin_user, node):
+    # The outbound guard refuses this address: the attempt fails, and the record says so.
+    connection = make_paired(remote_url="http://127.0.0.1:9")
+    notification = PeerNotification.for_connection(connection, "deactivated")
+    admin_client.post(
+        "/admin/connections/peernotification/",
+        {"action": "retry_now", "_selected_action": [notification.pk]},
+    )
+    entry = LogEntry.objects.get(object_id=str(notification.pk))
+    assert entry.user == admin_user
+    assert entry.get_change_message().startswith("Sent now by staff: not delivered yet (")
+    history = admin_client.get(f"/admin/connections/peernotification/{notification.pk}/history/")
+    assert "Sent now by staff" in history.content.decode()
 
 
 def general_settings_form(node, **changes) -> dict:
