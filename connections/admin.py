@@ -209,6 +209,19 @@ class ConnectionAdmin(admin.ModelAdmin):
         # Connections come from the initiate/accept handshake, never from a blank form.
         return False
 
+    def delete_model(self, request, obj: Connection) -> None:
+        # Deleting here is the page's Delete: the event names the staff user and the peer
+        # is told (or the notice waits in the outbox), never a bare row delete.
+        notice = services.delete_connection(obj, request.user)
+        if not notice.told:
+            self.message_user(
+                request, f"Peer not told yet. {obj.name}: {notice.message}", messages.WARNING
+            )
+
+    def delete_queryset(self, request, queryset) -> None:
+        for connection in queryset:
+            self.delete_model(request, connection)
+
     def get_inlines(self, request, obj):
         # Imported here: `connections` does not depend on `invitations` at import time.
         from invitations.admin import InvitationInline

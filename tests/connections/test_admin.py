@@ -160,6 +160,41 @@ def test_the_deactivate_action_records_the_staff_user(admin_client, admin_user, 
     assert "private network" in text
 
 
+def test_deleting_a_connection_in_the_admin_tells_the_peer_and_records_the_staff_user(
+    admin_client, admin_user, node
+):
+    # The outbound guard refuses this address, so the notice waits in the outbox.
+    connection = make_paired(remote_url="http://127.0.0.1:9")
+    response = admin_client.post(
+        f"/admin/connections/connection/{connection.pk}/delete/", {"post": "yes"}, follow=True
+    )
+    assert response.status_code == 200
+    assert not Connection.objects.filter(pk=connection.pk).exists()
+    event = ConnectionEvent.objects.get(connection_name=connection.name, kind="deleted")
+    assert event.actor_user == admin_user
+    notice = PeerNotification.objects.get(connection_name=connection.name)
+    assert notice.status == "deleted"
+    assert notice.state == "pending"
+    assert "Peer not told yet" in messages_of(response)
+
+
+def test_the_bulk_delete_action_goes_through_the_same_service(admin_client, admin_user, node):
+    connections = [make_paired(name=f"Gone {n}", remote_url="") for n in range(2)]
+    response = admin_client.post(
+        CHANGELIST,
+        {
+            "action": "delete_selected",
+            "_selected_action": [str(c.pk) for c in connections],
+            "post": "yes",
+        },
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert not Connection.objects.filter(name__startswith="Gone").exists()
+    events = ConnectionEvent.objects.filter(connection_name__startswith="Gone", kind="deleted")
+    assert [e.actor_user for e in events] == [admin_user, admin_user]
+
+
 def test_the_activate_action_records_the_staff_user(admin_client, admin_user, node):
     connection = make_paired(remote_url="", status="deactivated")
     response = run_action(admin_client, "activate_selected", [connection])
