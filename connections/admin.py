@@ -53,6 +53,25 @@ class GeneralSettingsForm(forms.ModelForm):
         return value
 
 
+class ConnectionForm(forms.ModelForm):
+    """The labels staff may edit keep the rules the wizard and the accept page apply."""
+
+    class Meta:
+        model = Connection
+        fields = ["name", "description", "local_short_name", "remote_short_name"]
+
+    def _short_name(self, field: str) -> str:
+        value = self.cleaned_data[field].strip()
+        validate_short_name(value)
+        return value
+
+    def clean_local_short_name(self) -> str:
+        return self._short_name("local_short_name")
+
+    def clean_remote_short_name(self) -> str:
+        return self._short_name("remote_short_name")
+
+
 @admin.register(GeneralSettings)
 class GeneralSettingsAdmin(admin.ModelAdmin):
     form = GeneralSettingsForm
@@ -139,6 +158,7 @@ class RemoteStatusFilter(admin.SimpleListFilter):
 
 @admin.register(Connection)
 class ConnectionAdmin(admin.ModelAdmin):
+    form = ConnectionForm
     list_display = [
         "name",
         "status_badge",

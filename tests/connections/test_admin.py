@@ -4,6 +4,7 @@ import secrets
 import uuid
 
 import pytest
+from django.contrib.admin import site
 from django.contrib.admin.models import LogEntry
 from django.core.cache import cache
 from django.db import connection as db_connection
@@ -138,6 +139,27 @@ def test_the_change_page_keeps_the_handshake_fields_read_only_and_the_secret_out
     assert "token" not in html.lower().replace("csrfmiddlewaretoken", "")
     assert "replica.summary" in html  # rule versions inline
     assert "Invitation issued" in html  # events inline
+
+
+@pytest.mark.parametrize("field", ["local_short_name", "remote_short_name"])
+def test_the_change_page_refuses_a_short_name_the_wizard_would_refuse(
+    admin_client, node, rf, admin_user, field
+):
+    connection = make_paired()
+    request = rf.get("/")
+    request.user = admin_user
+    form_class = site._registry[Connection].get_form(request, connection)
+    data = {
+        "name": connection.name,
+        "description": "",
+        "local_short_name": "acme",
+        "remote_short_name": "globex",
+        field: "<b>x</b>",
+    }
+    form = form_class(data, instance=connection)
+    assert not form.is_valid()
+    assert form.errors[field] == ["Use only letters, digits, spaces and the characters . - _"]
+    assert form_class({**data, field: " ok-name "}, instance=connection).is_valid()
 
 
 def test_staff_cannot_add_a_connection_from_a_blank_form(admin_client, node):
