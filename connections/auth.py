@@ -3,8 +3,8 @@
 Every call after activation carries `Authorization: Bearer <JWT>` (HS256, key = the
 connection's shared secret) with the claims `iss` (sender's node uid), `aud` (receiver's
 node uid), `conn` (the receiver's connection id), `iat`, `exp` (at most a minute ahead)
-and `jti`. The receiver remembers every `jti` in the cache until the token expires, so a
-captured token cannot be played again.
+and `jti`. The receiver remembers every `jti` in the database until the token expires, so
+a captured token cannot be played again, whichever worker or server receives it.
 """
 
 from __future__ import annotations
@@ -13,22 +13,23 @@ import hashlib
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
 import jwt
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 
-from connections.models import Connection, GeneralSettings
+from connections.models import Connection, GeneralSettings, UsedToken
 from exalate_site.api_errors import APIError
 
 ALGORITHM = "HS256"
 LIFETIME_SECONDS = 60
 LEEWAY_SECONDS = 30
 REQUIRED_CLAIMS = ["iss", "aud", "conn", "iat", "exp", "jti"]
-REPLAY_KEY = "exalate:jwt-jti:{digest}"
 
 
 def sign_token(*, key: str, issuer: str, audience: str, connection_id: str) -> str:
@@ -177,11 +178,17 @@ class NodeTokenAuthentication(BaseAuthentication):
 
     def _refuse_replay(self, claims: dict) -> None:
         # Remember the jti until the token could no longer pass the expiry check anyway.
+        # The primary key makes "first one wins" hold across workers and servers.
         ttl = max(int(claims["exp"] - time.time()) + LEEWAY_SECONDS + 1, 1)
         digest = hashlib.sha256(f"{claims['iss']}\n{claims['jti']}".encode()).hexdigest()
-        key = REPLAY_KEY.format(digest=digest)
-        if not cache.add(key, 1, timeout=ttl):
-            raise TokenRejected("token_replayed", "This token has already been used.")
+        UsedToken.objects.expired().delete()
+        try:
+            with transaction.atomic():
+                UsedToken.objects.create(
+                    digest=digest, expires_at=timezone.now() + timedelta(seconds=ttl)
+                )
+        except IntegrityError:
+            raise TokenRejected("token_replayed", "This token has already been used.") from None
 
 
 class IsPeerOfThisConnection:

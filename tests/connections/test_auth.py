@@ -120,13 +120,32 @@ def test_a_token_is_never_accepted_twice(client, connection):
     assert_refused(get_side(client, connection, token), 401, "token_replayed")
 
 
-def test_the_replay_guard_keeps_the_jti_in_the_cache_until_the_token_expires(
-    client, connection, node
-):
+def test_the_replay_guard_refuses_the_same_jti_under_a_new_signature(client, connection, node):
     jti = uuid.uuid4().hex
     assert get_side(client, connection, raw_token(connection, node, jti=jti)).status_code == 200
     again = raw_token(connection, node, jti=jti)  # a new signature, the same jti
     assert_refused(get_side(client, connection, again), 401, "token_replayed")
+
+
+def test_a_replay_is_refused_by_another_worker_whose_cache_never_saw_the_token(client, connection):
+    token = peer_token(connection)
+    assert get_side(client, connection, token).status_code == 200
+    cache.clear()  # what a second worker process with its own local-memory cache sees
+    assert_refused(get_side(client, connection, token), 401, "token_replayed")
+
+
+def test_used_token_ids_are_forgotten_once_their_tokens_have_expired(client, connection, node):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from connections.models import UsedToken
+
+    UsedToken.objects.create(digest="0" * 64, expires_at=timezone.now() - timedelta(seconds=1))
+    assert get_side(client, connection, peer_token(connection)).status_code == 200
+    assert not UsedToken.objects.filter(digest="0" * 64).exists()
+    assert UsedToken.objects.count() == 1
+    assert len(UsedToken.objects.get().digest) == 64
 
 
 def test_a_token_for_an_unknown_connection_is_refused(client, connection):
