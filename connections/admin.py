@@ -16,7 +16,6 @@ from django.utils.html import format_html
 
 from connections import services
 from connections.client import InvalidURL, normalize_url
-from connections.forms import validate_short_name
 from connections.models import (
     Connection,
     ConnectionEvent,
@@ -25,6 +24,7 @@ from connections.models import (
     PeerNotification,
     SyncRuleVersion,
 )
+from connections.validators import validate_short_name
 
 
 def badge(value: str, label: str):

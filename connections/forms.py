@@ -15,11 +15,13 @@ from django.core.exceptions import ValidationError
 
 from connections.client import InvalidURL, normalize_url
 from connections.models import Connection, Mode
-
-SHORT_NAME_MAX_LENGTH = 40
-NAME_MAX_LENGTH = 100
-DESCRIPTION_MAX_LENGTH = 1000
-SHORT_NAME_PUNCTUATION = " .-_"
+from connections.validators import (
+    DESCRIPTION_MAX_LENGTH,
+    NAME_MAX_LENGTH,
+    SHORT_NAME_MAX_LENGTH,
+    SHORT_NAME_PUNCTUATION,
+    validate_short_name,
+)
 
 MODE_DESCRIPTIONS = {
     Mode.BASIC: (
@@ -32,14 +34,6 @@ MODE_DESCRIPTIONS = {
         "receives. Good for simple to advanced cases."
     ),
 }
-
-
-def validate_short_name(value: str) -> None:
-    if not all(ch.isalnum() or ch in SHORT_NAME_PUNCTUATION for ch in value):
-        raise ValidationError(
-            "Use only letters, digits, spaces and the characters . - _",
-            code="short_name_characters",
-        )
 
 
 def clean_short_name(value: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
-from connections.forms import SHORT_NAME_MAX_LENGTH, validate_short_name
+from connections.validators import SHORT_NAME_MAX_LENGTH, validate_short_name
 from invitations import code as invitation_code
 from invitations.services import AcceptError, read_invitation_code
 

@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from connections import client
 from connections.models import Connection, EventKind, GeneralSettings, License, Role, Status
+from connections.validators import SHORT_NAME_MAX_LENGTH, validate_short_name
 from invitations import code as invitation_code
 from invitations.models import Invitation, hash_token
 
@@ -292,10 +294,14 @@ def accept_invitation(
 
     short_name = code.destination_short_name if local_short_name is None else local_short_name
     short_name = short_name.strip()
-    if not 0 < len(short_name) <= 40:
+    if not 0 < len(short_name) <= SHORT_NAME_MAX_LENGTH:
         raise AcceptError(
             "invalid_short_name", "Enter this instance's short name (at most 40 characters)."
         )
+    try:
+        validate_short_name(short_name)
+    except ValidationError as error:
+        raise AcceptError("invalid_short_name", error.messages[0]) from None
     if code.mode not in node.available_modes():
         raise AcceptError(
             "mode_not_allowed_here",

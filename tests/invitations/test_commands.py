@@ -25,6 +25,14 @@ def test_accept_invitation_prints_the_connection_id_and_status(invite, node):
     assert destination.local_short_name == "cli-side"
 
 
+def test_accept_invitation_refuses_a_short_name_with_markup_before_any_call(invite, node):
+    _source, code = invite(remote_url=node.base_url, remote_uid=str(node.uid))
+    with pytest.raises(CommandError, match="Use only letters, digits"):
+        call_command("accept_invitation", code, "--local-short-name", "<b>x</b>")
+    assert not Connection.objects.filter(role="destination").exists()
+    assert Invitation.objects.get().accepted_at is None
+
+
 def test_accept_invitation_explains_a_damaged_code(db, node):
     with pytest.raises(CommandError, match="Copy the code again in full"):
         call_command("accept_invitation", "abc.def")
