@@ -163,3 +163,40 @@ def test_a_head_request_for_a_streamed_answer_gets_no_body(rf):
     middleware = HeadWithoutBodyMiddleware(lambda request: StreamingHttpResponse([b"a", b"b"]))
     response = middleware(rf.head("/static/app.css"))
     assert b"".join(response.streaming_content) == b""
+
+
+def _stdout_handler():
+    import logging
+
+    return next(h for h in logging.getLogger().handlers if h.get_name() == "stdout")
+
+
+def test_a_refused_permission_is_logged_in_one_line_without_a_traceback(viewer_client):
+    import io
+
+    handler = _stdout_handler()
+    stream = io.StringIO()
+    previous = handler.setStream(stream)
+    try:
+        response = viewer_client.get("/connections/initiate/")
+    finally:
+        handler.setStream(previous)
+    assert response.status_code == 403
+    logged = stream.getvalue()
+    assert "Forbidden" in logged
+    assert "Traceback" not in logged
+
+
+def test_server_errors_keep_their_traceback_in_the_log():
+    import logging
+    import sys
+
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        record = logging.LogRecord(
+            "django.request", logging.ERROR, __file__, 1, "fail", None, sys.exc_info()
+        )
+    record.status_code = 500
+    assert _stdout_handler().filter(record)
+    assert record.exc_info is not None
