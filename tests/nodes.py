@@ -160,3 +160,19 @@ def post_form(client: httpx.Client, path: str, data: dict) -> httpx.Response:
         data={**data, "csrfmiddlewaretoken": client.cookies["csrftoken"]},
         headers={"Referer": f"{client.base_url}{path}"},
     )
+
+
+def initiate_between(
+    source: LiveNode, destination: LiveNode, name: str, *, description: str = ""
+) -> tuple[str, str]:
+    """A pending connection on `source` towards `destination`: (its id, the code)."""
+    uid = httpx.get(f"{destination.url}/api/v1/instance/").json()["uid"]
+    out = source.shell(
+        "from connections.services import initiate_connection as go\n"
+        f"c, _, code = go(name={name!r}, mode='script', local_short_name='desk-a', "
+        f"remote_short_name='desk-b', description={description!r}, "
+        f"remote_url={destination.url!r}, remote_uid={uid!r})\n"
+        "print(c.id)\nprint(code)"
+    )
+    connection_id, code = out.splitlines()[-2:]
+    return connection_id, code

@@ -5,6 +5,8 @@ import tempfile
 
 import pytest
 
+from tests.nodes import start_node
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
@@ -47,6 +49,20 @@ def page(browser):
     yield page
     page.close()
     browser.clear_cookies()
+
+
+@pytest.fixture(scope="module")
+def nodes(tmp_path_factory):
+    """Two live nodes, A and B, shared by the tests of one module."""
+    a = start_node(tmp_path_factory.mktemp("a"), "a")
+    try:
+        b = start_node(tmp_path_factory.mktemp("b"), "b")
+    except BaseException:
+        a.stop()
+        raise
+    yield a, b
+    a.stop()
+    b.stop()
 
 
 def log_in(page, base_url: str, username: str, password: str) -> None:

@@ -2,45 +2,19 @@
 
 import re
 
-import httpx
 import pytest
 
 from tests.e2e.conftest import log_in
-from tests.nodes import start_node
+from tests.nodes import initiate_between
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def nodes(tmp_path_factory):
-    a = start_node(tmp_path_factory.mktemp("a"), "a")
-    try:
-        b = start_node(tmp_path_factory.mktemp("b"), "b")
-    except BaseException:
-        a.stop()
-        raise
-    yield a, b
-    a.stop()
-    b.stop()
-
-
-def initiate(a, b, name: str) -> tuple[str, str]:
-    uid = httpx.get(f"{b.url}/api/v1/instance/").json()["uid"]
-    out = a.shell(
-        "from connections.services import initiate_connection as go\n"
-        f"c, _, code = go(name={name!r}, mode='script', local_short_name='desk-a', "
-        f"remote_short_name='desk-b', remote_url={b.url!r}, remote_uid={uid!r})\n"
-        "print(c.id)\nprint(code)"
-    )
-    connection_id, code = out.splitlines()[-2:]
-    return connection_id, code
 
 
 def test_accepting_in_the_browser_sets_up_the_connection_and_the_source_sees_it(
     nodes, page, browser
 ):
     a, b = nodes
-    source_id, code = initiate(a, b, "Browser handshake")
+    source_id, code = initiate_between(a, b, "Browser handshake")
 
     # A's admin watches the Connections page. Cookies belong to a host, not a port, so
     # A is opened as "localhost" to keep its login apart from B's on 127.0.0.1.

@@ -3,39 +3,11 @@
 import html
 import re
 
-import httpx
 import pytest
 
-from tests.nodes import LiveNode, logged_in_client, post_form, start_node
+from tests.nodes import initiate_between, logged_in_client, post_form
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def nodes(tmp_path_factory):
-    a = start_node(tmp_path_factory.mktemp("a"), "a")
-    try:
-        b = start_node(tmp_path_factory.mktemp("b"), "b")
-    except BaseException:
-        a.stop()
-        raise
-    yield a, b
-    a.stop()
-    b.stop()
-
-
-def initiate(source: LiveNode, destination: LiveNode, name: str) -> tuple[str, str]:
-    """A pending connection on `source` towards `destination`: (its id, the code)."""
-    uid = httpx.get(f"{destination.url}/api/v1/instance/").json()["uid"]
-    out = source.shell(
-        "from connections.services import initiate_connection as go\n"
-        f"c, _, code = go(name={name!r}, mode='script', local_short_name='desk-a', "
-        f"remote_short_name='desk-b', description='Incidents both ways.', "
-        f"remote_url={destination.url!r}, remote_uid={uid!r})\n"
-        "print(c.id)\nprint(code)"
-    )
-    connection_id, code = out.splitlines()[-2:]
-    return connection_id, code
 
 
 def row_status(page_html: str, connection_id: str) -> str | None:
@@ -45,7 +17,7 @@ def row_status(page_html: str, connection_id: str) -> str | None:
 
 def test_accepting_on_b_through_its_pages_makes_both_sides_active(nodes):
     a, b = nodes
-    source_id, code = initiate(a, b, "Service desks")
+    source_id, code = initiate_between(a, b, "Service desks", description="Incidents both ways.")
     admin_a, admin_b = logged_in_client(a), logged_in_client(b)
     assert row_status(admin_a.get("/connections/").text, source_id) == "pending"
 
@@ -120,7 +92,7 @@ def test_both_nodes_become_active_through_their_web_pages_alone(nodes):
 
 def test_pasting_an_accepted_code_again_leads_to_the_same_connection(nodes):
     a, b = nodes
-    _source_id, code = initiate(a, b, "Twice pasted")
+    _source_id, code = initiate_between(a, b, "Twice pasted")
     admin_b = logged_in_client(b)
     first = post_form(
         admin_b, "/connections/accept/", {"code": code, "local_short_name": "b", "confirm": "1"}
@@ -133,7 +105,7 @@ def test_pasting_an_accepted_code_again_leads_to_the_same_connection(nodes):
 
 def test_a_code_that_is_no_longer_valid_is_explained_on_b_and_nothing_is_made(nodes):
     a, b = nodes
-    source_id, old_code = initiate(a, b, "Regenerated")
+    source_id, old_code = initiate_between(a, b, "Regenerated")
     a.shell(
         "from connections.models import Connection\n"
         "from invitations.services import issue_invitation\n"
@@ -151,7 +123,7 @@ def test_a_code_that_is_no_longer_valid_is_explained_on_b_and_nothing_is_made(no
 
 def test_the_accept_invitation_command_accepts_a_code_from_another_node(nodes):
     a, b = nodes
-    source_id, code = initiate(a, b, "From the command line")
+    source_id, code = initiate_between(a, b, "From the command line")
     out = b.manage("accept_invitation", code, "--local-short-name", "cli-b").stdout
     destination_id, status = out.strip().splitlines()[-1].split()
     assert status == "active"
