@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import socket
 import threading
 import time
 import uuid
@@ -17,6 +16,7 @@ import jwt
 
 from connections.auth import sign_token
 from connections.models import Connection, GeneralSettings
+from tests.nodes import free_port
 
 
 def make_paired(name: str = "Acme to Globex", **fields) -> Connection:
@@ -52,12 +52,6 @@ def peer_token(connection: Connection, **overrides) -> str:
         **overrides,
     }
     return sign_token(**values)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

@@ -9,25 +9,12 @@ from django.core.cache import cache
 
 from connections import client as node_client
 from connections.models import Connection, ConnectionEvent, PeerNotification
-from tests.connections.peers import FakePeer, make_paired
+from tests.connections.peers import make_paired
 
 
 @pytest.fixture(autouse=True)
 def empty_cache():
     cache.clear()
-
-
-@pytest.fixture
-def peer():
-    fake = FakePeer()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def connection(node, peer, settings):
-    settings.EXALATE_ALLOW_PRIVATE_NETWORKS = True
-    return make_paired(remote_url=peer.url)
 
 
 @pytest.fixture

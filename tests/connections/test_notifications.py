@@ -21,20 +21,6 @@ from tests.connections.peers import FakePeer, make_paired
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def peer():
-    """A peer node that is down until the test starts it."""
-    fake = FakePeer()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def connection(node, peer, settings):
-    settings.EXALATE_ALLOW_PRIVATE_NETWORKS = True
-    return make_paired(remote_url=peer.url)
-
-
 def later(seconds: float):
     return time_machine.travel(timezone.now() + dt.timedelta(seconds=seconds), tick=True)
 
