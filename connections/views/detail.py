@@ -6,6 +6,8 @@ to the page with a message (so a reload never repeats it).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.http import HttpRequest, HttpResponse
@@ -51,27 +53,33 @@ def test(request: HttpRequest, pk) -> HttpResponse:
 @permission_required("connections.change_connection", raise_exception=True)
 @require_POST
 def deactivate(request: HttpRequest, pk) -> HttpResponse:
-    connection = get_object_or_404(Connection, pk=pk)
-    try:
-        notice = services.deactivate_connection(connection, request.user)
-    except services.ConnectionActionError as exc:
-        messages.error(request, str(exc))
-    else:
-        _report(request, "The connection is deactivated on this side.", notice)
-    return redirect(connection)
+    return _switch(
+        request, pk, services.deactivate_connection, "The connection is deactivated on this side."
+    )
 
 
 @login_required
 @permission_required("connections.change_connection", raise_exception=True)
 @require_POST
 def activate(request: HttpRequest, pk) -> HttpResponse:
+    return _switch(
+        request, pk, services.activate_connection, "The connection is active again on this side."
+    )
+
+
+def _switch(
+    request: HttpRequest,
+    pk,
+    action: Callable[..., services.PeerNotice],
+    done: str,
+) -> HttpResponse:
     connection = get_object_or_404(Connection, pk=pk)
     try:
-        notice = services.activate_connection(connection, request.user)
+        notice = action(connection, request.user)
     except services.ConnectionActionError as exc:
         messages.error(request, str(exc))
     else:
-        _report(request, "The connection is active again on this side.", notice)
+        _report(request, done, notice)
     return redirect(connection)
 
 
