@@ -73,6 +73,10 @@ class ConnectionActionError(ValueError):
     """The action does not fit the connection's current state; the message says why."""
 
 
+class ConnectionGone(ConnectionActionError):
+    """The connection was deleted while the action waited (another tab, another admin)."""
+
+
 @dataclass(frozen=True)
 class PeerNotice:
     """What became of telling the peer about a change on this side."""
@@ -156,8 +160,13 @@ def revoke_pending_invitations(connection: Connection, user=None) -> int:
 
 
 def _lock(connection: Connection) -> None:
-    # Two admins clicking at once: the second sees the first one's result.
-    Connection.objects.select_for_update().filter(pk=connection.pk).exists()
+    # Two admins clicking at once: the second sees the first one's result, which may be
+    # that the first one deleted the connection.
+    if not Connection.objects.select_for_update().filter(pk=connection.pk).exists():
+        raise ConnectionGone(
+            f"The connection \u201c{connection.name}\u201d no longer exists: it was deleted "
+            "meanwhile (in another tab or by another admin). Nothing more was changed."
+        )
     connection.refresh_from_db(fields=["status", "status_reason", "activated_at"])
 
 

@@ -76,6 +76,9 @@ def _switch(
     connection = get_object_or_404(Connection, pk=pk)
     try:
         notice = action(connection, request.user)
+    except services.ConnectionGone as exc:
+        messages.error(request, str(exc))
+        return redirect("connections:list")
     except services.ConnectionActionError as exc:
         messages.error(request, str(exc))
     else:
@@ -90,7 +93,12 @@ def delete(request: HttpRequest, pk) -> HttpResponse:
     if request.method != "POST":
         return render(request, "connections/confirm_delete.html", {"connection": connection})
     name = connection.name
-    notice = services.delete_connection(connection, request.user)
+    try:
+        notice = services.delete_connection(connection, request.user)
+    except services.ConnectionGone as exc:
+        # Delete pressed twice (or in two tabs): the first press already did it.
+        messages.error(request, str(exc))
+        return redirect("connections:list")
     _report(request, f"The connection \u201c{name}\u201d is deleted.", notice)
     return redirect("connections:list")
 

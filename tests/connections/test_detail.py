@@ -270,3 +270,22 @@ def test_an_unknown_connection_page_is_a_404(admin_client, db):
     assert admin_client.get("/connections/7d0f6c43-1b0e-4a5c-9a53-2f1f0f6b9c11/").status_code == 404
     response = admin_client.post("/connections/7d0f6c43-1b0e-4a5c-9a53-2f1f0f6b9c11/deactivate/")
     assert response.status_code == 404
+
+
+@pytest.mark.parametrize("action", ["delete", "deactivate", "activate"])
+def test_an_action_on_a_connection_deleted_meanwhile_says_so_instead_of_failing(
+    admin_client, connection, monkeypatch, action
+):
+    # The race of two presses: this request loaded the row just before the other deleted it.
+    from connections.views import detail
+
+    stale = Connection.objects.get(pk=connection.pk)
+    Connection.objects.filter(pk=connection.pk).delete()
+    monkeypatch.setattr(detail, "get_object_or_404", lambda *args, **kwargs: stale)
+    response = admin_client.post(f"/connections/{connection.id}/{action}/", follow=True)
+    assert response.status_code == 200
+    assert response.redirect_chain[-1][0] == "/connections/"
+    [message] = messages_after(response)
+    assert message.startswith("The connection \u201cAcme to Globex\u201d no longer exists")
+    assert not ConnectionEvent.objects.filter(kind__in=["deleted", "deactivated"]).exists()
+    assert not PeerNotification.objects.exists()
