@@ -1,6 +1,7 @@
 from django.contrib import admin, messages
 from django.utils import timezone
 
+from connections.admin import ReadOnlyInline
 from invitations.models import Invitation
 
 # The token hash is deliberately absent everywhere here: it is a credential's fingerprint.
@@ -22,7 +23,7 @@ INVITATION_FIELDS = [
 ]
 
 
-class InvitationInline(admin.TabularInline):
+class InvitationInline(ReadOnlyInline):
     """Shown on a connection's admin page (ConnectionAdmin picks it up)."""
 
     model = Invitation
@@ -37,15 +38,7 @@ class InvitationInline(admin.TabularInline):
         "acceptor_url",
     ]
     readonly_fields = fields
-    extra = 0
-    can_delete = False
     show_change_link = True
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("created_by")
