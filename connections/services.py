@@ -167,7 +167,9 @@ def _lock(connection: Connection) -> None:
             f"The connection \u201c{connection.name}\u201d no longer exists: it was deleted "
             "meanwhile (in another tab or by another admin). Nothing more was changed."
         )
-    connection.refresh_from_db(fields=["status", "status_reason", "activated_at"])
+    connection.refresh_from_db(
+        fields=["status", "status_reason", "activated_at", "remote_status", "remote_status_at"]
+    )
 
 
 def _queue_for_peer(
@@ -176,6 +178,11 @@ def _queue_for_peer(
     """Queue the notification in the caller's transaction (so it cannot be lost)."""
     if not connection.is_paired:
         return PeerNotice(True, "")
+    if connection.remote_status == RemoteStatus.DELETED:
+        # The peer deleted its side and said so: a notification would only be refused.
+        return PeerNotice(
+            True, "The remote side had already deleted its side, so there was nobody to tell."
+        )
     if connection.is_local:
         # Both sides live here: tell the other side directly. Calling ourselves over
         # HTTP could deadlock a single-worker server.
@@ -209,6 +216,9 @@ def _tell_now(queued: PeerNotification | PeerNotice) -> PeerNotice:
     error = notification.last_error.strip()
     if error and error[-1] not in ".!?":
         error += "."
+    if notification.state == NotificationState.FAILED:
+        # Settled for good (the peer no longer knows the connection): no retry follows.
+        return PeerNotice(False, f"The remote side could not be told. {error}".strip())
     return PeerNotice(
         False,
         " ".join(

@@ -260,3 +260,28 @@ def test_a_pending_notification_is_never_forgotten(connection):
     with later(365 * 86400):
         assert services.purge_settled_notifications() == 0
     assert PeerNotification.objects.get().state == "pending"
+
+
+def test_a_change_the_peer_can_never_hear_does_not_promise_more_attempts(connection, peer):
+    peer.answer = lambda r: (401, {"code": "unknown_connection", "detail": "No such connection."})
+    peer.start()
+    notice = services.deactivate_connection(connection)
+    assert not notice.told
+    assert notice.message.startswith("The remote side could not be told.")
+    assert "does not know this connection" in notice.message
+    assert "keeps trying" not in notice.message
+
+
+def test_deleting_after_the_peer_deleted_its_side_tells_nobody(connection, peer, admin_user):
+    peer.start()
+    services.record_remote_status(connection, "deleted", reason="gone")
+    connection.refresh_from_db()
+    assert connection.status == "error"
+    notice = services.delete_connection(connection, admin_user)
+    assert notice.told
+    assert notice.message == (
+        "The remote side had already deleted its side, so there was nobody to tell."
+    )
+    assert peer.received == []
+    assert not PeerNotification.objects.exists()
+    assert not Connection.objects.exists()
