@@ -153,12 +153,9 @@ class InitiateConnectionWizard(SessionWizardView):
     # --- finishing --------------------------------------------------------------------
 
     def render_done(self, form, **kwargs):
-        # formtools' render_done, plus the preconditions checked again and failures that
-        # send the admin back to a step with everything they typed still there.
-        self.node = GeneralSettings.load()
-        if not self.node.public:
-            self.storage.reset()
-            return render_not_public(self.request, self.node)
+        # formtools' render_done, plus failures that send the admin back to a step with
+        # everything they typed still there. (dispatch() has just read the General Settings
+        # and refused a node that is not public.)
         final_forms = {}
         for step in self.get_form_list():
             step_form = self.get_form(
