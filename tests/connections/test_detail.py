@@ -289,3 +289,30 @@ def test_an_action_on_a_connection_deleted_meanwhile_says_so_instead_of_failing(
     assert message.startswith("The connection \u201cAcme to Globex\u201d no longer exists")
     assert not ConnectionEvent.objects.filter(kind__in=["deleted", "deactivated"]).exists()
     assert not PeerNotification.objects.exists()
+
+
+def test_delete_confirmation_for_a_private_network_peer_says_it_will_not_be_told(
+    admin_client, node
+):
+    connection = make_paired(remote_url="")
+    html = admin_client.get(f"/connections/{connection.id}/delete/").content.decode()
+    assert "its side is <strong>not</strong> told" in html
+    assert "this node keeps trying" not in html
+    page = page_of(admin_client, connection)
+    assert "it is not told of either" in page
+    assert "and tells the remote side" not in page
+
+
+def test_delete_confirmation_after_the_peer_deleted_its_side_says_nobody_is_told(
+    admin_client, connection
+):
+    connection.apply_remote_status("deleted")
+    html = admin_client.get(f"/connections/{connection.id}/delete/").content.decode()
+    assert "already deleted its side, so nobody needs to be told" in html
+    assert "this node keeps trying" not in html
+
+
+def test_delete_confirmation_for_a_reachable_peer_says_it_will_be_told(admin_client, connection):
+    html = admin_client.get(f"/connections/{connection.id}/delete/").content.decode()
+    assert "The remote side is told that the connection was deleted here" in html
+    assert "and tells the remote side" in page_of(admin_client, connection)
