@@ -4,9 +4,11 @@ from wsgiref.util import setup_testing_defaults
 from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
+from django.db import connection as db_connection
 from django.db.utils import OperationalError
 from django.http import StreamingHttpResponse
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from connections.models import Connection
 from exalate_site.middleware import HeadWithoutBodyMiddleware
@@ -67,6 +69,33 @@ def test_connections_page_rows_carry_id_and_status_markers(admin_client):
     content = admin_client.get("/connections/").content.decode()
     assert f'data-connection-id="{c.id}" data-status="pending"' in content
     assert "private network" in content
+
+
+def test_the_connections_page_and_its_polled_rows_cost_the_same_queries_for_any_number(
+    admin_client, django_assert_num_queries
+):
+    def add(n: int) -> None:
+        for i in range(n):
+            Connection.objects.create(
+                name=f"C{Connection.objects.count()}-{i}",
+                mode="script",
+                role="source",
+                local_short_name="a",
+                remote_short_name="b",
+            )
+
+    add(1)
+    with CaptureQueriesContext(db_connection) as one:
+        admin_client.get("/connections/")
+    with CaptureQueriesContext(db_connection) as one_rows:
+        admin_client.get("/connections/?fragment=rows")
+    add(5)
+    with django_assert_num_queries(len(one.captured_queries)):
+        page = admin_client.get("/connections/")
+    with django_assert_num_queries(len(one_rows.captured_queries)):
+        rows = admin_client.get("/connections/?fragment=rows")
+    assert page.content.decode().count("data-connection-id=") == 6
+    assert rows.content.decode().count("data-connection-id=") == 6
 
 
 def test_viewer_without_add_permission_sees_no_initiate_button(viewer_client):
