@@ -316,3 +316,13 @@ def test_delete_confirmation_for_a_reachable_peer_says_it_will_be_told(admin_cli
     html = admin_client.get(f"/connections/{connection.id}/delete/").content.decode()
     assert "The remote side is told that the connection was deleted here" in html
     assert "and tells the remote side" in page_of(admin_client, connection)
+
+
+def test_activating_after_the_peer_deleted_its_side_says_why_it_cannot(admin_client, connection):
+    connection.apply_remote_status("deleted")
+    response = admin_client.post(f"/connections/{connection.id}/activate/", follow=True)
+    [message] = messages_after(response)
+    assert message == (
+        "Only a deactivated connection can be activated; "
+        "this one is in error (deleted on the remote side)."
+    )
