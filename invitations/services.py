@@ -14,7 +14,15 @@ from django.db.models import Q
 from django.utils import timezone
 
 from connections import client
-from connections.models import Connection, EventKind, GeneralSettings, License, Role, Status
+from connections.models import (
+    Connection,
+    EventKind,
+    GeneralSettings,
+    License,
+    RemoteStatus,
+    Role,
+    Status,
+)
 from connections.validators import SHORT_NAME_MAX_LENGTH, validate_short_name
 from invitations import code as invitation_code
 from invitations.models import Invitation, hash_token
@@ -186,6 +194,15 @@ def redeem_invitation(code_text: str, acceptor: Acceptor) -> Redemption:
         if invitation.accepted_at is not None and not replay:
             raise RedeemError(
                 409, "invitation_used", "This invitation code was already accepted by another node."
+            )
+        if replay and connection.remote_status == RemoteStatus.DELETED:
+            # The acceptor deleted the side it made from this code and told us so: handing
+            # the secret over again would make it a new "active" side facing one in error.
+            raise RedeemError(
+                409,
+                "invitation_used",
+                "This invitation code was already used for a connection that the accepting "
+                "node has since deleted; a new connection needs a new invitation.",
             )
         if replay:
             return Redemption(connection, invitation, connection.shared_secret)
@@ -444,8 +461,9 @@ def failure_message(code: str, invitation: invitation_code.InvitationCode, detai
             "regenerate the invitation and send you the new code."
         ),
         "invitation_used": (
-            "This invitation code has already been accepted by another node. If you need "
-            f"this connection, ask {other} to initiate a new one for this instance."
+            "This invitation code has already been accepted by another node, or by this one "
+            "for a connection since deleted here. If you need this connection, ask "
+            f"{other} to initiate a new one for this instance."
         ),
         "wrong_destination": (
             "This invitation code was made for another instance, not this one. Ask "

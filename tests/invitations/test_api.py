@@ -94,6 +94,19 @@ def test_a_replay_still_succeeds_after_the_code_expired(post_accept, invite, acc
     assert again.json()["secret"] == first.json()["secret"]
 
 
+def test_a_replay_is_refused_once_the_acceptor_deleted_its_side(post_accept, invite, acceptor):
+    connection, code = invite()
+    assert post_accept({"code": code, "acceptor": acceptor}).status_code == 200
+    connection.refresh_from_db()
+    connection.apply_remote_status("deleted")
+    again = post_accept({"code": code, "acceptor": acceptor})
+    body = assert_error(again, 409, "invitation_used")
+    assert "since deleted" in body["detail"]
+    assert "secret" not in again.json()
+    connection.refresh_from_db()
+    assert connection.status == "error"
+
+
 def test_accept_rejects_a_code_used_by_another_acceptor(post_accept, invite, acceptor):
     connection, code = invite()
     assert post_accept({"code": code, "acceptor": acceptor}).status_code == 200

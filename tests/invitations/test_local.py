@@ -63,3 +63,19 @@ def test_a_local_code_accepted_twice_gives_the_same_connection(local_code, no_ne
     assert first.created and not second.created
     assert first.connection.pk == second.connection.pk
     assert Connection.objects.count() == 2
+
+
+def test_a_code_pasted_again_after_its_connection_was_deleted_here_makes_nothing(
+    local_code, no_network
+):
+    from connections.services import delete_connection
+
+    source, code = local_code
+    delete_connection(accept_invitation(code).connection)
+    source.refresh_from_db()
+    assert source.status == "error"
+    with pytest.raises(AcceptError) as failure:
+        accept_invitation(code)
+    assert failure.value.code == "invitation_used"
+    assert "or by this one for a connection since deleted here" in failure.value.message
+    assert list(Connection.objects.values_list("status", flat=True)) == ["error"]
