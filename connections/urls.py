@@ -12,6 +12,11 @@ urlpatterns = [
         invitation.regenerate_invitation,
         name="regenerate_invitation",
     ),
+    path(
+        "<uuid:pk>/invitation/revoke/",
+        invitation.revoke_invitation,
+        name="revoke_invitation",
+    ),
     path("<uuid:pk>/", detail.connection_detail, name="detail"),
     path("<uuid:pk>/test/", detail.test, name="test"),
     path("<uuid:pk>/deactivate/", detail.deactivate, name="deactivate"),

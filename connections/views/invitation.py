@@ -1,4 +1,4 @@
-"""The invitation code page (shown once) and "Regenerate invitation".
+"""The invitation code page (shown once), "Regenerate invitation" and "Revoke".
 
 Only a hash of the token is stored, so the code exists once: it travels in the session
 from the step that made it to this page, which takes it out as it shows it. A reload,
@@ -16,6 +16,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from connections.models import Connection, Role, Status
+from connections.services import revoke_pending_invitations
 from invitations.models import Invitation
 from invitations.services import issue_invitation
 
@@ -93,3 +94,31 @@ def regenerate_invitation(request, pk):
         invitation, code = issue_invitation(connection, user=request.user)
     remember_code(request, invitation, code)
     return redirect("connections:invitation", pk=connection.pk)
+
+
+@login_required
+@permission_required("connections.add_connection", raise_exception=True)
+@require_POST
+def revoke_invitation(request, pk):
+    with transaction.atomic():
+        # Locked like Regenerate: an acceptance arriving now either wins or finds it revoked.
+        connection = get_object_or_404(Connection.objects.select_for_update(), pk=pk)
+        if not can_regenerate(connection):
+            messages.error(
+                request,
+                "Only a pending connection that this node initiated has an invitation code; "
+                f"this one is {connection.get_status_display().lower()}, so nothing was revoked.",
+            )
+            return redirect(connection)
+        revoked = revoke_pending_invitations(connection, user=request.user)
+    if revoked:
+        messages.success(
+            request,
+            "The invitation code is revoked: it can no longer be accepted. Regenerate the "
+            "invitation to send the other admin a new one.",
+        )
+    else:
+        messages.info(
+            request, "There was no invitation code that could still be accepted; nothing changed."
+        )
+    return redirect(connection)

@@ -13,6 +13,7 @@ from connections import client as node_client
 from connections.models import Connection, ConnectionEvent, EventKind, GeneralSettings
 from invitations import code as invitation_code
 from invitations.models import Invitation, hash_token
+from invitations.services import AcceptError, accept_invitation
 from tests.connections.http_servers import answering, discovery_answer, refusing, silent
 
 URL = "/connections/initiate/"
@@ -710,3 +711,41 @@ def test_the_whole_walk_against_a_live_second_node(wizard, node, live_nodes, set
     connection = Connection.objects.get(name="Live walk")
     assert f'data-connection-id="{connection.id}" data-status="pending"' in listing
     assert connection.remote_url == b.url
+
+
+def test_revoke_on_the_connection_page_makes_the_code_useless_and_keeps_it_pending(wizard):
+    post_step(wizard, "destination", no_url="on")
+    post_step(wizard, "mode", mode="basic")
+    code = shown_code(wizard.get(finish(wizard).url))
+    connection = Connection.objects.get()
+    page = wizard.get(f"/connections/{connection.id}/").content.decode()
+    assert f'action="/connections/{connection.id}/invitation/revoke/"' in page
+    response = wizard.post(f"/connections/{connection.id}/invitation/revoke/", follow=True)
+    html = response.content.decode()
+    assert "The invitation code is revoked: it can no longer be accepted." in html
+    assert 'id="revoke-invitation"' not in html
+    assert "Regenerate invitation" in html
+    connection.refresh_from_db()
+    assert connection.status == "pending"
+    assert connection.events.filter(kind=EventKind.INVITATION_REVOKED).exists()
+    with pytest.raises(AcceptError) as failure:
+        accept_invitation(code)
+    assert failure.value.code == "invitation_revoked"
+    again = wizard.post(f"/connections/{connection.id}/invitation/revoke/", follow=True)
+    assert "nothing changed" in again.content.decode()
+
+
+def test_revoke_is_refused_for_an_accepted_connection_and_needs_the_permission(wizard, viewer):
+    post_step(wizard, "destination", no_url="on")
+    post_step(wizard, "mode", mode="basic")
+    finish(wizard)
+    connection = Connection.objects.get()
+    path = f"/connections/{connection.id}/invitation/revoke/"
+    assert wizard.get(path).status_code == 405
+    viewer_client = Client()
+    viewer_client.force_login(viewer)
+    assert viewer_client.post(path).status_code == 403
+    connection.activate()
+    response = wizard.post(path, follow=True)
+    assert "so nothing was revoked" in response.content.decode()
+    assert connection.invitations.get().state == "valid"
