@@ -232,7 +232,12 @@ class ConnectionAdmin(admin.ModelAdmin):
     def delete_model(self, request, obj: Connection) -> None:
         # Deleting here is the page's Delete: the event names the staff user and the peer
         # is told (or the notice waits in the outbox), never a bare row delete.
-        notice = services.delete_connection(obj, request.user)
+        try:
+            notice = services.delete_connection(obj, request.user)
+        except services.ConnectionGone as exc:
+            # Another staff user (or another tab) deleted it first.
+            self.message_user(request, str(exc), messages.WARNING)
+            return
         if not notice.told:
             self.message_user(
                 request, f"Peer not told yet. {obj.name}: {notice.message}", messages.WARNING

@@ -200,6 +200,22 @@ def test_deleting_a_connection_in_the_admin_tells_the_peer_and_records_the_staff
     assert "Peer not told yet" in messages_of(response)
 
 
+def test_deleting_in_the_admin_a_connection_deleted_meanwhile_says_so(rf, admin_user, node):
+    from django.contrib.messages.storage.fallback import FallbackStorage
+
+    connection = make_paired(remote_url="")
+    stale = Connection.objects.get(pk=connection.pk)
+    Connection.objects.filter(pk=connection.pk).delete()
+    request = rf.post("/admin/")
+    request.user = admin_user
+    request.session = {}
+    request._messages = FallbackStorage(request)
+    site._registry[Connection].delete_model(request, stale)
+    [message] = [str(m) for m in request._messages]
+    assert message.startswith("The connection \u201cAcme to Globex\u201d no longer exists")
+    assert not ConnectionEvent.objects.filter(kind="deleted").exists()
+
+
 def test_the_bulk_delete_action_goes_through_the_same_service(admin_client, admin_user, node):
     connections = [make_paired(name=f"Gone {n}", remote_url="") for n in range(2)]
     response = admin_client.post(
