@@ -232,6 +232,14 @@ class Connection(models.Model):
         return self.remote_uid is not None and self.remote_uid == GeneralSettings.load().uid
 
     @property
+    def status_in_words(self) -> str:
+        """The status as the end of a sentence: "pending", or "in error (why)", not "error"."""
+        if self.status == Status.ERROR:
+            reason = f" ({self.status_reason})" if self.status_reason else ""
+            return f"in error{reason}"
+        return self.get_status_display().lower()
+
+    @property
     def remote_label(self) -> str:
         return self.remote_url or "private network"
 

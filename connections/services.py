@@ -102,7 +102,7 @@ def deactivate_connection(connection: Connection, user=None, *, reason: str = ""
         if not connection.can_deactivate:
             raise ConnectionActionError(
                 f"Only an active connection can be deactivated; this one is "
-                f"{_status_words(connection)}."
+                f"{connection.status_in_words}."
             )
         connection.deactivate(user=user, reason=reason)
         notification = _queue_for_peer(connection, RemoteStatus.DEACTIVATED, reason)
@@ -116,7 +116,7 @@ def activate_connection(connection: Connection, user=None) -> PeerNotice:
         if not connection.can_activate:
             raise ConnectionActionError(
                 f"Only a deactivated connection can be activated; this one is "
-                f"{_status_words(connection)}."
+                f"{connection.status_in_words}."
             )
         connection.activate(user=user)
         notification = _queue_for_peer(connection, RemoteStatus.ACTIVE)
@@ -157,14 +157,6 @@ def revoke_pending_invitations(connection: Connection, user=None) -> int:
                 user=user,
             )
     return len(pending)
-
-
-def _status_words(connection: Connection) -> str:
-    """The status as the end of a sentence: "pending", or "in error (why)", not "error"."""
-    if connection.status == Status.ERROR:
-        reason = f" ({connection.status_reason})" if connection.status_reason else ""
-        return f"in error{reason}"
-    return connection.get_status_display().lower()
 
 
 def _lock(connection: Connection) -> None:

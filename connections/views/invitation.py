@@ -88,7 +88,7 @@ def regenerate_invitation(request, pk):
             messages.error(
                 request,
                 "Only a pending connection that this node initiated has an invitation code; "
-                f"this one is {connection.get_status_display().lower()}, so no new code was made.",
+                f"this one is {connection.status_in_words}, so no new code was made.",
             )
             return redirect("connections:detail", pk=connection.pk)
         invitation, code = issue_invitation(connection, user=request.user)
@@ -107,7 +107,7 @@ def revoke_invitation(request, pk):
             messages.error(
                 request,
                 "Only a pending connection that this node initiated has an invitation code; "
-                f"this one is {connection.get_status_display().lower()}, so nothing was revoked.",
+                f"this one is {connection.status_in_words}, so nothing was revoked.",
             )
             return redirect(connection)
         revoked = revoke_pending_invitations(connection, user=request.user)

@@ -641,6 +641,17 @@ def test_regenerate_is_refused_for_a_connection_that_is_no_longer_pending(wizard
     assert "Regenerate invitation" not in page
 
 
+def test_regenerate_refused_for_a_connection_in_error_says_why(wizard):
+    post_step(wizard, "destination", no_url="on")
+    post_step(wizard, "mode", mode="basic")
+    finish(wizard)
+    connection = Connection.objects.get()
+    connection.mark_error("deleted on the remote side")
+    response = wizard.post(f"/connections/{connection.id}/invitation/regenerate/", follow=True)
+    assert "this one is in error (deleted on the remote side)" in response.content.decode()
+    assert connection.invitations.count() == 1
+
+
 def test_regenerate_needs_a_post_and_the_permission(wizard, viewer):
     post_step(wizard, "destination", no_url="on")
     post_step(wizard, "mode", mode="basic")
