@@ -232,6 +232,11 @@ class Connection(models.Model):
         return self.remote_uid is not None and self.remote_uid == GeneralSettings.load().uid
 
     @property
+    def awaits_acceptance(self) -> bool:
+        """This node initiated it and nobody accepted yet: it has an invitation code."""
+        return self.role == Role.SOURCE and self.status == Status.PENDING
+
+    @property
     def status_in_words(self) -> str:
         """The status as the end of a sentence: "pending", or "in error (why)", not "error"."""
         if self.status == Status.ERROR:

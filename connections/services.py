@@ -142,6 +142,26 @@ def delete_connection(connection: Connection, user=None) -> PeerNotice:
     return _tell_now(queued)
 
 
+def regenerate_invitation(connection: Connection, user=None):
+    """A new code for a connection waiting to be accepted; the old code stops working.
+
+    Returns `(invitation, code)`. The row is locked, so an acceptance arriving now cannot
+    slip between the check and the new code.
+    """
+    from invitations.services import issue_invitation
+
+    with transaction.atomic():
+        _lock_awaiting_acceptance(connection, "no new code was made")
+        return issue_invitation(connection, user=user)
+
+
+def revoke_invitation(connection: Connection, user=None) -> int:
+    """Revoke the code of a connection waiting to be accepted (page action); the count."""
+    with transaction.atomic():
+        _lock_awaiting_acceptance(connection, "nothing was revoked")
+        return revoke_pending_invitations(connection, user)
+
+
 def revoke_pending_invitations(connection: Connection, user=None) -> int:
     """Revoke the invitation codes of this connection that could still be accepted."""
     from invitations.models import Invitation
@@ -170,6 +190,15 @@ def _lock(connection: Connection) -> None:
     connection.refresh_from_db(
         fields=["status", "status_reason", "activated_at", "remote_status", "remote_status_at"]
     )
+
+
+def _lock_awaiting_acceptance(connection: Connection, consequence: str) -> None:
+    _lock(connection)
+    if not connection.awaits_acceptance:
+        raise ConnectionActionError(
+            "Only a pending connection that this node initiated has an invitation code; "
+            f"this one is {connection.status_in_words}, so {consequence}."
+        )
 
 
 def _queue_for_peer(

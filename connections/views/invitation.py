@@ -9,16 +9,14 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from connections.models import Connection, Role, Status
-from connections.services import revoke_pending_invitations
+from connections import services
+from connections.models import Connection
 from invitations.models import Invitation
-from invitations.services import issue_invitation
 
 SESSION_KEY = "exalate_fresh_invitation_codes"
 
@@ -36,7 +34,7 @@ def _take_code(request, connection: Connection) -> tuple[Invitation, str] | None
     if entry is None:
         return None
     request.session[SESSION_KEY] = fresh
-    if not can_regenerate(connection):
+    if not connection.awaits_acceptance:
         return None  # accepted meanwhile: the code is of no use any more
     invitation = (
         Invitation.objects.valid().filter(connection=connection, pk=entry.get("invitation")).first()
@@ -48,10 +46,6 @@ def _take_code(request, connection: Connection) -> tuple[Invitation, str] | None
         shown_at=timezone.now()
     )
     return invitation, entry["code"]
-
-
-def can_regenerate(connection: Connection) -> bool:
-    return connection.role == Role.SOURCE and connection.status == Status.PENDING
 
 
 @login_required
@@ -70,7 +64,7 @@ def invitation_code(request, pk):
             "invitation": invitation,
             "code": code,
             "accept_url": accept_url,
-            "can_regenerate": can_regenerate(connection),
+            "can_regenerate": connection.awaits_acceptance,
             "step": 4,
             "total_steps": 4,
         },
@@ -81,17 +75,15 @@ def invitation_code(request, pk):
 @permission_required("connections.add_connection", raise_exception=True)
 @require_POST
 def regenerate_invitation(request, pk):
-    with transaction.atomic():
-        # Locked, so an acceptance arriving now cannot slip between the check and the new code.
-        connection = get_object_or_404(Connection.objects.select_for_update(), pk=pk)
-        if not can_regenerate(connection):
-            messages.error(
-                request,
-                "Only a pending connection that this node initiated has an invitation code; "
-                f"this one is {connection.status_in_words}, so no new code was made.",
-            )
-            return redirect("connections:detail", pk=connection.pk)
-        invitation, code = issue_invitation(connection, user=request.user)
+    connection = get_object_or_404(Connection, pk=pk)
+    try:
+        invitation, code = services.regenerate_invitation(connection, user=request.user)
+    except services.ConnectionGone as exc:
+        messages.error(request, str(exc))
+        return redirect("connections:list")
+    except services.ConnectionActionError as exc:
+        messages.error(request, str(exc))
+        return redirect(connection)
     remember_code(request, invitation, code)
     return redirect("connections:invitation", pk=connection.pk)
 
@@ -100,17 +92,15 @@ def regenerate_invitation(request, pk):
 @permission_required("connections.add_connection", raise_exception=True)
 @require_POST
 def revoke_invitation(request, pk):
-    with transaction.atomic():
-        # Locked like Regenerate: an acceptance arriving now either wins or finds it revoked.
-        connection = get_object_or_404(Connection.objects.select_for_update(), pk=pk)
-        if not can_regenerate(connection):
-            messages.error(
-                request,
-                "Only a pending connection that this node initiated has an invitation code; "
-                f"this one is {connection.status_in_words}, so nothing was revoked.",
-            )
-            return redirect(connection)
-        revoked = revoke_pending_invitations(connection, user=request.user)
+    connection = get_object_or_404(Connection, pk=pk)
+    try:
+        revoked = services.revoke_invitation(connection, user=request.user)
+    except services.ConnectionGone as exc:
+        messages.error(request, str(exc))
+        return redirect("connections:list")
+    except services.ConnectionActionError as exc:
+        messages.error(request, str(exc))
+        return redirect(connection)
     if revoked:
         messages.success(
             request,

@@ -652,6 +652,19 @@ def test_regenerate_refused_for_a_connection_in_error_says_why(wizard):
     assert connection.invitations.count() == 1
 
 
+def test_regenerate_of_a_connection_deleted_meanwhile_says_so_and_makes_nothing(wizard):
+    from connections import services
+
+    post_step(wizard, "destination", no_url="on")
+    post_step(wizard, "mode", mode="basic")
+    finish(wizard)
+    stale = Connection.objects.get()
+    Connection.objects.filter(pk=stale.pk).delete()
+    with pytest.raises(services.ConnectionGone, match="deleted meanwhile"):
+        services.regenerate_invitation(stale)
+    assert not Invitation.objects.exists()
+
+
 def test_regenerate_needs_a_post_and_the_permission(wizard, viewer):
     post_step(wizard, "destination", no_url="on")
     post_step(wizard, "mode", mode="basic")
