@@ -29,23 +29,27 @@ def _code_area(rows: int) -> forms.Textarea:
     )
 
 
-class RulesForm(forms.Form):
-    outgoing = forms.CharField(
-        label="Outgoing sync",
+def _script_field(label: str, help_text: str) -> forms.CharField:
+    # strip=False: leading indentation and trailing lines are part of a script.
+    return forms.CharField(
+        label=label,
         error_messages={"required": EMPTY_SCRIPT},
         strip=False,
         max_length=SCRIPT_MAX_LENGTH,
         widget=_code_area(18),
-        help_text="Runs when a local request changes: copy from entity (the local request) "
+        help_text=help_text,
+    )
+
+
+class RulesForm(forms.Form):
+    outgoing = _script_field(
+        "Outgoing sync",
+        "Runs when a local request changes: copy from entity (the local request) "
         "to replica (what the other side receives).",
     )
-    incoming = forms.CharField(
-        label="Incoming sync",
-        error_messages={"required": EMPTY_SCRIPT},
-        strip=False,
-        max_length=SCRIPT_MAX_LENGTH,
-        widget=_code_area(18),
-        help_text="Runs when a replica arrives: apply it to entity (the local request); "
+    incoming = _script_field(
+        "Incoming sync",
+        "Runs when a replica arrives: apply it to entity (the local request); "
         "first_sync is True when the request is created here.",
     )
     note = forms.CharField(
