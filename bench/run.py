@@ -138,9 +138,9 @@ def invitation_code_rows(quick: bool) -> list[Row]:
 
 
 def sync_rule_rows(quick: bool) -> list[Row]:
-    from connections.sync import DEFAULT_OUTGOING, SAMPLE_REQUEST, run_outgoing
-    from connections.sync.entity import Record, entity_from_request, to_record
-    from connections.sync.sandbox import compile_script, sandbox_globals
+    from sync import DEFAULT_OUTGOING, SAMPLE_REQUEST, run_outgoing
+    from sync.entity import Record, entity_from_request, to_record
+    from sync.sandbox import compile_script, sandbox_globals
 
     entity = entity_from_request(SAMPLE_REQUEST)
     restricted = compile_script(DEFAULT_OUTGOING, "outgoing")

@@ -8,49 +8,24 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef
-from django.shortcuts import redirect
-from django.urls import reverse
 from django.utils.html import format_html
 
-from connections import services
-from connections.client import InvalidURL, normalize_url
 from connections.models import (
     Connection,
     ConnectionEvent,
-    GeneralSettings,
     NotificationState,
     PeerNotification,
-    SyncRuleVersion,
+    RemoteStatus,
 )
-from connections.validators import validate_short_name
+from connections.services import actions, outbox
+from nodes.validators import validate_short_name
 
 
 def badge(value: str, label: str):
     if not value:
         return "—"
     return format_html('<span class="badge status-{}">{}</span>', value, label)
-
-
-class GeneralSettingsForm(forms.ModelForm):
-    """The node's identity is what other nodes are given: hold it to the rules the rest of
-    the product applies (a URL other nodes can call, a short name the wizard accepts)."""
-
-    class Meta:
-        model = GeneralSettings
-        fields = ["node_url", "short_name", "public", "license", "evaluation_ends_on"]
-
-    def clean_node_url(self) -> str:
-        try:
-            return normalize_url(self.cleaned_data["node_url"])
-        except InvalidURL as error:
-            raise ValidationError(str(error)) from None
-
-    def clean_short_name(self) -> str:
-        value = self.cleaned_data["short_name"].strip()
-        validate_short_name(value)
-        return value
 
 
 class ConnectionForm(forms.ModelForm):
@@ -72,32 +47,6 @@ class ConnectionForm(forms.ModelForm):
         return self._short_name("remote_short_name")
 
 
-@admin.register(GeneralSettings)
-class GeneralSettingsAdmin(admin.ModelAdmin):
-    form = GeneralSettingsForm
-    fields = [
-        "uid",
-        "node_url",
-        "short_name",
-        "platform",
-        "public",
-        "license",
-        "evaluation_ends_on",
-    ]
-    readonly_fields = ["uid", "platform"]
-
-    def has_add_permission(self, request):
-        return not GeneralSettings.objects.exists()
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def changelist_view(self, request, extra_context=None):
-        # One row per node: the list would only ever show it, so go straight to it.
-        node = GeneralSettings.load()
-        return redirect(reverse("admin:connections_generalsettings_change", args=[node.pk]))
-
-
 class ReadOnlyInline(admin.TabularInline):
     extra = 0
     can_delete = False
@@ -110,6 +59,12 @@ class ReadOnlyInline(admin.TabularInline):
         return False
 
 
+def extend_connection_admin(*, inlines=(), actions=()) -> None:
+    """How an app built on connections puts its part on a connection's admin page."""
+    ConnectionAdmin.extension_inlines = [*ConnectionAdmin.extension_inlines, *inlines]
+    ConnectionAdmin.actions = [*ConnectionAdmin.actions, *actions]
+
+
 class EventInline(ReadOnlyInline):
     model = ConnectionEvent
     fields = ["created_at", "kind", "from_status", "to_status", "message", "actor"]
@@ -118,16 +73,6 @@ class EventInline(ReadOnlyInline):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("actor_user")
-
-
-class RuleVersionInline(ReadOnlyInline):
-    model = SyncRuleVersion
-    fields = ["number", "created_at", "created_by", "note", "outgoing", "incoming"]
-    readonly_fields = fields
-    ordering = ["-number"]
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("created_by")
 
 
 class NotificationInline(ReadOnlyInline):
@@ -144,8 +89,6 @@ class RemoteStatusFilter(admin.SimpleListFilter):
     parameter_name = "remote_status"
 
     def lookups(self, request, model_admin):
-        from connections.models import RemoteStatus
-
         return [("none", "Not reported"), *RemoteStatus.choices]
 
     def queryset(self, request, queryset):
@@ -220,7 +163,10 @@ class ConnectionAdmin(admin.ModelAdmin):
         ),
         ("Dates", {"fields": ["created_at", "activated_at"]}),
     ]
-    actions = ["deactivate_selected", "activate_selected", "revoke_pending_invitations"]
+    actions = ["deactivate_selected", "activate_selected"]
+    # The apps built on connections (invitations, sync) add their inlines here, from their
+    # own admin modules: this one never imports them.
+    extension_inlines: list[type[admin.options.InlineModelAdmin]] = []
 
     class Media:
         css = {"all": ["css/operations.css"]}
@@ -233,8 +179,8 @@ class ConnectionAdmin(admin.ModelAdmin):
         # Deleting here is the page's Delete: the event names the staff user and the peer
         # is told (or the notice waits in the outbox), never a bare row delete.
         try:
-            notice = services.delete_connection(obj, request.user)
-        except services.ConnectionGone as exc:
+            notice = actions.delete_connection(obj, request.user)
+        except actions.ConnectionGone as exc:
             # Another staff user (or another tab) deleted it first.
             self.message_user(request, str(exc), messages.WARNING)
             return
@@ -248,10 +194,7 @@ class ConnectionAdmin(admin.ModelAdmin):
             self.delete_model(request, connection)
 
     def get_inlines(self, request, obj):
-        # Imported here: `connections` does not depend on `invitations` at import time.
-        from invitations.admin import InvitationInline
-
-        return [InvitationInline, EventInline, RuleVersionInline, NotificationInline]
+        return [*self.extension_inlines, EventInline, NotificationInline]
 
     def get_queryset(self, request):
         untold = PeerNotification.objects.filter(
@@ -279,29 +222,18 @@ class ConnectionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Deactivate selected connections", permissions=["change"])
     def deactivate_selected(self, request, queryset):
-        self._run(request, queryset, services.deactivate_connection, "deactivated")
+        self._run(request, queryset, actions.deactivate_connection, "deactivated")
 
     @admin.action(description="Activate selected connections", permissions=["change"])
     def activate_selected(self, request, queryset):
-        self._run(request, queryset, services.activate_connection, "activated")
-
-    @admin.action(description="Revoke pending invitations", permissions=["change"])
-    def revoke_pending_invitations(self, request, queryset):
-        revoked = sum(
-            services.revoke_pending_invitations(connection, request.user) for connection in queryset
-        )
-        self.message_user(
-            request,
-            f"{revoked} pending invitation{'s' if revoked != 1 else ''} revoked.",
-            messages.SUCCESS if revoked else messages.WARNING,
-        )
+        self._run(request, queryset, actions.activate_connection, "activated")
 
     def _run(self, request, queryset, action, done: str) -> None:
         changed, untold = 0, []
         for connection in queryset:
             try:
                 notice = action(connection, request.user)
-            except services.ConnectionActionError as exc:
+            except actions.ConnectionActionError as exc:
                 self.message_user(request, f"{connection.name}: {exc}", messages.WARNING)
                 continue
             changed += 1
@@ -402,7 +334,7 @@ class PeerNotificationAdmin(admin.ModelAdmin):
     @admin.action(description="Send selected notifications now", permissions=["retry"])
     def retry_now(self, request, queryset):
         pending = list(queryset.filter(state=NotificationState.PENDING))
-        report = services.retry_notifications_now(
+        report = outbox.retry_notifications_now(
             PeerNotification.objects.filter(pk__in=[row.pk for row in pending])
         )
         # Delivery changes no connection state, so no connection event: the admin's own

@@ -1,55 +1,14 @@
-"""The API other nodes call: discovery, and a connection's side once it is active."""
+"""The API the peer of a connection calls once it is active (signed node tokens)."""
 
-from django.conf import settings
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from connections.auth import IsPeerOfThisConnection, NodeTokenAuthentication
-from connections.models import Connection, GeneralSettings, Mode, RemoteStatus, Status
-from connections.services import record_remote_status
-
-
-def instance_info() -> dict:
-    node = GeneralSettings.load()
-    return {
-        "uid": str(node.uid),
-        "platform": node.platform,
-        "version": settings.EXALATE_VERSION,
-        "url": node.base_url,
-        "short_name": node.short_name,
-        "public": node.public,
-        "modes": node.available_modes(),
-        "api_version": 1,
-    }
-
-
-class InstanceView(APIView):
-    authentication_classes: list = []
-    permission_classes: list = []
-
-    @extend_schema(
-        summary="Discover this node",
-        description="Who this node is and which configuration modes it can take part in now.",
-        responses=inline_serializer(
-            "Instance",
-            {
-                "uid": serializers.UUIDField(),
-                "platform": serializers.CharField(),
-                "version": serializers.CharField(),
-                "url": serializers.URLField(),
-                "short_name": serializers.CharField(),
-                "public": serializers.BooleanField(),
-                "modes": serializers.ListField(
-                    child=serializers.ChoiceField(choices=["basic", "script"])
-                ),
-                "api_version": serializers.IntegerField(),
-            },
-        ),
-    )
-    def get(self, request):
-        return Response(instance_info())
+from connections.models import Connection, RemoteStatus, Status
+from connections.services.actions import record_remote_status
+from nodes.models import Mode
 
 
 def connection_side(connection: Connection) -> dict:

@@ -3,7 +3,6 @@ from django.urls import path
 from connections import api
 
 urlpatterns = [
-    path("instance/", api.InstanceView.as_view(), name="api-instance"),
     path("connections/<uuid:pk>/", api.ConnectionSideView.as_view(), name="api-connection"),
     path(
         "connections/<uuid:pk>/status/",

@@ -23,8 +23,9 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 
-from connections.models import Connection, GeneralSettings, UsedToken
+from connections.models import Connection, UsedToken
 from exalate_site.api_errors import APIError
+from nodes.models import GeneralSettings
 
 ALGORITHM = "HS256"
 LIFETIME_SECONDS = 60

@@ -63,8 +63,11 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "formtools",
+    # Lowest first: each app imports only those above it (DESIGN.md §2).
+    "nodes",
     "connections",
     "invitations",
+    "sync",
 ]
 
 MIDDLEWARE = [

@@ -13,8 +13,11 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
-    path("connections/accept/", include("invitations.urls")),
+    # Each app serves its own pages under /connections/ (DESIGN.md §4).
     path("connections/", include("connections.urls")),
+    path("connections/", include("invitations.urls")),
+    path("connections/", include("sync.urls")),
+    path("api/v1/", include("nodes.api_urls")),
     path("api/v1/", include("connections.api_urls")),
     path("api/v1/", include("invitations.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -1,8 +1,9 @@
 from django.contrib import admin, messages
 from django.utils import timezone
 
-from connections.admin import ReadOnlyInline
+from connections.admin import ReadOnlyInline, extend_connection_admin
 from invitations.models import Invitation
+from invitations.services import issuing
 
 # The token hash is deliberately absent everywhere here: it is a credential's fingerprint.
 INVITATION_FIELDS = [
@@ -94,16 +95,29 @@ class InvitationAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected invitations", permissions=["revoke"])
     def revoke_selected(self, request, queryset):
-        from connections.services import revoke_pending_invitations
-
         # A connection has at most one valid invitation (issuing a new one revokes the
         # old), so revoking per connection revokes exactly the selected valid ones.
         revoked = 0
         selected = queryset.valid().select_related("connection")
         for connection in {invitation.connection for invitation in selected}:
-            revoked += revoke_pending_invitations(connection, request.user)
+            revoked += issuing.revoke_pending_invitations(connection, request.user)
         self.message_user(
             request,
             f"{revoked} invitation{'s' if revoked != 1 else ''} revoked.",
             messages.SUCCESS if revoked else messages.WARNING,
         )
+
+
+@admin.action(description="Revoke pending invitations", permissions=["change"])
+def revoke_pending_invitations(modeladmin, request, queryset):
+    revoked = sum(
+        issuing.revoke_pending_invitations(connection, request.user) for connection in queryset
+    )
+    modeladmin.message_user(
+        request,
+        f"{revoked} pending invitation{'s' if revoked != 1 else ''} revoked.",
+        messages.SUCCESS if revoked else messages.WARNING,
+    )
+
+
+extend_connection_admin(inlines=[InvitationInline], actions=[revoke_pending_invitations])

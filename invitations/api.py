@@ -9,12 +9,12 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from exalate_site.api_errors import APIError
-from invitations import services
 from invitations.serializers import (
     AcceptRequestSerializer,
     AcceptResponseSerializer,
     error_serializer,
 )
+from invitations.services import redeeming
 
 
 class AcceptThrottle(ScopedRateThrottle):
@@ -106,9 +106,9 @@ class AcceptInvitationView(APIView):
         data = serializer.validated_data
         acceptor = data["acceptor"]
         try:
-            redemption = services.redeem_invitation(
+            redemption = redeeming.redeem_invitation(
                 data["code"],
-                services.Acceptor(
+                redeeming.Acceptor(
                     uid=str(acceptor["uid"]),
                     url=acceptor["url"],
                     short_name=acceptor["short_name"],
@@ -117,6 +117,6 @@ class AcceptInvitationView(APIView):
                     connection_id=acceptor["connection_id"],
                 ),
             )
-        except services.RedeemError as error:
+        except redeeming.RedeemError as error:
             raise APIError(error.status, error.code, error.detail) from None
         return Response(redemption.answer())

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from django import forms
 
-from connections.validators import SHORT_NAME_MAX_LENGTH, validate_short_name
 from invitations import code as invitation_code
-from invitations.services import AcceptError, read_invitation_code
+from invitations.services.accepting import AcceptError, read_invitation_code
+from nodes.validators import SHORT_NAME_MAX_LENGTH, validate_short_name
 
 
 class CodeForm(forms.Form):

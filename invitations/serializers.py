@@ -5,9 +5,9 @@ from __future__ import annotations
 from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 
-from connections.client import InvalidURL, normalize_url
-from connections.models import Mode
 from invitations import code as invitation_code
+from nodes.client import InvalidURL, normalize_url
+from nodes.models import Mode
 
 
 class NodeURLField(serializers.CharField):

@@ -2,8 +2,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 
-from connections.models import GeneralSettings
-from tests.nodes import LiveNode, start_node
+from nodes.models import GeneralSettings
+from tests.livenodes import LiveNode, start_node
 
 
 @pytest.fixture(autouse=True)

@@ -115,16 +115,16 @@ def test_admin_pages_load_for_staff(admin_client, node):
         f"/admin/connections/connection/{c.pk}/change/",
         "/admin/connections/connectionevent/",
         "/admin/invitations/invitation/",
-        f"/admin/connections/generalsettings/{node.pk}/change/",
+        f"/admin/nodes/generalsettings/{node.pk}/change/",
     ]:
         assert admin_client.get(url).status_code == 200, url
 
 
 def test_general_settings_admin_goes_straight_to_the_one_row(admin_client, node):
-    response = admin_client.get("/admin/connections/generalsettings/")
+    response = admin_client.get("/admin/nodes/generalsettings/")
     assert response.status_code == 302
     assert response.url.endswith(f"/generalsettings/{node.pk}/change/")
-    assert admin_client.get("/admin/connections/generalsettings/add/").status_code == 403
+    assert admin_client.get("/admin/nodes/generalsettings/add/").status_code == 403
 
 
 def test_connection_mode_is_read_only_in_the_admin(admin_client):

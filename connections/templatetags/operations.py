@@ -3,6 +3,7 @@
 from django import template
 from django.db.models import Count
 
+from connections.extensions import sections
 from connections.models import Connection, Status
 
 register = template.Library()
@@ -16,3 +17,9 @@ def connection_counts() -> list[dict]:
         {"status": value, "label": label, "count": counts.get(value, 0)}
         for value, label in Status.choices
     ]
+
+
+@register.simple_tag
+def page_sections(place: str) -> list[str]:
+    """The templates other apps put at this place of a connections page."""
+    return sections(place)

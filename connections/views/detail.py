@@ -14,8 +14,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from connections import services
 from connections.models import Connection
+from connections.services import actions, peer
 
 EVENTS_SHOWN = 50
 
@@ -39,7 +39,7 @@ def connection_detail(request: HttpRequest, pk) -> HttpResponse:
 @require_POST
 def test(request: HttpRequest, pk) -> HttpResponse:
     connection = get_object_or_404(Connection, pk=pk)
-    check = services.test_connection(connection)
+    check = peer.test_connection(connection)
     if check.ok:
         messages.success(request, f"Test connection: {check.message}", extra_tags="test-result")
     else:
@@ -54,7 +54,7 @@ def test(request: HttpRequest, pk) -> HttpResponse:
 @require_POST
 def deactivate(request: HttpRequest, pk) -> HttpResponse:
     return _switch(
-        request, pk, services.deactivate_connection, "The connection is deactivated on this side."
+        request, pk, actions.deactivate_connection, "The connection is deactivated on this side."
     )
 
 
@@ -63,23 +63,23 @@ def deactivate(request: HttpRequest, pk) -> HttpResponse:
 @require_POST
 def activate(request: HttpRequest, pk) -> HttpResponse:
     return _switch(
-        request, pk, services.activate_connection, "The connection is active again on this side."
+        request, pk, actions.activate_connection, "The connection is active again on this side."
     )
 
 
 def _switch(
     request: HttpRequest,
     pk,
-    action: Callable[..., services.PeerNotice],
+    action: Callable[..., actions.PeerNotice],
     done: str,
 ) -> HttpResponse:
     connection = get_object_or_404(Connection, pk=pk)
     try:
         notice = action(connection, request.user)
-    except services.ConnectionGone as exc:
+    except actions.ConnectionGone as exc:
         messages.error(request, str(exc))
         return redirect("connections:list")
-    except services.ConnectionActionError as exc:
+    except actions.ConnectionActionError as exc:
         messages.error(request, str(exc))
     else:
         _report(request, done, notice)
@@ -94,8 +94,8 @@ def delete(request: HttpRequest, pk) -> HttpResponse:
         return render(request, "connections/confirm_delete.html", {"connection": connection})
     name = connection.name
     try:
-        notice = services.delete_connection(connection, request.user)
-    except services.ConnectionGone as exc:
+        notice = actions.delete_connection(connection, request.user)
+    except actions.ConnectionGone as exc:
         # Delete pressed twice (or in two tabs): the first press already did it.
         messages.error(request, str(exc))
         return redirect("connections:list")
@@ -103,7 +103,7 @@ def delete(request: HttpRequest, pk) -> HttpResponse:
     return redirect("connections:list")
 
 
-def _report(request: HttpRequest, done: str, notice: services.PeerNotice) -> None:
+def _report(request: HttpRequest, done: str, notice: actions.PeerNotice) -> None:
     text = f"{done} {notice.message}".strip()
     if notice.told:
         messages.success(request, text)

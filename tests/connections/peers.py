@@ -15,8 +15,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import jwt
 
 from connections.auth import sign_token
-from connections.models import Connection, GeneralSettings
-from tests.nodes import free_port
+from connections.models import Connection
+from nodes.models import GeneralSettings
+from tests.livenodes import free_port
 
 
 def make_paired(name: str = "Acme to Globex", **fields) -> Connection:

@@ -10,13 +10,9 @@ from django.core.cache import cache
 from django.db import connection as db_connection
 from django.test.utils import CaptureQueriesContext
 
-from connections.models import (
-    Connection,
-    ConnectionEvent,
-    PeerNotification,
-    SyncRuleVersion,
-)
-from invitations.services import issue_invitation
+from connections.models import Connection, ConnectionEvent, PeerNotification
+from invitations.services.issuing import issue_invitation
+from sync.models import SyncRuleVersion
 from tests.connections.peers import make_paired
 
 CHANGELIST = "/admin/connections/connection/"
@@ -385,7 +381,7 @@ def general_settings_form(node, **changes) -> dict:
 def test_general_settings_refuse_bad_input_with_a_clear_message(
     admin_client, node, field, value, message
 ):
-    url = f"/admin/connections/generalsettings/{node.pk}/change/"
+    url = f"/admin/nodes/generalsettings/{node.pk}/change/"
     response = admin_client.post(url, general_settings_form(node, **{field: value}))
     assert response.status_code == 200
     assert message in response.content.decode()
@@ -395,7 +391,7 @@ def test_general_settings_refuse_bad_input_with_a_clear_message(
 
 
 def test_general_settings_store_the_node_url_in_its_normal_form(admin_client, node):
-    url = f"/admin/connections/generalsettings/{node.pk}/change/"
+    url = f"/admin/nodes/generalsettings/{node.pk}/change/"
     response = admin_client.post(
         url, general_settings_form(node, node_url=" HTTPS://Node.Example/ ", short_name="acme-2")
     )
@@ -406,7 +402,7 @@ def test_general_settings_store_the_node_url_in_its_normal_form(admin_client, no
 
 
 def test_general_settings_cannot_be_added_twice_nor_deleted_in_the_admin(admin_client, node):
-    base = "/admin/connections/generalsettings/"
+    base = "/admin/nodes/generalsettings/"
     assert admin_client.get(f"{base}add/").status_code == 403
     assert admin_client.post(f"{base}add/", general_settings_form(node)).status_code == 403
     assert admin_client.post(f"{base}{node.pk}/delete/", {"post": "yes"}).status_code == 403

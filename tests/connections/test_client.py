@@ -4,7 +4,7 @@ import socket
 
 import pytest
 
-from connections import client
+from nodes import client
 from tests.connections.http_servers import answering, discovery_answer, refusing, silent
 
 REAL_GETADDRINFO = socket.getaddrinfo

@@ -7,8 +7,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.core.cache import cache
 
-from connections import client as node_client
 from connections.models import Connection, ConnectionEvent, PeerNotification
+from nodes import client as node_client
 from tests.connections.peers import make_paired
 
 

@@ -2,14 +2,14 @@
 
 import pytest
 
-from connections.forms import (
+from connections.models import Connection
+from invitations.wizard_forms import (
     DestinationForm,
     DetailsForm,
     ModeForm,
     clean_short_name,
     suggest_connection_name,
 )
-from connections.models import Connection
 
 
 def details(**overrides) -> dict:

@@ -268,7 +268,7 @@ def test_the_command_against_a_live_node(live_nodes):
     )
     code = invitation_code.decode(result.stdout.strip().splitlines()[-1])
     b_uid = b.shell(
-        "from connections.models import GeneralSettings as G; print(G.load().uid)"
+        "from nodes.models import GeneralSettings as G; print(G.load().uid)"
     ).splitlines()[-1]
     assert code.destination_uid == b_uid
     assert code.source_url == a.url

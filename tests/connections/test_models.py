@@ -4,13 +4,8 @@ import pytest
 import time_machine
 from django.db import IntegrityError
 
-from connections.models import (
-    Connection,
-    ConnectionEvent,
-    GeneralSettings,
-    ModeChangeError,
-    Status,
-)
+from connections.models import Connection, ConnectionEvent, ModeChangeError, Status
+from nodes.models import GeneralSettings
 
 
 @pytest.fixture

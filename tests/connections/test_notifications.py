@@ -14,8 +14,8 @@ from django.conf import settings as django_settings
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from connections import services
 from connections.models import Connection, ConnectionEvent, PeerNotification
+from connections.services import actions, outbox
 from tests.connections.peers import FakePeer, make_paired
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,7 +27,7 @@ def later(seconds: float):
 
 def test_a_change_is_told_to_a_reachable_peer_at_once(connection, peer, admin_user):
     peer.start()
-    notice = services.deactivate_connection(connection, admin_user)
+    notice = actions.deactivate_connection(connection, admin_user)
     assert notice.told
     [received] = peer.received
     assert received.method == "POST"
@@ -41,7 +41,7 @@ def test_a_change_is_told_to_a_reachable_peer_at_once(connection, peer, admin_us
 
 
 def test_an_unreachable_peer_never_blocks_the_change_on_this_side(connection, admin_user):
-    notice = services.deactivate_connection(connection, admin_user)
+    notice = actions.deactivate_connection(connection, admin_user)
     assert not notice.told
     assert "keeps trying" in notice.message
     connection.refresh_from_db()
@@ -57,12 +57,12 @@ def test_an_unreachable_peer_never_blocks_the_change_on_this_side(connection, ad
 
 
 def test_the_outbox_delivers_once_the_peer_is_back_and_the_wait_is_over(connection, peer):
-    services.deactivate_connection(connection)
+    actions.deactivate_connection(connection)
     peer.start()
-    assert services.deliver_pending_notifications().attempted == 0  # still waiting
+    assert outbox.deliver_pending_notifications().attempted == 0  # still waiting
     assert peer.received == []
     with later(20):
-        report = services.deliver_pending_notifications()
+        report = outbox.deliver_pending_notifications()
     assert report.delivered == 1
     assert [r.body["status"] for r in peer.received] == ["deactivated"]
     notification = PeerNotification.objects.get()
@@ -73,10 +73,10 @@ def test_the_outbox_delivers_once_the_peer_is_back_and_the_wait_is_over(connecti
 
 
 def test_the_wait_between_attempts_doubles_up_to_an_hour(connection):
-    services.deactivate_connection(connection)
+    actions.deactivate_connection(connection)
     waits = []
     for _ in range(12):
-        services.deliver_pending_notifications(ignore_backoff=True)
+        outbox.deliver_pending_notifications(ignore_backoff=True)
         notification = PeerNotification.objects.get()
         waits.append((notification.next_attempt_at - timezone.now()).total_seconds())
     assert notification.attempts == 13
@@ -90,42 +90,42 @@ def test_the_wait_between_attempts_doubles_up_to_an_hour(connection):
 def test_a_peer_that_no_longer_knows_the_connection_ends_the_retries(connection, peer):
     peer.answer = lambda r: (401, {"code": "unknown_connection", "detail": "No such connection."})
     peer.start()
-    notice = services.deactivate_connection(connection)
+    notice = actions.deactivate_connection(connection)
     assert not notice.told
     notification = PeerNotification.objects.get()
     assert notification.state == "failed"
     assert "does not know this connection" in notification.last_error
     with later(7200):
-        assert services.deliver_pending_notifications().attempted == 0
+        assert outbox.deliver_pending_notifications().attempted == 0
 
 
 def test_a_peer_that_rejects_the_token_is_asked_again_later(connection, peer):
     peer.answer = lambda r: (401, {"code": "token_expired", "detail": "Check the clocks."})
     peer.start()
-    services.deactivate_connection(connection)
+    actions.deactivate_connection(connection)
     notification = PeerNotification.objects.get()
     assert notification.state == "pending"
     assert "rejected this node's token (token_expired)" in notification.last_error
     peer.answer = FakePeer().answer
     with later(20):
-        assert services.deliver_pending_notifications().delivered == 1
+        assert outbox.deliver_pending_notifications().delivered == 1
 
 
 def test_only_the_newest_untold_change_is_sent(connection, peer):
-    services.deactivate_connection(connection)
-    services.activate_connection(connection)
+    actions.deactivate_connection(connection)
+    actions.activate_connection(connection)
     states = dict(PeerNotification.objects.values_list("status", "state"))
     assert states == {"deactivated": "cancelled", "active": "pending"}
     peer.start()
     with later(20):
-        services.deliver_pending_notifications()
+        outbox.deliver_pending_notifications()
     assert [r.body["status"] for r in peer.received] == ["active"]
 
 
 def test_a_deleted_connection_is_still_told_to_the_peer_later(connection, peer, admin_user):
     secret, remote_id = connection.shared_secret, connection.remote_connection_id
     remote_uid = connection.remote_uid
-    notice = services.delete_connection(connection, admin_user)
+    notice = actions.delete_connection(connection, admin_user)
     assert not notice.told
     assert not Connection.objects.exists()
     deleted = ConnectionEvent.objects.get(kind="deleted")
@@ -134,7 +134,7 @@ def test_a_deleted_connection_is_still_told_to_the_peer_later(connection, peer, 
     assert deleted.actor_user == admin_user
     peer.start()
     with later(20):
-        assert services.deliver_pending_notifications().delivered == 1
+        assert outbox.deliver_pending_notifications().delivered == 1
     [received] = peer.received
     assert received.path == f"/api/v1/connections/{remote_id}/status/"
     assert received.body["status"] == "deleted"
@@ -142,15 +142,15 @@ def test_a_deleted_connection_is_still_told_to_the_peer_later(connection, peer, 
 
 
 def test_a_notification_another_sender_holds_is_left_alone(connection, peer):
-    services.deactivate_connection(connection)
+    actions.deactivate_connection(connection)
     peer.start()
     with later(20):
         held = PeerNotification.objects.due().claim(5)
         assert len(held) == 1
-        assert services.deliver_pending_notifications().attempted == 0
+        assert outbox.deliver_pending_notifications().attempted == 0
     # A sender that died mid-call frees the row when its lease runs out.
     with later(20 + PeerNotification.CLAIM_LEASE.total_seconds() + 1):
-        assert services.deliver_pending_notifications().delivered == 1
+        assert outbox.deliver_pending_notifications().delivered == 1
     assert held[0].mark_delivered() is False  # the late sender no longer owns it
     assert len(peer.received) == 1
 
@@ -169,10 +169,10 @@ def test_a_local_connection_tells_its_other_side_in_process(node, peer, settings
     source.remote_connection_id = str(target.id)
     source.save()
     peer.start()
-    assert services.deactivate_connection(source).told
+    assert actions.deactivate_connection(source).told
     target.refresh_from_db()
     assert target.remote_status == "deactivated"
-    assert services.delete_connection(source).told
+    assert actions.delete_connection(source).told
     target.refresh_from_db()
     assert target.status == "error"
     assert target.status_reason == "deleted on the remote side"
@@ -182,21 +182,21 @@ def test_a_local_connection_tells_its_other_side_in_process(node, peer, settings
 
 def test_a_connection_without_a_peer_is_deleted_without_telling_anyone(node):
     pending = make_paired(status="pending", remote_uid=None, remote_connection_id="")
-    notice = services.delete_connection(pending)
+    notice = actions.delete_connection(pending)
     assert notice.told
     assert not PeerNotification.objects.exists()
 
 
 def test_a_private_network_peer_cannot_be_told(node):
     connection = make_paired(remote_url="")
-    notice = services.deactivate_connection(connection)
+    notice = actions.deactivate_connection(connection)
     assert not notice.told
     assert "private network" in notice.message
     assert not PeerNotification.objects.exists()
 
 
 def test_the_command_delivers_what_is_due(connection, peer):
-    services.deactivate_connection(connection)
+    actions.deactivate_connection(connection)
     peer.start()
     out = StringIO()
     call_command("deliver_notifications", stdout=out)
@@ -247,25 +247,25 @@ def test_two_senders_on_postgresql_deliver_each_notification_exactly_once(
 
 
 def test_settled_notifications_are_forgotten_after_30_days(connection):
-    services.deactivate_connection(connection)  # peer down: stays pending
+    actions.deactivate_connection(connection)  # peer down: stays pending
     old = PeerNotification.for_connection(connection, "active")  # supersedes the first
     PeerNotification.objects.filter(pk=old.pk).update(state="delivered")
     with later(31 * 86400):
-        assert services.purge_settled_notifications() == 2
+        assert outbox.purge_settled_notifications() == 2
     assert not PeerNotification.objects.exists()
 
 
 def test_a_pending_notification_is_never_forgotten(connection):
-    services.deactivate_connection(connection)
+    actions.deactivate_connection(connection)
     with later(365 * 86400):
-        assert services.purge_settled_notifications() == 0
+        assert outbox.purge_settled_notifications() == 0
     assert PeerNotification.objects.get().state == "pending"
 
 
 def test_a_change_the_peer_can_never_hear_does_not_promise_more_attempts(connection, peer):
     peer.answer = lambda r: (401, {"code": "unknown_connection", "detail": "No such connection."})
     peer.start()
-    notice = services.deactivate_connection(connection)
+    notice = actions.deactivate_connection(connection)
     assert not notice.told
     assert notice.message.startswith("The remote side could not be told.")
     assert "does not know this connection" in notice.message
@@ -274,10 +274,10 @@ def test_a_change_the_peer_can_never_hear_does_not_promise_more_attempts(connect
 
 def test_deleting_after_the_peer_deleted_its_side_tells_nobody(connection, peer, admin_user):
     peer.start()
-    services.record_remote_status(connection, "deleted", reason="gone")
+    actions.record_remote_status(connection, "deleted", reason="gone")
     connection.refresh_from_db()
     assert connection.status == "error"
-    notice = services.delete_connection(connection, admin_user)
+    notice = actions.delete_connection(connection, admin_user)
     assert notice.told
     assert notice.message == (
         "The remote side had already deleted its side, so there was nobody to tell."

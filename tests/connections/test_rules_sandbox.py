@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connections.sync import (
+from sync import (
     DEFAULT_INCOMING,
     DEFAULT_OUTGOING,
     SAMPLE_REPLICA,
@@ -22,9 +22,9 @@ from connections.sync import (
     run_incoming,
     run_outgoing,
 )
-from connections.sync.defaults import BASIC_INCOMING, BASIC_OUTGOING
-from connections.sync.entity import entity_from_request, merge_attachments, merge_comments
-from connections.sync.sandbox import (
+from sync.defaults import BASIC_INCOMING, BASIC_OUTGOING
+from sync.entity import entity_from_request, merge_attachments, merge_comments
+from sync.sandbox import (
     OUTPUT_LIMIT,
     PRINT_LIMIT,
     SCRIPT_MAX_LENGTH,
@@ -221,7 +221,7 @@ def _worker_children() -> list[int]:
         except OSError:
             continue
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == os.getpid() and b"connections.sync.worker" in cmdline:
+        if ppid == os.getpid() and b"sync.worker" in cmdline:
             found.append(int(proc.name))
     return found
 

@@ -2,9 +2,10 @@
 
 import pytest
 
-from connections.models import Connection, ConnectionEvent, EventKind, SyncRuleVersion
-from connections.sync import DEFAULT_INCOMING, DEFAULT_OUTGOING, RulesError
-from connections.sync.services import (
+from connections.models import Connection, ConnectionEvent, EventKind
+from sync import DEFAULT_INCOMING, DEFAULT_OUTGOING, RulesError
+from sync.models import SyncRuleVersion
+from sync.services import (
     NothingChanged,
     RulesNotEditable,
     StaleRules,

@@ -8,9 +8,10 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 
-from connections.models import Connection, ConnectionEvent, EventKind, SyncRuleVersion
-from connections.sync import DEFAULT_INCOMING, DEFAULT_OUTGOING, SAMPLE_REPLICA, SAMPLE_REQUEST
-from connections.sync.services import save_rules
+from connections.models import Connection, ConnectionEvent, EventKind
+from sync import DEFAULT_INCOMING, DEFAULT_OUTGOING, SAMPLE_REPLICA, SAMPLE_REQUEST
+from sync.models import SyncRuleVersion
+from sync.services import save_rules
 
 OUT = "replica.summary = entity.summary\nreplica.status = entity.status\n"
 IN = "entity.summary = replica.summary\n"
@@ -49,7 +50,7 @@ def editor_client(client, db):
 
 
 def url(connection, name="rules", **kwargs):
-    return reverse(f"connections:{name}", kwargs={"pk": connection.pk, **kwargs})
+    return reverse(f"sync:{name}", kwargs={"pk": connection.pk, **kwargs})
 
 
 def form_data(**overrides):

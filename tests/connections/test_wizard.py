@@ -9,11 +9,12 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.test import Client
 
-from connections import client as node_client
-from connections.models import Connection, ConnectionEvent, EventKind, GeneralSettings
+from connections.models import Connection, ConnectionEvent, EventKind
 from invitations import code as invitation_code
 from invitations.models import Invitation, hash_token
-from invitations.services import AcceptError, accept_invitation
+from invitations.services.accepting import AcceptError, accept_invitation
+from nodes import client as node_client
+from nodes.models import GeneralSettings
 from tests.connections.http_servers import answering, discovery_answer, refusing, silent
 
 URL = "/connections/initiate/"
@@ -653,15 +654,16 @@ def test_regenerate_refused_for_a_connection_in_error_says_why(wizard):
 
 
 def test_regenerate_of_a_connection_deleted_meanwhile_says_so_and_makes_nothing(wizard):
-    from connections import services
+    from connections.services import actions
+    from invitations.services import issuing
 
     post_step(wizard, "destination", no_url="on")
     post_step(wizard, "mode", mode="basic")
     finish(wizard)
     stale = Connection.objects.get()
     Connection.objects.filter(pk=stale.pk).delete()
-    with pytest.raises(services.ConnectionGone, match="deleted meanwhile"):
-        services.regenerate_invitation(stale)
+    with pytest.raises(actions.ConnectionGone, match="deleted meanwhile"):
+        issuing.regenerate_invitation(stale)
     assert not Invitation.objects.exists()
 
 
@@ -712,7 +714,7 @@ def test_the_whole_walk_against_a_live_second_node(wizard, node, live_nodes, set
     settings.EXALATE_ALLOW_PRIVATE_NETWORKS = True  # the live node listens on 127.0.0.1
     b = live_nodes("b")
     b_uid = b.shell(
-        "from connections.models import GeneralSettings as G; print(G.load().uid)"
+        "from nodes.models import GeneralSettings as G; print(G.load().uid)"
     ).splitlines()[-1]
 
     response = post_step(wizard, "destination", destination_url=b.url + "/")

@@ -5,7 +5,7 @@ import tempfile
 
 import pytest
 
-from tests.nodes import start_node
+from tests.livenodes import start_node
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

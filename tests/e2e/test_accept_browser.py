@@ -5,7 +5,7 @@ import re
 import pytest
 
 from tests.e2e.conftest import log_in
-from tests.nodes import initiate_between
+from tests.livenodes import initiate_between
 
 pytestmark = pytest.mark.e2e
 

@@ -1,7 +1,7 @@
 import httpx
 import pytest
 
-from tests.nodes import logged_in_client
+from tests.livenodes import logged_in_client
 
 pytestmark = pytest.mark.e2e
 

@@ -9,7 +9,7 @@ pytestmark = pytest.mark.e2e
 SETUP = """
 from django.contrib.auth import get_user_model
 from connections.models import Connection
-from connections.sync.services import save_rules
+from sync.services import save_rules
 c = Connection.objects.create(name="Acme to Globex", mode="script", role="source",
                               local_short_name="acme", remote_short_name="globex")
 save_rules(c, "replica.summary = entity.summary\\n", "entity.summary = replica.summary\\n",

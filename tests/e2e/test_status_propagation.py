@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import log_in
-from tests.nodes import LiveNode, logged_in_client, post_form
+from tests.livenodes import LiveNode, logged_in_client, post_form
 
 pytestmark = pytest.mark.e2e
 
@@ -16,7 +16,7 @@ def pair(source: LiveNode, destination: LiveNode) -> tuple[str, str]:
     """The real handshake: initiate on `source`, accept the code on `destination`."""
     destination_uid = httpx.get(f"{destination.url}/api/v1/instance/").json()["uid"]
     code = source.shell(
-        "from connections.services import initiate_connection as i; "
+        "from invitations.services.issuing import initiate_connection as i; "
         "c, _, code = i(name='Service desks', mode='script', local_short_name='alpha', "
         f"remote_short_name='beta', remote_url='{destination.url}', "
         f"remote_uid='{destination_uid}'); print(c.id); print(code)"

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from tests.nodes import initiate_between, logged_in_client, post_form
+from tests.livenodes import initiate_between, logged_in_client, post_form
 
 pytestmark = pytest.mark.e2e
 
@@ -108,7 +108,7 @@ def test_a_code_that_is_no_longer_valid_is_explained_on_b_and_nothing_is_made(no
     source_id, old_code = initiate_between(a, b, "Regenerated")
     a.shell(
         "from connections.models import Connection\n"
-        "from invitations.services import issue_invitation\n"
+        "from invitations.services.issuing import issue_invitation\n"
         f"issue_invitation(Connection.objects.get(pk={source_id!r}))"
     )
     admin_b = logged_in_client(b)
@@ -136,13 +136,14 @@ def test_the_accept_invitation_command_accepts_a_code_from_another_node(nodes):
 
 
 def test_this_process_accepts_a_code_from_a_live_node_over_http(nodes, admin_client, settings):
-    from connections.models import Connection, GeneralSettings
+    from connections.models import Connection
+    from nodes.models import GeneralSettings
 
     a, _b = nodes
     settings.EXALATE_ALLOW_PRIVATE_NETWORKS = True  # the live node listens on 127.0.0.1
     here = GeneralSettings.load()
     out = a.shell(
-        "from connections.services import initiate_connection as go\n"
+        "from invitations.services.issuing import initiate_connection as go\n"
         "c, _, code = go(name='To the test process', mode='script', local_short_name='desk-a', "
         "remote_short_name='tester', remote_url='http://testserver', "
         f"remote_uid={str(here.uid)!r})\n"

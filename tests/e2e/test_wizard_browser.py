@@ -13,7 +13,7 @@ pytestmark = pytest.mark.e2e
 
 def node_uid(node) -> str:
     return node.shell(
-        "from connections.models import GeneralSettings as G; print(G.load().uid)"
+        "from nodes.models import GeneralSettings as G; print(G.load().uid)"
     ).splitlines()[-1]
 
 

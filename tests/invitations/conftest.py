@@ -3,7 +3,7 @@ import uuid
 import pytest
 from django.core.cache import cache
 
-from connections.services import initiate_connection
+from invitations.services.issuing import initiate_connection
 
 
 @pytest.fixture(autouse=True)

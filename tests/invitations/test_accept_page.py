@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from connections import client as node_client
 from connections.models import Connection, EventKind
 from invitations import code as invitation_code
-from invitations.services import destination_connection_id
+from invitations.services.accepting import destination_connection_id
+from nodes import client as node_client
 
 PAGE = "/connections/accept/"
 SOURCE_UID = str(uuid.uuid4())
@@ -36,7 +36,7 @@ def make_code(node, **overrides) -> str:
 
 
 class FakeIssuer:
-    """Stands in for `connections.client.request`: records calls, answers as told."""
+    """Stands in for `nodes.client.request`: records calls, answers as told."""
 
     def __init__(self):
         self.calls: list[dict] = []

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from connections.models import Connection, ConnectionEvent, EventKind
 from invitations.models import Invitation
-from invitations.services import issue_invitation
+from invitations.services.issuing import issue_invitation
 
 ACCEPT = "/api/v1/invitations/accept/"
 

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from connections.models import Connection
 from invitations.models import Invitation
-from invitations.services import issue_invitation
+from invitations.services.issuing import issue_invitation
 
 
 def run(*args) -> str:

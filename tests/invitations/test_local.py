@@ -2,9 +2,9 @@
 
 import pytest
 
-from connections import client as node_client
 from connections.models import Connection
-from invitations.services import AcceptError, accept_invitation
+from invitations.services.accepting import AcceptError, accept_invitation
+from nodes import client as node_client
 
 
 @pytest.fixture
@@ -68,7 +68,7 @@ def test_a_local_code_accepted_twice_gives_the_same_connection(local_code, no_ne
 def test_a_code_pasted_again_after_its_connection_was_deleted_here_makes_nothing(
     local_code, no_network
 ):
-    from connections.services import delete_connection
+    from connections.services.actions import delete_connection
 
     source, code = local_code
     delete_connection(accept_invitation(code).connection)

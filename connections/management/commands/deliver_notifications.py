@@ -6,7 +6,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from connections.services import deliver_pending_notifications, purge_settled_notifications
+from connections.services.outbox import deliver_pending_notifications, purge_settled_notifications
 
 
 class Command(BaseCommand):

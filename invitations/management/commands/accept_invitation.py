@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from invitations.services import AcceptError, accept_invitation
+from invitations.services.accepting import AcceptError, accept_invitation
 
 
 class Command(BaseCommand):

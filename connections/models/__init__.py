@@ -1,0 +1,30 @@
+"""Connections and their events, the outbox to peers, and used node-token ids."""
+
+from connections.models.connection import (
+    REMOTE_DELETED_REASON,
+    Connection,
+    ConnectionEvent,
+    ConnectionQuerySet,
+    EventKind,
+    ModeChangeError,
+    RemoteStatus,
+    Role,
+    Status,
+)
+from connections.models.outbox import NotificationState, PeerNotification
+from connections.models.tokens import UsedToken
+
+__all__ = [
+    "REMOTE_DELETED_REASON",
+    "Connection",
+    "ConnectionEvent",
+    "ConnectionQuerySet",
+    "EventKind",
+    "ModeChangeError",
+    "NotificationState",
+    "PeerNotification",
+    "RemoteStatus",
+    "Role",
+    "Status",
+    "UsedToken",
+]

@@ -1,0 +1,337 @@
+"""A connection once it exists: its state, its peer and its history."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
+from django.db.models.functions import Lower
+from django.urls import reverse
+from django.utils import timezone
+
+from nodes.models import GeneralSettings, Mode
+
+
+class Role(models.TextChoices):
+    SOURCE = "source", "Source"
+    DESTINATION = "destination", "Destination"
+
+
+class Status(models.TextChoices):
+    PENDING = "pending", "Pending"
+    ACTIVE = "active", "Active"
+    DEACTIVATED = "deactivated", "Deactivated"
+    ERROR = "error", "Error"
+
+
+class RemoteStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    DEACTIVATED = "deactivated", "Deactivated"
+    DELETED = "deleted", "Deleted"
+
+
+REMOTE_DELETED_REASON = "deleted on the remote side"
+
+
+class ModeChangeError(ValueError):
+    """Raised when code tries to change a connection's mode: it is final."""
+
+
+class ConnectionQuerySet(models.QuerySet):
+    def pending(self):
+        return self.filter(status=Status.PENDING)
+
+    def with_name(self, name: str):
+        return self.filter(name__iexact=name.strip())
+
+
+class Connection(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField("connection name", max_length=100)
+    description = models.TextField(max_length=1000, blank=True)
+    mode = models.CharField(max_length=10, choices=Mode.choices)
+    role = models.CharField(max_length=12, choices=Role.choices)
+    local_short_name = models.CharField("local instance short name", max_length=40)
+    remote_short_name = models.CharField("remote instance short name", max_length=40)
+    remote_url = models.URLField(
+        "remote instance URL",
+        max_length=500,
+        blank=True,
+        help_text="Empty while a private-network destination has not accepted yet.",
+    )
+    remote_uid = models.UUIDField("remote node uid", null=True, blank=True)
+    remote_connection_id = models.CharField(max_length=64, blank=True)
+    remote_platform = models.CharField(max_length=20, blank=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    status_reason = models.CharField(max_length=255, blank=True)
+    remote_status = models.CharField(
+        "status on the remote side", max_length=12, choices=RemoteStatus.choices, blank=True
+    )
+    remote_status_at = models.DateTimeField(null=True, blank=True)
+    # Key for the JWTs the two nodes sign their calls with. Never shown or logged.
+    shared_secret = models.CharField(max_length=64, blank=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    activated_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    objects = ConnectionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(Lower("name"), name="connection_name_unique_ci"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
+        # The default repr would be harmless, but be explicit: never the secret.
+        return f"<Connection {self.id} {self.name!r} {self.status}>"
+
+    def save(self, *args, **kwargs) -> None:
+        saved_mode = getattr(self, "_saved_mode", None)
+        if saved_mode is not None and self.mode != saved_mode:
+            raise ModeChangeError(
+                "The mode of a connection is chosen once, when it is initiated, "
+                "and can never change. Create a new connection instead."
+            )
+        super().save(*args, **kwargs)
+        self._saved_mode = self.mode
+
+    def get_absolute_url(self) -> str:
+        return reverse("connections:detail", args=[self.pk])
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        instance._saved_mode = instance.__dict__.get("mode")
+        return instance
+
+    # --- derived ---------------------------------------------------------------------
+
+    @property
+    def is_local(self) -> bool:
+        """Both sides live on this node (the destination URL was this node's own)."""
+        return self.remote_uid is not None and self.remote_uid == GeneralSettings.load().uid
+
+    @property
+    def awaits_acceptance(self) -> bool:
+        """This node initiated it and nobody accepted yet: it has an invitation code."""
+        return self.role == Role.SOURCE and self.status == Status.PENDING
+
+    @property
+    def status_in_words(self) -> str:
+        """The status as the end of a sentence: "pending", or "in error (why)", not "error"."""
+        if self.status == Status.ERROR:
+            reason = f" ({self.status_reason})" if self.status_reason else ""
+            return f"in error{reason}"
+        return self.get_status_display().lower()
+
+    @property
+    def remote_label(self) -> str:
+        return self.remote_url or "private network"
+
+    def local_peer(self) -> Connection | None:
+        """The other side of a local connection (both sides on this node), if it still exists."""
+        try:
+            return Connection.objects.filter(pk=self.remote_connection_id).first()
+        except (ValidationError, ValueError):
+            return None
+
+    @property
+    def is_paired(self) -> bool:
+        """The handshake is done: this side knows its peer and the key to sign calls with."""
+        return bool(
+            self.status != Status.PENDING
+            and self.remote_uid
+            and self.remote_connection_id
+            and self.shared_secret
+        )
+
+    @property
+    def can_reach_peer(self) -> bool:
+        """This node can call the peer: it has the peer's URL, or the peer is itself."""
+        return self.is_paired and (bool(self.remote_url) or self.is_local)
+
+    @property
+    def can_deactivate(self) -> bool:
+        return self.status == Status.ACTIVE
+
+    @property
+    def can_activate(self) -> bool:
+        return self.status == Status.DEACTIVATED
+
+    # --- state changes: each writes its event in the same transaction ------------------
+
+    def _change_status(
+        self,
+        to: str,
+        kind: str,
+        *,
+        user=None,
+        by_remote: bool = False,
+        reason: str = "",
+        message: str = "",
+        extra_fields: tuple[str, ...] = (),
+    ) -> ConnectionEvent:
+        with transaction.atomic():
+            before = self.status
+            self.status = to
+            self.status_reason = reason[:255]
+            self.save(update_fields=["status", "status_reason", *extra_fields])
+            return self.record(
+                kind,
+                message or reason,
+                user=user,
+                by_remote=by_remote,
+                from_status=before,
+                to_status=to,
+            )
+
+    def activate(self, *, user=None, by_remote: bool = False, message: str = ""):
+        extra: tuple[str, ...] = ()
+        if self.activated_at is None:
+            self.activated_at = timezone.now()
+            extra = ("activated_at",)
+        return self._change_status(
+            Status.ACTIVE,
+            EventKind.ACTIVATED,
+            user=user,
+            by_remote=by_remote,
+            message=message or "Connection activated.",
+            extra_fields=extra,
+        )
+
+    def deactivate(self, *, user=None, by_remote: bool = False, reason: str = ""):
+        return self._change_status(
+            Status.DEACTIVATED,
+            EventKind.DEACTIVATED,
+            user=user,
+            by_remote=by_remote,
+            reason=reason,
+            message=reason or "Connection deactivated.",
+        )
+
+    def mark_error(self, reason: str, *, user=None, by_remote: bool = False):
+        return self._change_status(
+            Status.ERROR, EventKind.ERROR, user=user, by_remote=by_remote, reason=reason
+        )
+
+    def record_remote_status(
+        self, status: str, reason: str = "", *, changed_at: datetime | None = None
+    ) -> ConnectionEvent:
+        """The peer told us what it did with its side."""
+        with transaction.atomic():
+            self.remote_status = status
+            self.remote_status_at = changed_at or timezone.now()
+            self.save(update_fields=["remote_status", "remote_status_at"])
+            text = f"The remote side is now {status}."
+            if reason:
+                text = f"{text} Reason: {reason}"
+            return self.record(EventKind.REMOTE_STATUS, text, by_remote=True)
+
+    def apply_remote_status(
+        self, status: str, reason: str = "", *, changed_at: datetime | None = None
+    ) -> bool:
+        """Take in a status the peer reported; False when the report was stale.
+
+        Notifications can arrive out of order (a retried old one after a newer one), so
+        a report older than the one already recorded changes nothing. `changed_at` comes
+        from the peer's clock and is only compared with earlier reports of the same peer.
+        """
+        with transaction.atomic():
+            # Two reports handled at once must not both pass the staleness check.
+            Connection.objects.select_for_update().filter(pk=self.pk).exists()
+            self.refresh_from_db(fields=["status", "remote_status", "remote_status_at"])
+            if (
+                changed_at is not None
+                and self.remote_status_at is not None
+                and changed_at <= self.remote_status_at
+            ):
+                return False
+            self.record_remote_status(status, reason, changed_at=changed_at)
+            if status == RemoteStatus.DELETED:
+                # The peer is gone: nothing it was still to be told can reach it now.
+                self.notifications.pending().cancel("The remote side deleted the connection.")
+                if self.status != Status.ERROR:
+                    self.mark_error(REMOTE_DELETED_REASON, by_remote=True)
+        return True
+
+    def record(
+        self,
+        kind: str,
+        message: str = "",
+        *,
+        user=None,
+        by_remote: bool = False,
+        from_status: str = "",
+        to_status: str = "",
+    ) -> ConnectionEvent:
+        return ConnectionEvent.objects.create(
+            connection=self,
+            connection_name=self.name,
+            kind=kind,
+            actor_user=user if user is not None and user.is_authenticated else None,
+            actor_remote=self.remote_short_name if by_remote else "",
+            from_status=from_status,
+            to_status=to_status,
+            message=message[:500],
+        )
+
+
+class EventKind(models.TextChoices):
+    CREATED = "created", "Created"
+    INVITATION_ISSUED = "invitation_issued", "Invitation issued"
+    INVITATION_REVOKED = "invitation_revoked", "Invitation revoked"
+    ACCEPTED = "accepted", "Invitation accepted"
+    ACTIVATED = "activated", "Activated"
+    DEACTIVATED = "deactivated", "Deactivated"
+    ERROR = "error", "Error"
+    REMOTE_STATUS = "remote_status", "Remote status"
+    RULES_CHANGED = "rules_changed", "Sync rules changed"
+    DELETED = "deleted", "Deleted"
+
+
+class ConnectionEvent(models.Model):
+    """One line of a connection's history. Kept when the connection is deleted."""
+
+    connection = models.ForeignKey(
+        Connection, null=True, on_delete=models.SET_NULL, related_name="events"
+    )
+    # A copy of the name, so the history still reads well after a delete.
+    connection_name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=30, choices=EventKind.choices)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_remote = models.CharField(
+        "remote node", max_length=40, blank=True, help_text="Set when the remote node did it."
+    )
+    from_status = models.CharField(max_length=12, blank=True)
+    to_status = models.CharField(max_length=12, blank=True)
+    message = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.connection_name}: {self.get_kind_display()}"
+
+    @property
+    def actor(self) -> str:
+        if self.actor_user_id:
+            return str(self.actor_user)
+        if self.actor_remote:
+            return f"remote node {self.actor_remote}"
+        return "system"

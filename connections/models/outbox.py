@@ -1,0 +1,192 @@
+"""The outbox: what the peer of a connection must still be told, until it has heard it."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import datetime, timedelta
+
+from django.db import connections as db_connections
+from django.db import models, transaction
+from django.utils import timezone
+
+from connections.models.connection import Connection, RemoteStatus
+
+
+class NotificationState(models.TextChoices):
+    PENDING = "pending", "Not delivered yet"
+    DELIVERED = "delivered", "Delivered"
+    CANCELLED = "cancelled", "Cancelled"
+    FAILED = "failed", "Failed for good"
+
+
+class PeerNotificationQuerySet(models.QuerySet):
+    def pending(self):
+        return self.filter(state=NotificationState.PENDING)
+
+    def unclaimed(self, now: datetime | None = None):
+        """Pending notifications that no sender is holding right now."""
+        now = now or timezone.now()
+        return self.pending().filter(
+            models.Q(claimed_until__isnull=True) | models.Q(claimed_until__lte=now)
+        )
+
+    def due(self, now: datetime | None = None):
+        """Unclaimed pending notifications whose next attempt has come."""
+        now = now or timezone.now()
+        return self.unclaimed(now).filter(next_attempt_at__lte=now)
+
+    def cancel(self, why: str) -> int:
+        """Settle these rows unsent; the signing key goes with them."""
+        return self.update(state=NotificationState.CANCELLED, last_error=why, signing_key="")
+
+    def settled_before(self, moment: datetime):
+        """Rows nobody needs any more (delivered, cancelled or failed long enough ago)."""
+        return self.exclude(state=NotificationState.PENDING).filter(created_at__lt=moment)
+
+    def claim(self, limit: int) -> list[PeerNotification]:
+        """Take up to `limit` of these rows for sending, so that no other sender takes them.
+
+        On PostgreSQL the rows are locked with SELECT … FOR UPDATE SKIP LOCKED, so
+        senders on several servers each get different rows without waiting for each
+        other; on SQLite the write transaction itself keeps senders apart. The claim is a
+        lease, not a lock held during the call: the lock lasts only for this short
+        transaction, and a sender that dies mid-call frees its rows when the lease ends.
+        """
+        now = timezone.now()
+        token = uuid.uuid4()
+        with transaction.atomic(using=self.db):
+            rows = self.order_by("next_attempt_at", "id")
+            if db_connections[self.db].features.has_select_for_update_skip_locked:
+                rows = rows.select_for_update(skip_locked=True)
+            ids = list(rows.values_list("pk", flat=True)[:limit])
+            if not ids:
+                return []
+            PeerNotification.objects.filter(pk__in=ids).update(
+                claimed_until=now + PeerNotification.CLAIM_LEASE,
+                claim_token=token,
+                attempts=models.F("attempts") + 1,
+            )
+        return list(PeerNotification.objects.filter(pk__in=ids, claim_token=token))
+
+
+class PeerNotification(models.Model):
+    """The outbox: telling the peer what this side did, until the peer has heard it.
+
+    A row carries everything needed to sign and send it (the peer's address and ids and
+    the key), because a "deleted" notification outlives its connection row.
+    """
+
+    # Retries wait 15 s, 30 s, 1 min, … up to an hour between attempts, never giving up
+    # on a peer that is merely unreachable.
+    BACKOFF_BASE = timedelta(seconds=15)
+    BACKOFF_MAX = timedelta(hours=1)
+    # How long a sender may hold a claimed row before another sender takes it over
+    # (a sender that died mid-call must not strand its rows).
+    CLAIM_LEASE = timedelta(minutes=2)
+
+    connection = models.ForeignKey(
+        Connection,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="notifications",
+    )
+    connection_name = models.CharField(max_length=100)
+    status = models.CharField(
+        "status told to the peer", max_length=12, choices=RemoteStatus.choices
+    )
+    reason = models.CharField(max_length=255, blank=True)
+    changed_at = models.DateTimeField(
+        help_text="When this side changed; lets the peer ignore a late, older notification."
+    )
+    remote_url = models.URLField("remote instance URL", max_length=500)
+    remote_uid = models.UUIDField("remote node uid")
+    remote_connection_id = models.CharField(max_length=64)
+    # The key to sign with once the connection row may be gone. Never shown or logged;
+    # wiped as soon as the row is settled.
+    signing_key = models.CharField(max_length=64, blank=True, editable=False)
+    state = models.CharField(
+        max_length=12, choices=NotificationState.choices, default=NotificationState.PENDING
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    claimed_until = models.DateTimeField(null=True, blank=True, editable=False)
+    claim_token = models.UUIDField(null=True, blank=True, editable=False)
+    last_error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    objects = PeerNotificationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["state", "next_attempt_at"], name="notification_due_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.connection_name}: tell the peer {self.status}"
+
+    def __repr__(self) -> str:
+        return f"<PeerNotification {self.pk} {self.status} {self.state}>"
+
+    @classmethod
+    def for_connection(
+        cls, connection: Connection, status: str, reason: str = ""
+    ) -> PeerNotification:
+        """Queue telling the peer of `connection` that this side is now `status`."""
+        with transaction.atomic():
+            # Only the newest state matters to the peer: drop older unsent ones that no
+            # sender holds right now (a held one may be mid-call; the peer's ordering
+            # check takes care of it).
+            now = timezone.now()
+            connection.notifications.unclaimed(now).cancel("Superseded by a newer change.")
+            return cls.objects.create(
+                connection=connection,
+                connection_name=connection.name,
+                status=status,
+                reason=reason[:255],
+                changed_at=now,
+                remote_url=connection.remote_url,
+                remote_uid=connection.remote_uid,
+                remote_connection_id=connection.remote_connection_id,
+                signing_key=connection.shared_secret,
+            )
+
+    def backoff(self) -> timedelta:
+        """The wait before the next attempt, doubling per failure, with a little jitter."""
+        step = self.BACKOFF_BASE * (2 ** min(max(self.attempts - 1, 0), 12))
+        step = min(step, self.BACKOFF_MAX)
+        return step * random.uniform(0.9, 1.1)
+
+    # Settling a row only counts while this sender still holds the claim: if its lease
+    # ran out and another sender took the row over, the other sender settles it.
+
+    def mark_delivered(self) -> bool:
+        return self._settle(
+            state=NotificationState.DELIVERED, delivered_at=timezone.now(), last_error=""
+        )
+
+    def mark_failed(self, error: str) -> bool:
+        """The peer answered in a way no retry can change (it no longer knows us)."""
+        return self._settle(state=NotificationState.FAILED, last_error=error[:500])
+
+    def mark_attempt_failed(self, error: str) -> bool:
+        return self._update(
+            last_error=error[:500],
+            next_attempt_at=timezone.now() + self.backoff(),
+            claimed_until=None,
+            claim_token=None,
+        )
+
+    def _settle(self, **values) -> bool:
+        return self._update(**values, signing_key="", claimed_until=None, claim_token=None)
+
+    def _update(self, **values) -> bool:
+        rows = type(self).objects.filter(
+            pk=self.pk, claim_token=self.claim_token, state=NotificationState.PENDING
+        )
+        done = rows.update(**values) == 1
+        if done:
+            for name, value in values.items():
+                setattr(self, name, value)
+        return done

@@ -1,0 +1,126 @@
+"""Delivering the outbox: telling peers what this side did, until they have heard it."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.utils import timezone
+
+from connections.auth import sign_token
+from connections.models import NotificationState, PeerNotification
+from connections.services.peer import describe_rejection
+from nodes import client
+from nodes.models import GeneralSettings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class DeliveryReport:
+    delivered: int = 0
+    retrying: int = 0
+    failed: int = 0
+
+    @property
+    def attempted(self) -> int:
+        return self.delivered + self.retrying + self.failed
+
+    def count(self, notification: PeerNotification) -> None:
+        if notification.state == NotificationState.DELIVERED:
+            self.delivered += 1
+        elif notification.state == NotificationState.FAILED:
+            self.failed += 1
+        else:
+            self.retrying += 1
+
+
+def deliver_pending_notifications(
+    *, batch_size: int = 20, ignore_backoff: bool = False
+) -> DeliveryReport:
+    """Send every notification that is due, each at most once per run.
+
+    Safe to run from several processes or servers at once: each claims its own rows.
+    `ignore_backoff` sends pending rows whose next attempt is still ahead (an operator
+    who knows the peer is back).
+    """
+    report = DeliveryReport()
+    tried: set[int] = set()
+    while True:
+        pending = (
+            PeerNotification.objects.unclaimed()
+            if ignore_backoff
+            else (PeerNotification.objects.due())
+        )
+        claimed = pending.exclude(pk__in=tried).claim(batch_size)
+        if not claimed:
+            return report
+        for notification in claimed:
+            tried.add(notification.pk)
+            send_notification(notification)
+            report.count(notification)
+
+
+def retry_notifications_now(notifications) -> DeliveryReport:
+    """Send these pending notifications now, whatever their backoff says (an operator's call)."""
+    report = DeliveryReport()
+    for notification in notifications.unclaimed().claim(100):
+        send_notification(notification)
+        report.count(notification)
+    return report
+
+
+def purge_settled_notifications(*, keep: timedelta = timedelta(days=30)) -> int:
+    """Forget outbox rows that were settled more than `keep` ago; returns how many."""
+    deleted, _ = PeerNotification.objects.settled_before(timezone.now() - keep).delete()
+    return deleted
+
+
+def send_notification(notification: PeerNotification) -> None:
+    """One attempt at a claimed notification; the row records how it went."""
+    path = f"/api/v1/connections/{notification.remote_connection_id}/status/"
+    token = sign_token(
+        key=notification.signing_key,
+        issuer=str(GeneralSettings.load().uid),
+        audience=str(notification.remote_uid),
+        connection_id=notification.remote_connection_id,
+    )
+    body = {
+        "status": notification.status,
+        "reason": notification.reason,
+        "at": notification.changed_at.isoformat(),
+    }
+    try:
+        status, answer = client.request(
+            "POST",
+            notification.remote_url,
+            path,
+            json_body=body,
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    except client.NodeError as exc:
+        notification.mark_attempt_failed(exc.message)
+        logger.warning(
+            "Notification %s to %s not delivered: %s",
+            notification.pk,
+            notification.remote_url,
+            exc.kind,
+        )
+        return
+    if status == 200:
+        notification.mark_delivered()
+        return
+    failure = describe_rejection(status, answer)
+    if failure.kind == "unknown_connection":
+        # The peer no longer has this connection: no retry can change that.
+        notification.mark_failed(failure.message)
+    else:
+        notification.mark_attempt_failed(failure.message)
+    logger.warning(
+        "Notification %s to %s refused: HTTP %s %s",
+        notification.pk,
+        notification.remote_url,
+        status,
+        failure.code,
+    )

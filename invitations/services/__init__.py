@@ -1,0 +1,2 @@
+"""The handshake: `issuing` (initiate, issue, regenerate, revoke), `redeeming` (source
+side of an acceptance), `accepting` (destination side), `messages` (failures in words)."""

@@ -1,0 +1,216 @@
+"""Accepting an invitation code (destination side): the node where the admin pastes it."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+
+from connections.models import Connection, EventKind, Role, Status
+from invitations import code as invitation_code
+from invitations.services.messages import failure_message
+from invitations.services.redeeming import ACCEPT_PATH, Acceptor, RedeemError, redeem_invitation
+from nodes import client
+from nodes.models import GeneralSettings, License
+from nodes.validators import SHORT_NAME_MAX_LENGTH, validate_short_name
+
+
+class AcceptError(Exception):
+    """Accepting failed and nothing was created; `message` tells the admin what to do."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    connection: Connection
+    created: bool
+
+
+def read_invitation_code(text: str) -> invitation_code.InvitationCode:
+    """Read a pasted code locally: damage is caught here, before any network call."""
+    try:
+        return invitation_code.decode(text)
+    except invitation_code.InvalidCode as error:
+        raise AcceptError("invalid_code", error.message) from None
+
+
+def destination_connection_id(code: invitation_code.InvitationCode) -> uuid.UUID:
+    """This node's id for the connection a code offers.
+
+    Derived from the code rather than random: a retry after a lost answer sends the same
+    id, so the issuer sees the same acceptor (idempotency), and the primary key makes a
+    second row for one code impossible.
+    """
+    node = GeneralSettings.load()
+    return uuid.uuid5(node.uid, f"{code.source_uid}/{code.connection_id}")
+
+
+def find_accepted_connection(code: invitation_code.InvitationCode) -> Connection | None:
+    """The connection this node already made from this code, if any."""
+    return Connection.objects.filter(
+        Q(pk=destination_connection_id(code))
+        | Q(
+            role=Role.DESTINATION,
+            remote_uid=code.source_uid,
+            remote_connection_id=code.connection_id,
+        )
+    ).first()
+
+
+def accept_invitation(
+    code_text: str, *, local_short_name: str | None = None, user=None
+) -> Acceptance:
+    """Accept an invitation code on this node: the issuer activates its side, we store ours.
+
+    Raises AcceptError (nothing created) with a message for the admin. A code already
+    accepted here returns the existing connection with `created=False`.
+    """
+    code = read_invitation_code(code_text)
+    node = GeneralSettings.load()
+    existing = find_accepted_connection(code)
+    if existing is not None:
+        return Acceptance(existing, created=False)
+
+    short_name = code.destination_short_name if local_short_name is None else local_short_name
+    short_name = short_name.strip()
+    if not 0 < len(short_name) <= SHORT_NAME_MAX_LENGTH:
+        raise AcceptError(
+            "invalid_short_name", "Enter this instance's short name (at most 40 characters)."
+        )
+    try:
+        validate_short_name(short_name)
+    except ValidationError as error:
+        raise AcceptError("invalid_short_name", error.messages[0]) from None
+    if code.mode not in node.available_modes():
+        raise AcceptError(
+            "mode_not_allowed_here",
+            f"This invitation is for {code.mode.capitalize()} mode, which this node's "
+            f"{License(node.effective_license).label} licence does not allow. Change the "
+            "licence in General Settings (Evaluation or Paid allow Script mode), or ask the "
+            "other admin to initiate a Basic connection.",
+        )
+    if code.destination_uid is not None and code.destination_uid != str(node.uid):
+        raise AcceptError("wrong_destination", failure_message("wrong_destination", code))
+
+    acceptor = Acceptor(
+        uid=str(node.uid),
+        # A private instance cannot be called back, so it gives no URL (as "I don't have a URL").
+        url=node.base_url if node.public else None,
+        short_name=short_name,
+        platform=node.platform,
+        version=settings.EXALATE_VERSION,
+        connection_id=str(destination_connection_id(code)),
+    )
+    compact = "".join(code_text.split())
+    if code.source_uid == str(node.uid):
+        # A local connection: redeem in-process. Calling ourselves over HTTP would
+        # deadlock a single-worker server. Both rows are made in one transaction.
+        with transaction.atomic():
+            try:
+                answer = redeem_invitation(compact, acceptor).answer()
+            except RedeemError as error:
+                raise AcceptError(error.code, failure_message(error.code, code)) from None
+            return _store_destination(code, answer, acceptor, user=user)
+    answer = _call_issuer(code, compact, acceptor)
+    return _store_destination(code, answer, acceptor, user=user)
+
+
+def _call_issuer(code: invitation_code.InvitationCode, compact: str, acceptor: Acceptor) -> dict:
+    from invitations.serializers import AcceptResponseSerializer
+
+    body = {
+        "code": compact,
+        "acceptor": {
+            "uid": acceptor.uid,
+            "url": acceptor.url,
+            "short_name": acceptor.short_name,
+            "platform": acceptor.platform,
+            "version": acceptor.version,
+            "connection_id": acceptor.connection_id,
+        },
+    }
+    try:
+        status, answer = client.request("POST", code.source_url, ACCEPT_PATH, json_body=body)
+    except client.NodeError as error:
+        raise AcceptError(error.kind, failure_message(error.kind, code, error.message)) from None
+    if status != 200:
+        remote_code = answer.get("code") if isinstance(answer.get("code"), str) else "refused"
+        detail = answer.get("detail") if isinstance(answer.get("detail"), str) else ""
+        raise AcceptError(remote_code, failure_message(remote_code, code, detail))
+    parsed = AcceptResponseSerializer(data=answer)
+    if not parsed.is_valid():
+        raise AcceptError("bad_answer", failure_message("bad_answer", code))
+    data = parsed.validated_data
+    remote = data["connection"]
+    if (
+        remote["id"] != code.connection_id
+        or remote["mode"] != code.mode
+        or str(remote["source"]["uid"]) != code.source_uid
+    ):
+        raise AcceptError("bad_answer", failure_message("bad_answer", code))
+    return data
+
+
+def _store_destination(
+    code: invitation_code.InvitationCode, answer: dict, acceptor: Acceptor, *, user=None
+) -> Acceptance:
+    """Create this side of an accepted connection, active, with its events."""
+    remote = answer["connection"]
+    source = remote["source"]
+    pk = uuid.UUID(acceptor.connection_id)
+    try:
+        with transaction.atomic():
+            existing = Connection.objects.select_for_update().filter(pk=pk).first()
+            if existing is not None:
+                return Acceptance(existing, created=False)
+            connection = Connection(
+                id=pk,
+                name=_free_connection_name(remote["name"], acceptor.short_name),
+                description=remote["description"],
+                mode=remote["mode"],
+                role=Role.DESTINATION,
+                local_short_name=acceptor.short_name,
+                remote_short_name=source["short_name"],
+                remote_url=source["url"] or code.source_url,
+                remote_uid=uuid.UUID(str(source["uid"])),
+                remote_connection_id=str(remote["id"]),
+                remote_platform=source["platform"],
+                status=Status.PENDING,
+                created_by=user if user is not None and user.is_authenticated else None,
+            )
+            connection.shared_secret = answer["secret"]
+            connection.save(force_insert=True)
+            connection.record(
+                EventKind.ACCEPTED,
+                f"Accepted the invitation from {source['short_name']} ({connection.remote_url}).",
+                user=user,
+            )
+            connection.activate(
+                user=user, message="Activated: the source confirmed the invitation."
+            )
+    except IntegrityError:
+        # Two submissions of one code raced; the other one made the row.
+        existing = Connection.objects.filter(pk=pk).first()
+        if existing is None:
+            raise
+        return Acceptance(existing, created=False)
+    return Acceptance(connection, created=True)
+
+
+def _free_connection_name(name: str, short_name: str) -> str:
+    """Connection names are unique on a node; a local connection's two sides share one."""
+    candidates = [name, f"{name} ({short_name})"]
+    candidates += [f"{name} ({short_name} {n})" for n in range(2, 50)]
+    for candidate in candidates:
+        candidate = candidate[:100]
+        if not Connection.objects.with_name(candidate).exists():
+            return candidate
+    return f"{name[:90]} {uuid.uuid4().hex[:8]}"

@@ -1,0 +1,117 @@
+"""This node: its General Settings (identity, licence) and the modes it can take part in."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, timedelta
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class Mode(models.TextChoices):
+    BASIC = "basic", "Basic"
+    SCRIPT = "script", "Script"
+
+
+class License(models.TextChoices):
+    EVALUATION = "evaluation", "Evaluation"
+    PAID = "paid", "Paid"
+    FREE = "free", "Free"
+
+
+class GeneralSettings(models.Model):
+    """This node's identity and licence: one row per node, seeded from the environment."""
+
+    SINGLETON_PK = 1
+
+    uid = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
+    node_url = models.URLField(
+        "Exalate URL",
+        max_length=500,
+        help_text="The public base address other nodes use to reach this node.",
+    )
+    short_name = models.CharField(
+        "default local short name",
+        max_length=40,
+        help_text="Offered as this instance's short name when a connection is set up.",
+    )
+    platform = models.CharField(max_length=20, default="xurrent", editable=False)
+    public = models.BooleanField(
+        "instance is public",
+        default=True,
+        help_text="Only a public instance can initiate a connection: "
+        "the other side must be able to reach it to accept.",
+    )
+    license = models.CharField(max_length=20, choices=License.choices)
+    evaluation_ends_on = models.DateField(
+        null=True, blank=True, help_text="After this day an evaluation counts as Free."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "general settings"
+        verbose_name_plural = "general settings"
+
+    def __str__(self) -> str:
+        return f"General Settings of {self.short_name}"
+
+    def save(self, *args, **kwargs) -> None:
+        self.pk = self.SINGLETON_PK
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("The General Settings of a node cannot be deleted.")
+
+    @classmethod
+    def load(cls) -> GeneralSettings:
+        """The node's settings, created from the environment the first time they're read."""
+        obj = cls.objects.filter(pk=cls.SINGLETON_PK).first()
+        if obj is not None:
+            return obj
+        license = settings.EXALATE_LICENSE
+        ends = (
+            date.today() + timedelta(days=settings.EXALATE_EVALUATION_DAYS)
+            if license == License.EVALUATION
+            else None
+        )
+        obj, _ = cls.objects.get_or_create(
+            pk=cls.SINGLETON_PK,
+            defaults={
+                "node_url": settings.EXALATE_NODE_URL,
+                "short_name": default_short_name(settings.EXALATE_NODE_URL),
+                "public": settings.EXALATE_PUBLIC,
+                "license": license,
+                "evaluation_ends_on": ends,
+            },
+        )
+        return obj
+
+    @property
+    def effective_license(self) -> str:
+        if (
+            self.license == License.EVALUATION
+            and self.evaluation_ends_on is not None
+            and self.evaluation_ends_on < timezone.localdate()
+        ):
+            return License.FREE
+        return self.license
+
+    def available_modes(self) -> list[str]:
+        """The configuration modes this node may take part in right now."""
+        if self.effective_license == License.FREE:
+            return [Mode.BASIC.value]
+        return [Mode.BASIC.value, Mode.SCRIPT.value]
+
+    @property
+    def base_url(self) -> str:
+        return self.node_url.rstrip("/")
+
+
+def default_short_name(url: str) -> str:
+    """A readable short name from a URL's host: "desk.acme.com" gives "desk"."""
+    host = urlsplit(url).hostname or "xurrent"
+    first = host.split(".")[0] if not host.replace(".", "").isdigit() else "xurrent"
+    return first[:40] or "xurrent"

@@ -1,0 +1,135 @@
+"""Forms of the sync rules page: the two scripts, and the samples a test run uses."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+
+from sync.defaults import SAMPLE_REPLICA, SAMPLE_REQUEST, as_json
+from sync.sandbox import SCRIPT_MAX_LENGTH, Problem, check_script
+from sync.services import normalize_script
+
+SAMPLE_MAX_LENGTH = 64 * 1024
+# An empty box is more likely a slip than a choice: a script that does nothing says so.
+EMPTY_SCRIPT = "Write a script here; to do nothing, write a comment such as # nothing to do."
+
+
+def _code_area(rows: int) -> forms.Textarea:
+    return forms.Textarea(
+        attrs={
+            "class": "code",
+            "rows": rows,
+            "spellcheck": "false",
+            "autocapitalize": "off",
+            "autocomplete": "off",
+            "wrap": "off",
+        }
+    )
+
+
+def _script_field(label: str, help_text: str) -> forms.CharField:
+    # strip=False: leading indentation and trailing lines are part of a script.
+    return forms.CharField(
+        label=label,
+        error_messages={"required": EMPTY_SCRIPT},
+        strip=False,
+        max_length=SCRIPT_MAX_LENGTH,
+        widget=_code_area(18),
+        help_text=help_text,
+    )
+
+
+class RulesForm(forms.Form):
+    outgoing = _script_field(
+        "Outgoing sync",
+        "Runs when a local request changes: copy from entity (the local request) "
+        "to replica (what the other side receives).",
+    )
+    incoming = _script_field(
+        "Incoming sync",
+        "Runs when a replica arrives: apply it to entity (the local request); "
+        "first_sync is True when the request is created here.",
+    )
+    note = forms.CharField(
+        label="What changed (optional)",
+        required=False,
+        max_length=200,
+        help_text="Shown in the version history.",
+    )
+    # The version the admin started editing from (0: the defaults), to catch a save by
+    # someone else in the meantime.
+    based_on = forms.IntegerField(min_value=0, required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        # Each script's compile problems, with their lines, for the page to point at.
+        self.problems: dict[str, list[Problem]] = {}
+
+    def _clean_script(self, direction: str) -> str:
+        text = normalize_script(self.cleaned_data[direction])
+        problems = check_script(text, direction)
+        if problems:
+            self.problems[direction] = problems
+            raise forms.ValidationError([str(p) for p in problems], code="compile")
+        return text
+
+    def clean_outgoing(self) -> str:
+        return self._clean_script("outgoing")
+
+    def clean_incoming(self) -> str:
+        return self._clean_script("incoming")
+
+
+def _json_object(text: str, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+        json.dumps(value)  # deep nesting that loads may still not dump back
+    except json.JSONDecodeError as exc:
+        raise forms.ValidationError(
+            f"{what} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).",
+            code="json",
+        ) from None
+    except (RecursionError, ValueError):
+        raise forms.ValidationError(f"{what} is nested too deeply.", code="json") from None
+    if not isinstance(value, dict):
+        raise forms.ValidationError(f"{what} must be a JSON object ({{ … }}).", code="json")
+    return value
+
+
+class SamplesForm(forms.Form):
+    sample_request = forms.CharField(
+        label="Sample local request (Xurrent)",
+        strip=False,
+        max_length=SAMPLE_MAX_LENGTH,
+        widget=_code_area(16),
+        help_text="A request as Xurrent's API returns it, with its notes. The outgoing "
+        "script runs on it; the incoming script is applied to it.",
+    )
+    sample_replica = forms.CharField(
+        label="Sample replica from the other side",
+        strip=False,
+        max_length=SAMPLE_MAX_LENGTH,
+        widget=_code_area(16),
+        help_text="What the other side's outgoing script might send.",
+    )
+    first_sync = forms.BooleanField(
+        label="First sync: the request does not exist here yet",
+        required=False,
+        help_text="The incoming script then starts from an empty request.",
+    )
+
+    @staticmethod
+    def defaults() -> dict[str, Any]:
+        return {
+            "sample_request": as_json(SAMPLE_REQUEST),
+            "sample_replica": as_json(SAMPLE_REPLICA),
+            "first_sync": False,
+        }
+
+    def clean_sample_request(self) -> dict[str, Any]:
+        return _json_object(self.cleaned_data["sample_request"], "The sample request")
+
+    def clean_sample_replica(self) -> dict[str, Any]:
+        return _json_object(self.cleaned_data["sample_replica"], "The sample replica")

@@ -1,0 +1,586 @@
+"""The sandbox sync rules run in.
+
+Two layers. RestrictedPython compiles a script so that it cannot import, touch names or
+attributes that start with "_", or reach files, the network or other code (`open`,
+`eval`, `getattr` and friends are refused when the script is compiled, and are not
+there when it runs). The script then runs in a short-lived worker process
+(`sync.worker`) with a timer, CPU, memory and file-size limits and a hard
+kill from this side: an endless loop, a huge allocation or a long computation inside
+one C call stops the worker, never a thread of this server.
+
+Nothing here imports Django: the worker process loads this module on its own.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import json
+import logging
+import operator
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import CodeType
+from typing import Any
+
+from RestrictedPython import RestrictingNodeTransformer, compile_restricted_exec
+from RestrictedPython.Guards import (
+    guarded_iter_unpack_sequence,
+    guarded_unpack_sequence,
+    safer_getattr_raise,
+)
+
+from sync.entity import (
+    Change,
+    Record,
+    changes,
+    entity_from_request,
+    merge_attachments,
+    merge_comments,
+    ordered,
+    request_problems,
+    to_record,
+)
+
+logger = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SCRIPT_MAX_LENGTH = 50_000  # characters per script
+TIME_LIMIT = 1.0  # seconds a script may run
+# Starting the worker (a Python process importing RestrictedPython) takes a few
+# hundredths of a second; a busy machine gets generous room before the hard kill.
+STARTUP_ALLOWANCE = 4.0
+OUTPUT_LIMIT = 256 * 1024  # bytes of JSON a script may produce (the replica or the entity)
+PRINT_LIMIT = 10_000  # characters of print() output kept
+MEMORY_LIMIT = 512 * 1024 * 1024  # address space of the worker, bytes
+
+DIRECTIONS = ("outgoing", "incoming")
+
+# Names a script may not use at all. Most are missing at run time anyway; refusing them
+# when the script is saved tells the admin at once, with the line.
+FORBIDDEN_NAMES = frozenset(
+    {
+        "open",
+        "compile",
+        "eval",
+        "exec",
+        "getattr",
+        "setattr",
+        "delattr",
+        "hasattr",
+        "globals",
+        "locals",
+        "vars",
+        "dir",
+        "type",
+        "input",
+        "breakpoint",
+        "help",
+        "exit",
+        "quit",
+        "memoryview",
+        "object",
+        "super",
+        "classmethod",
+        "staticmethod",
+        "property",
+    }
+)
+
+# The builtins a script gets: data types, arithmetic and the usual exceptions.
+SAFE_BUILTIN_NAMES = (
+    "abs",
+    "all",
+    "any",
+    "bool",
+    "chr",
+    "dict",
+    "divmod",
+    "enumerate",
+    "filter",
+    "float",
+    "frozenset",
+    "int",
+    "isinstance",
+    "len",
+    "list",
+    "map",
+    "max",
+    "min",
+    "ord",
+    "range",
+    "repr",
+    "reversed",
+    "round",
+    "set",
+    "sorted",
+    "str",
+    "sum",
+    "tuple",
+    "zip",
+    "ArithmeticError",
+    "AttributeError",
+    "Exception",
+    "IndexError",
+    "KeyError",
+    "LookupError",
+    "NameError",
+    "TypeError",
+    "ValueError",
+    "ZeroDivisionError",
+)
+
+
+# --- problems ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something wrong with a script, for the admin: where (when known) and what."""
+
+    line: int | None
+    message: str
+    source_line: str = ""
+
+    def __str__(self) -> str:
+        return f"Line {self.line}: {self.message}" if self.line else self.message
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "message": self.message, "source_line": self.source_line}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Problem:
+        line = data.get("line")
+        return cls(
+            line=line if isinstance(line, int) else None,
+            message=str(data.get("message") or "The script failed."),
+            source_line=str(data.get("source_line") or ""),
+        )
+
+
+class ScriptError(Exception):
+    """A script cannot be used; `problems` says why, line by line."""
+
+    def __init__(self, problems: list[Problem]):
+        super().__init__("; ".join(str(p) for p in problems))
+        self.problems = problems
+
+
+class RulesError(Exception):
+    """One or both scripts of a rule set do not compile: `problems[direction]`."""
+
+    def __init__(self, problems: dict[str, list[Problem]]):
+        super().__init__("; ".join(f"{d}: {p}" for d, items in problems.items() for p in items))
+        self.problems = problems
+
+
+def _source_line(source: str, line: int | None) -> str:
+    if not line:
+        return ""
+    lines = source.splitlines()
+    return lines[line - 1].strip()[:200] if 0 < line <= len(lines) else ""
+
+
+# --- compiling ------------------------------------------------------------------------------
+
+
+class RulesPolicy(RestrictingNodeTransformer):
+    """RestrictedPython's policy, tightened for sync rules."""
+
+    def visit_Import(self, node: ast.Import) -> ast.AST:
+        self.error(node, "Imports are not allowed: everything a sync rule can use is at hand.")
+        return node
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> ast.AST:
+        return self.visit_Import(node)  # type: ignore[arg-type]
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> ast.AST:
+        self.error(node, "Classes are not available in sync rules: use functions and dicts.")
+        return node
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        if node.id in FORBIDDEN_NAMES:
+            self.error(
+                node,
+                f'"{node.id}" is not available in sync rules: they cannot read files, '
+                "reach the network or run other code.",
+            )
+        return super().visit_Name(node)
+
+
+_RP_ERROR = re.compile(r"^Line (\d+|None): (.*)$", re.DOTALL)
+
+
+def filename_for(direction: str) -> str:
+    return f"<{direction} script>"
+
+
+def compile_script(source: str, direction: str) -> CodeType:
+    """The script compiled for the sandbox, or ScriptError with each problem and its line."""
+    if len(source) > SCRIPT_MAX_LENGTH:
+        raise ScriptError(
+            [Problem(None, f"The script is longer than {SCRIPT_MAX_LENGTH:,} characters.")]
+        )
+    filename = filename_for(direction)
+    try:
+        with warnings.catch_warnings():
+            # Python's own hints ("is" with a literal...) would go to stderr, not the admin.
+            warnings.simplefilter("ignore")
+            tree = ast.parse(source, filename=filename)
+            result = compile_restricted_exec(tree, filename=filename, policy=RulesPolicy)
+    except SyntaxError as exc:
+        # From the parser, or from the compiler (`return` outside a function...).
+        raise ScriptError(
+            [Problem(exc.lineno, exc.msg, _source_line(source, exc.lineno))]
+        ) from None
+    except ValueError as exc:  # e.g. a NUL character in the text
+        raise ScriptError([Problem(None, str(exc))]) from None
+    except (RecursionError, MemoryError):
+        raise ScriptError(
+            [Problem(None, "The script is nested too deeply to be compiled.")]
+        ) from None
+    if result.errors:
+        problems = []
+        for text in dict.fromkeys(result.errors):  # in order, without repeats
+            match = _RP_ERROR.match(text)
+            line = int(match[1]) if match and match[1] != "None" else None
+            message = match[2] if match else text
+            problems.append(Problem(line, message, _source_line(source, line)))
+        raise ScriptError(sorted(problems, key=lambda p: p.line or 0))
+    assert result.code is not None  # noqa: S101 - no errors means RestrictedPython compiled it
+    return result.code
+
+
+def check_script(source: str, direction: str) -> list[Problem]:
+    """The problems that keep a script from compiling; empty when it compiles."""
+    try:
+        compile_script(source, direction)
+    except ScriptError as exc:
+        return exc.problems
+    return []
+
+
+@dataclass(frozen=True)
+class CompiledRules:
+    outgoing: CodeType
+    incoming: CodeType
+
+
+def compile_rules(outgoing: str, incoming: str) -> CompiledRules:
+    """Both scripts of a rule set compiled, or RulesError with the problems of each."""
+    problems = {
+        direction: found
+        for direction, source in (("outgoing", outgoing), ("incoming", incoming))
+        if (found := check_script(source, direction))
+    }
+    if problems:
+        raise RulesError(problems)
+    return CompiledRules(
+        outgoing=compile_script(outgoing, "outgoing"),
+        incoming=compile_script(incoming, "incoming"),
+    )
+
+
+# --- running, in this process (the worker calls this) ---------------------------------------
+
+
+def _guarded_getattr(obj: Any, name: str) -> Any:
+    if isinstance(obj, Record) and not name.startswith("_"):
+        return obj.get(name)  # fields, never dict methods: `entity.items` is a field
+    return safer_getattr_raise(obj, name)
+
+
+def _guarded_getitem(obj: Any, key: Any) -> Any:
+    return obj[key]
+
+
+def _guarded_write(obj: Any) -> Any:
+    if type(obj) in (Record, dict, list):
+        return obj
+    raise TypeError(f"A {type(obj).__name__} cannot be changed by a sync rule.")
+
+
+_INPLACE: dict[str, Callable[[Any, Any], Any]] = {
+    "+=": operator.iadd,
+    "-=": operator.isub,
+    "*=": operator.imul,
+    "/=": operator.itruediv,
+    "//=": operator.ifloordiv,
+    "%=": operator.imod,
+    "**=": operator.ipow,
+    "|=": operator.ior,
+    "&=": operator.iand,
+    "^=": operator.ixor,
+    "<<=": operator.ilshift,
+    ">>=": operator.irshift,
+}
+
+
+def _inplace(op: str, target: Any, value: Any) -> Any:
+    return _INPLACE[op](target, value)
+
+
+def _apply(func: Callable, *args: Any, **kwargs: Any) -> Any:
+    return func(*args, **kwargs)
+
+
+def _print_collector(sink: list[str]) -> type:
+    """RestrictedPython's print hook, writing into `sink` and keeping at most PRINT_LIMIT."""
+
+    kept = [0]  # characters in sink, shared by every collector of the run
+
+    class Collector:
+        def __init__(self, _getattr_: Any = None):
+            pass
+
+        def write(self, text: str) -> None:
+            room = PRINT_LIMIT - kept[0]
+            if room <= 0:
+                return
+            if len(text) >= room:
+                text = text[:room] + f"\n… (output cut at {PRINT_LIMIT:,} characters)\n"
+                kept[0] = PRINT_LIMIT
+            else:
+                kept[0] += len(text)
+            sink.append(str(text))
+
+        def flush(self) -> None:
+            pass
+
+        def __call__(self) -> str:
+            return "".join(sink)
+
+        def _call_print(self, *objects: Any, **kwargs: Any) -> None:
+            kwargs["file"] = self  # never anywhere else
+            print(*objects, **kwargs)
+
+    return Collector
+
+
+def sandbox_globals(printed: list[str]) -> dict[str, Any]:
+    """A fresh namespace for one run: the guards RestrictedPython's code calls."""
+    return {
+        "__builtins__": {name: getattr(builtins, name) for name in SAFE_BUILTIN_NAMES},
+        "__name__": "sync_rules",
+        "_getattr_": _guarded_getattr,
+        "_getitem_": _guarded_getitem,
+        "_getiter_": iter,
+        "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
+        "_unpack_sequence_": guarded_unpack_sequence,
+        "_write_": _guarded_write,
+        "_inplacevar_": _inplace,
+        "_apply_": _apply,
+        "_print_": _print_collector(printed),
+    }
+
+
+class ScriptTimeout(BaseException):  # noqa: N818 - it is an interruption, not an error
+    """Raised into a script that ran out of time."""
+
+
+def runtime_problem(exc: BaseException, source: str, direction: str) -> Problem:
+    """An exception from a script as the admin should read it, at the script's line."""
+    line = None
+    tb = exc.__traceback__
+    filename = filename_for(direction)
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == filename:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    if isinstance(exc, ScriptTimeout):
+        message = f"The script ran longer than {TIME_LIMIT:g} second and was stopped."
+    elif isinstance(exc, MemoryError):
+        message = "The script used more memory than a sync rule may."
+    elif isinstance(exc, RecursionError):
+        message = "The script called itself too deeply (RecursionError)."
+    else:
+        detail = str(exc)[:500]
+        message = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+    return Problem(line, message, _source_line(source, line))
+
+
+def to_json(value: Any, what: str) -> str:
+    """The script's result as JSON, refusing what cannot be sent or is too big."""
+
+    def refuse(obj: Any) -> Any:
+        raise TypeError(
+            f"{what} holds a {type(obj).__name__}, which cannot be sent: use text, numbers, "
+            "True/False, None, lists and dicts."
+        )
+
+    try:
+        text = json.dumps(value, default=refuse, allow_nan=False, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        message = str(exc) if isinstance(exc, TypeError) else f"{what} cannot be sent as JSON."
+        raise ScriptError([Problem(None, message)]) from None
+    if len(text.encode()) > OUTPUT_LIMIT:
+        raise ScriptError(
+            [Problem(None, f"{what} is larger than the {OUTPUT_LIMIT // 1024} KB limit.")]
+        )
+    return text
+
+
+def execute(direction: str, source: str, data: Mapping[str, Any]) -> dict[str, Any]:
+    """Run one script here and now (no time limit: the worker adds that).
+
+    Outgoing: `data` is {"entity"}; the answer's "result" is the replica.
+    Incoming: `data` is {"replica", "entity", "first_sync"}; "result" is the entity after.
+    """
+    printed: list[str] = []
+    try:
+        code = compile_script(source, direction)
+        namespace = sandbox_globals(printed)
+        if direction == "outgoing":
+            namespace.update(entity=to_record(data.get("entity") or {}), replica=Record())
+            out_name = "replica"
+        else:
+            namespace.update(
+                replica=to_record(data.get("replica") or {}),
+                entity=to_record(data.get("entity") or {}),
+                first_sync=bool(data.get("first_sync")),
+                merge_comments=merge_comments,
+                merge_attachments=merge_attachments,
+            )
+            out_name = "entity"
+        try:
+            exec(code, namespace)  # noqa: S102 - RestrictedPython code in a guarded namespace
+        except BaseException as exc:  # noqa: BLE001 - any failure of the script is reported
+            raise ScriptError([runtime_problem(exc, source, direction)]) from None
+        result = namespace.get(out_name)
+        if not isinstance(result, Mapping):
+            raise ScriptError(
+                [Problem(None, f"`{out_name}` must stay an object (the script replaced it).")]
+            )
+        text = to_json(result, f"The {out_name}")
+    except ScriptError as exc:
+        return {
+            "ok": False,
+            "problems": [p.as_dict() for p in exc.problems],
+            "printed": "".join(printed),
+        }
+    return {"ok": True, "result": json.loads(text), "printed": "".join(printed)}
+
+
+# --- running in the worker process, from the server ------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """What a test run of one script gave."""
+
+    ok: bool
+    result: dict[str, Any] | None = None
+    problems: list[Problem] = field(default_factory=list)
+    printed: str = ""
+    seconds: float = 0.0
+    # Incoming only: the local request before, what changed, and what Xurrent would refuse.
+    before: dict[str, Any] | None = None
+    changes: list[Change] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def result_json(self) -> str:
+        return json.dumps(ordered(self.result or {}), indent=2, ensure_ascii=False)
+
+
+def _failed(message: str, seconds: float = 0.0) -> Outcome:
+    return Outcome(ok=False, problems=[Problem(None, message)], seconds=seconds)
+
+
+def _run_in_worker(job: dict[str, Any]) -> Outcome:
+    if not sys.executable:
+        return _failed("The sandbox cannot start: this server has no Python executable.")
+    started = time.perf_counter()
+    try:
+        completed = subprocess.run(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-X", "utf8", "-E", "-s", "-m", "sync.worker"],
+            input=json.dumps(job, ensure_ascii=True),
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            cwd=ROOT,
+            env={"PATH": os.defpath},
+            timeout=TIME_LIMIT + STARTUP_ALLOWANCE,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        # subprocess.run has killed and reaped the worker.
+        return _failed(
+            f"The script ran longer than {TIME_LIMIT:g} second and was stopped.",
+            time.perf_counter() - started,
+        )
+    except OSError:
+        logger.exception("The sync rules sandbox could not be started")
+        return _failed("The sandbox could not be started. Try again in a moment.")
+    seconds = time.perf_counter() - started
+    killed_by = -completed.returncode if completed.returncode < 0 else None
+    if killed_by in (signal.SIGXCPU, signal.SIGKILL):
+        return _failed(
+            f"The script ran longer than {TIME_LIMIT:g} second and was stopped.", seconds
+        )
+    try:
+        answer = json.loads(completed.stdout) if completed.returncode == 0 else None
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
+        logger.warning(
+            "The sync rules sandbox ended with code %s: %s",
+            completed.returncode,
+            completed.stderr[-2000:],
+        )
+        return _failed("The sandbox stopped unexpectedly while running the script.", seconds)
+    if not answer.get("ok"):
+        return Outcome(
+            ok=False,
+            problems=[Problem.from_dict(p) for p in answer.get("problems", [])],
+            printed=str(answer.get("printed") or ""),
+            seconds=seconds,
+        )
+    return Outcome(
+        ok=True,
+        result=answer.get("result"),
+        printed=str(answer.get("printed") or ""),
+        seconds=seconds,
+    )
+
+
+def run_outgoing(script: str, request: Mapping[str, Any]) -> Outcome:
+    """Run an outgoing script on a local Xurrent request (REST shape); the result is the
+    replica the other side would receive."""
+    entity = entity_from_request(request)
+    return _run_in_worker({"direction": "outgoing", "source": script, "entity": entity})
+
+
+def run_incoming(
+    script: str, replica: Mapping[str, Any], request: Mapping[str, Any] | None = None
+) -> Outcome:
+    """Run an incoming script on a replica from the other side.
+
+    `request` is the local Xurrent request the replica is applied to, or None on the
+    first sync, when there is no local request yet. The outcome lists the changes.
+    """
+    first_sync = request is None
+    before = {} if first_sync else json.loads(json.dumps(entity_from_request(request)))
+    outcome = _run_in_worker(
+        {
+            "direction": "incoming",
+            "source": script,
+            "replica": replica,
+            "entity": before,
+            "first_sync": first_sync,
+        }
+    )
+    outcome.before = before
+    if outcome.ok and outcome.result is not None:
+        outcome.changes = changes(before, outcome.result)
+        outcome.warnings = request_problems(outcome.result, first_sync=first_sync)
+    return outcome

@@ -1,0 +1,311 @@
+"""The sync rules page of a connection: edit, version, restore and test-run (Script mode)."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import formats, timezone
+from django.views.decorators.http import require_http_methods, require_POST
+
+from connections.models import Connection
+from nodes.models import Mode
+from sync import (
+    BASIC_FIELDS,
+    BASIC_INCOMING,
+    BASIC_OUTGOING,
+    DEFAULT_INCOMING,
+    DEFAULT_OUTGOING,
+    Outcome,
+    RulesError,
+    run_incoming,
+    run_outgoing,
+)
+from sync.forms import RulesForm, SamplesForm
+from sync.models import SyncRuleVersion
+from sync.services import (
+    NothingChanged,
+    RulesNotEditable,
+    StaleRules,
+    get_current_rules,
+    normalize_script,
+    restore_rules,
+    save_rules,
+)
+
+VIEW = "connections.view_connection"
+CHANGE = "connections.change_connection"
+BASIC_REFUSED = (
+    "This connection uses Basic mode: its sync rules are fixed and cannot be edited. "
+    "A connection's mode never changes; create a Script mode connection for your own rules."
+)
+
+
+def _samples_key(connection: Connection) -> str:
+    return f"rules-samples:{connection.pk}"
+
+
+def _require_change(request: HttpRequest) -> None:
+    if not request.user.has_perm(CHANGE):
+        raise PermissionDenied("Changing sync rules needs the permission to change connections.")
+
+
+@dataclass
+class TestRun:
+    outgoing: Outcome | None
+    incoming: Outcome | None
+    outgoing_skipped: str = ""
+    incoming_skipped: str = ""
+    first_sync: bool = False
+
+
+def _render(
+    request: HttpRequest,
+    connection: Connection,
+    *,
+    rules_form: RulesForm | None = None,
+    samples_form: SamplesForm | None = None,
+    test_run: TestRun | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    current = get_current_rules(connection)
+    can_edit = connection.mode == Mode.SCRIPT and request.user.has_perm(CHANGE)
+    if rules_form is None:
+        rules_form = RulesForm(
+            initial={
+                "outgoing": current.outgoing,
+                "incoming": current.incoming,
+                "based_on": current.number or 0,
+            }
+        )
+    if samples_form is None:
+        samples_form = SamplesForm(
+            initial=request.session.get(_samples_key(connection)) or SamplesForm.defaults()
+        )
+    if not can_edit:
+        for field in rules_form.fields.values():
+            field.widget.attrs["readonly"] = True
+    versions = connection.rule_versions.select_related("created_by").order_by("-number")
+    # Text typed here that differs from the rules in force: leaving the page asks first.
+    unsaved = rules_form.is_bound and (
+        normalize_script(rules_form.data.get("outgoing", "")),
+        normalize_script(rules_form.data.get("incoming", "")),
+    ) != (current.outgoing, current.incoming)
+    context = {
+        "unsaved": unsaved,
+        "connection": connection,
+        "current": current,
+        "next_number": (current.number or 0) + 1,
+        "can_edit": can_edit,
+        "rules_form": rules_form,
+        "samples_form": samples_form,
+        "test_run": test_run,
+        "versions": versions,
+        "basic_fields": BASIC_FIELDS,
+        "basic_outgoing": BASIC_OUTGOING,
+        "basic_incoming": BASIC_INCOMING,
+    }
+    return render(request, "sync/rules.html", context, status=status)
+
+
+@login_required
+@permission_required(VIEW, raise_exception=True)
+@require_http_methods(["GET", "POST"])
+def rules(request: HttpRequest, pk) -> HttpResponse:
+    connection = get_object_or_404(Connection, pk=pk)
+    if request.method == "GET":
+        return _render(request, connection)
+
+    _require_change(request)
+    rules_form, samples_form = RulesForm(request.POST), SamplesForm(request.POST)
+    if connection.mode != Mode.SCRIPT:
+        messages.error(request, BASIC_REFUSED)
+        return _render(request, connection, status=409)
+    if not rules_form.is_valid():
+        return _render(
+            request, connection, rules_form=rules_form, samples_form=samples_form, status=400
+        )
+    data = rules_form.cleaned_data
+    try:
+        version = save_rules(
+            connection,
+            data["outgoing"],
+            data["incoming"],
+            request.user,
+            note=data["note"],
+            based_on=data["based_on"],
+        )
+    except NothingChanged as exc:
+        messages.info(
+            request, f"Nothing to save: the rules are the same as version {exc.current.number}."
+        )
+    except StaleRules as exc:
+        return _stale(request, connection, exc.current, samples_form)
+    except RulesError as exc:  # the form compiled them; kept for safety
+        for direction, problems in exc.problems.items():
+            rules_form.add_error(direction, [str(p) for p in problems])
+        return _render(
+            request, connection, rules_form=rules_form, samples_form=samples_form, status=400
+        )
+    except RulesNotEditable:
+        messages.error(request, BASIC_REFUSED)
+        return _render(request, connection, status=409)
+    else:
+        messages.success(request, f"Sync rules saved as version {version.number}.")
+    _remember_samples(request, connection, samples_form)
+    return redirect("sync:rules", pk=connection.pk)
+
+
+def _stale(
+    request: HttpRequest,
+    connection: Connection,
+    current: SyncRuleVersion,
+    samples_form: SamplesForm,
+) -> HttpResponse:
+    """Someone saved while this admin edited: keep their text, point at the new version."""
+    data = request.POST.copy()
+    data["based_on"] = str(current.number)  # saving again replaces the newer version
+    rules_form = RulesForm(data)
+    rules_form.is_valid()
+    who = current.created_by or "someone"
+    when = formats.date_format(timezone.localtime(current.created_at), "DATETIME_FORMAT")
+    rules_form.add_error(
+        None,
+        f"Version {current.number} was saved by {who} ({when}) while you were editing. "
+        "Your text is still below: compare it with that version in the history, then "
+        "save again to make yours the next version.",
+    )
+    return _render(
+        request, connection, rules_form=rules_form, samples_form=samples_form, status=409
+    )
+
+
+def _remember_samples(
+    request: HttpRequest, connection: Connection, samples_form: SamplesForm
+) -> None:
+    """Keep the admin's edited samples for the next visit (valid ones only)."""
+    if samples_form.is_valid():
+        request.session[_samples_key(connection)] = {
+            "sample_request": samples_form.data["sample_request"],
+            "sample_replica": samples_form.data["sample_replica"],
+            "first_sync": samples_form.cleaned_data["first_sync"],
+        }
+
+
+@login_required
+@permission_required([VIEW, CHANGE], raise_exception=True)
+@require_POST
+def rules_test_run(request: HttpRequest, pk) -> HttpResponse:
+    """Run the scripts as typed (saved or not) on the samples; nothing is stored."""
+    connection = get_object_or_404(Connection, pk=pk)
+    if connection.mode != Mode.SCRIPT:
+        messages.error(request, BASIC_REFUSED)
+        return _render(request, connection, status=409)
+    rules_form, samples_form = RulesForm(request.POST), SamplesForm(request.POST)
+    rules_form.is_valid()
+    samples_form.is_valid()
+    scripts, samples = rules_form.cleaned_data, samples_form.cleaned_data
+    sample_request = samples.get("sample_request")
+    sample_replica = samples.get("sample_replica")
+    first_sync = samples.get("first_sync", False)
+    run = TestRun(outgoing=None, incoming=None, first_sync=first_sync)
+
+    if "outgoing" not in scripts:
+        run.outgoing_skipped = "The outgoing script does not compile: see the error below it."
+    elif sample_request is None:
+        run.outgoing_skipped = "The sample request is not valid: see the error below it."
+    else:
+        run.outgoing = run_outgoing(scripts["outgoing"], sample_request)
+
+    if "incoming" not in scripts:
+        run.incoming_skipped = "The incoming script does not compile: see the error below it."
+    elif sample_replica is None:
+        run.incoming_skipped = "The sample replica is not valid: see the error below it."
+    elif sample_request is None and not first_sync:
+        run.incoming_skipped = "The sample request is not valid: see the error below it."
+    else:
+        local = None if first_sync else sample_request
+        run.incoming = run_incoming(scripts["incoming"], sample_replica, local)
+
+    _remember_samples(request, connection, samples_form)
+    return _render(
+        request, connection, rules_form=rules_form, samples_form=samples_form, test_run=run
+    )
+
+
+def _version_or_404(connection: Connection, number: int) -> SyncRuleVersion:
+    try:
+        return connection.rule_versions.select_related("created_by").get(number=number)
+    except SyncRuleVersion.DoesNotExist:
+        raise Http404("No such version of these sync rules.") from None
+
+
+def _diff(before: str, after: str, name: str, before_label: str, after_label: str) -> list:
+    """A unified diff as (kind, line) pairs; kind is a CSS class suffix."""
+    lines = difflib.unified_diff(
+        before.splitlines(),
+        after.splitlines(),
+        fromfile=f"{name}, {before_label}",
+        tofile=f"{name}, {after_label}",
+        lineterm="",
+    )
+    kinds = []
+    for line in lines:
+        if line.startswith(("---", "+++")):
+            kind = "file"
+        else:
+            kind = {"+": "add", "-": "del", "@": "hunk"}.get(line[:1], "same")
+        kinds.append((kind, line))
+    return kinds
+
+
+@login_required
+@permission_required(VIEW, raise_exception=True)
+def rules_version(request: HttpRequest, pk, number: int) -> HttpResponse:
+    """One earlier version, read-only, with what it changed from the one before."""
+    connection = get_object_or_404(Connection, pk=pk)
+    version = _version_or_404(connection, number)
+    previous = connection.rule_versions.filter(number__lt=number).order_by("-number").first()
+    if previous is not None:
+        base_outgoing, base_incoming = previous.outgoing, previous.incoming
+        base_label = f"version {previous.number}"
+    else:
+        base_outgoing, base_incoming = DEFAULT_OUTGOING, DEFAULT_INCOMING
+        base_label = "the defaults"
+    label = f"version {number}"
+    context = {
+        "connection": connection,
+        "version": version,
+        "current": get_current_rules(connection),
+        "base_label": base_label,
+        "outgoing_diff": _diff(base_outgoing, version.outgoing, "Outgoing", base_label, label),
+        "incoming_diff": _diff(base_incoming, version.incoming, "Incoming", base_label, label),
+        "can_edit": connection.mode == Mode.SCRIPT and request.user.has_perm(CHANGE),
+    }
+    return render(request, "sync/rules_version.html", context)
+
+
+@login_required
+@permission_required([VIEW, CHANGE], raise_exception=True)
+@require_POST
+def rules_restore(request: HttpRequest, pk, number: int) -> HttpResponse:
+    connection = get_object_or_404(Connection, pk=pk)
+    _version_or_404(connection, number)
+    try:
+        version = restore_rules(connection, number, request.user)
+    except NothingChanged:
+        messages.info(request, f"Version {number} is already the rules in force.")
+    except RulesNotEditable:
+        messages.error(request, BASIC_REFUSED)
+    except RulesError as exc:
+        messages.error(request, f"Version {number} cannot be restored: {exc}")
+    else:
+        messages.success(
+            request, f"Version {number} restored: it is now in force as version {version.number}."
+        )
+    return redirect("sync:rules", pk=connection.pk)
