@@ -6,7 +6,6 @@ the same events (with the staff user) and tells the peer the same way.
 
 from __future__ import annotations
 
-from django import forms
 from django.contrib import admin, messages
 from django.db.models import Exists, OuterRef
 from django.utils.html import format_html
@@ -19,32 +18,12 @@ from connections.models import (
     RemoteStatus,
 )
 from connections.services import actions, outbox
-from nodes.validators import validate_short_name
 
 
 def badge(value: str, label: str):
     if not value:
         return "—"
     return format_html('<span class="badge status-{}">{}</span>', value, label)
-
-
-class ConnectionForm(forms.ModelForm):
-    """The labels staff may edit keep the rules the wizard and the accept page apply."""
-
-    class Meta:
-        model = Connection
-        fields = ["name", "description", "local_short_name", "remote_short_name"]
-
-    def _short_name(self, field: str) -> str:
-        value = self.cleaned_data[field].strip()
-        validate_short_name(value)
-        return value
-
-    def clean_local_short_name(self) -> str:
-        return self._short_name("local_short_name")
-
-    def clean_remote_short_name(self) -> str:
-        return self._short_name("remote_short_name")
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -101,7 +80,7 @@ class RemoteStatusFilter(admin.SimpleListFilter):
 
 @admin.register(Connection)
 class ConnectionAdmin(admin.ModelAdmin):
-    form = ConnectionForm
+    # Only the labels may be edited (see readonly_fields); their rules come with the fields.
     list_display = [
         "name",
         "status_badge",

@@ -9,6 +9,7 @@ from django.db import models
 from django.utils import timezone
 
 from connections.models import Connection
+from nodes.fields import NodeURLField, ShortNameField
 
 
 def hash_token(token: str) -> str:
@@ -47,8 +48,8 @@ class Invitation(models.Model):
     revoked_at = models.DateTimeField(null=True, blank=True)
     accepted_at = models.DateTimeField(null=True, blank=True)
     acceptor_uid = models.UUIDField(null=True, blank=True)
-    acceptor_url = models.URLField(max_length=500, blank=True)
-    acceptor_short_name = models.CharField(max_length=40, blank=True)
+    acceptor_url = NodeURLField(blank=True)
+    acceptor_short_name = ShortNameField(blank=True)
     acceptor_connection_id = models.CharField(max_length=64, blank=True)
     acceptor_platform = models.CharField(max_length=20, blank=True)
 

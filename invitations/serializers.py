@@ -6,8 +6,8 @@ from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 
 from invitations import code as invitation_code
-from nodes.client import InvalidURL, normalize_url
 from nodes.models import Mode
+from nodes.validators import InvalidURL, normalize_url
 
 
 class NodeURLField(serializers.CharField):

@@ -14,13 +14,14 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from connections.models import Connection
-from nodes.client import InvalidURL, normalize_url
 from nodes.models import Mode
 from nodes.validators import (
     DESCRIPTION_MAX_LENGTH,
     NAME_MAX_LENGTH,
     SHORT_NAME_MAX_LENGTH,
     SHORT_NAME_PUNCTUATION,
+    InvalidURL,
+    normalize_url,
     validate_short_name,
 )
 

@@ -2,40 +2,16 @@
 
 from __future__ import annotations
 
-from django import forms
 from django.contrib import admin
-from django.core.exceptions import ValidationError
 from django.shortcuts import redirect
 from django.urls import reverse
 
-from nodes.client import InvalidURL, normalize_url
 from nodes.models import GeneralSettings
-from nodes.validators import validate_short_name
-
-
-class GeneralSettingsForm(forms.ModelForm):
-    """The node's identity is what other nodes are given: hold it to the rules the rest of
-    the product applies (a URL other nodes can call, a short name the wizard accepts)."""
-
-    class Meta:
-        model = GeneralSettings
-        fields = ["node_url", "short_name", "public", "license", "evaluation_ends_on"]
-
-    def clean_node_url(self) -> str:
-        try:
-            return normalize_url(self.cleaned_data["node_url"])
-        except InvalidURL as error:
-            raise ValidationError(str(error)) from None
-
-    def clean_short_name(self) -> str:
-        value = self.cleaned_data["short_name"].strip()
-        validate_short_name(value)
-        return value
 
 
 @admin.register(GeneralSettings)
 class GeneralSettingsAdmin(admin.ModelAdmin):
-    form = GeneralSettingsForm
+    # The URL and short-name rules come with the model fields (nodes.fields).
     fields = [
         "uid",
         "node_url",

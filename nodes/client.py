@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import re
 import socket
 import time
 from dataclasses import dataclass
@@ -17,7 +16,6 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-import idna
 from django.conf import settings
 
 CONNECT_TIMEOUT = 3.0
@@ -27,10 +25,6 @@ READ_TIMEOUT = 5.0
 TOTAL_TIMEOUT = 10.0
 MAX_RESPONSE_BYTES = 256 * 1024
 USER_AGENT = f"exalate-xurrent-node/{settings.EXALATE_VERSION}"
-
-
-class InvalidURL(ValueError):
-    pass
 
 
 class NodeError(Exception):
@@ -49,60 +43,6 @@ class NodeError(Exception):
         if isinstance(self.body, dict) and isinstance(self.body.get("code"), str):
             return self.body["code"]
         return None
-
-
-def normalize_url(value: str) -> str:
-    """Lower-case scheme and host, drop the trailing slash; only http(s) base URLs."""
-    value = (value or "").strip()
-    if not value:
-        raise InvalidURL("Enter the destination instance URL.")
-    try:
-        parts = urlsplit(value)
-        port = parts.port
-    except ValueError:
-        raise InvalidURL("This is not a valid URL.") from None
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https"):
-        raise InvalidURL("The URL must start with http:// or https://.")
-    host = (parts.hostname or "").lower()
-    if not host:
-        raise InvalidURL("The URL has no host name.")
-    if parts.username or parts.password:
-        raise InvalidURL("The URL must not contain a user name or password.")
-    if parts.query or parts.fragment:
-        raise InvalidURL("Enter the instance's base URL, without ? or # parts.")
-    host = _checked_host(host)
-    netloc = f"[{host}]" if ":" in host else host
-    if port is not None:
-        netloc = f"{netloc}:{port}"
-    return urlunsplit((scheme, netloc, parts.path.rstrip("/"), "", ""))
-
-
-_LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$")
-
-
-def _checked_host(host: str) -> str:
-    """The host in the ASCII form used on the wire; InvalidURL when it cannot be one."""
-    if ":" in host:
-        try:
-            if "%" in host:  # a zone id only means something on this machine
-                raise ValueError
-            return str(ipaddress.IPv6Address(host))
-        except ValueError:
-            raise InvalidURL("The URL's IPv6 address is not valid.") from None
-    try:
-        if not host.isascii():
-            # Internationalised names travel as punycode (what the DNS and the TLS
-            # certificate hold), which also shows plainly what was typed.
-            host = idna.encode(host, uts46=True).decode("ascii")
-        elif "xn--" in host:
-            idna.decode(host)
-    except idna.IDNAError:
-        raise InvalidURL("The URL's host name is not valid.") from None
-    labels = host.rstrip(".").split(".")
-    if len(host) > 253 or not all(_LABEL.match(label) for label in labels):
-        raise InvalidURL("The URL's host name is not valid.")
-    return host
 
 
 def _is_forbidden(address: str) -> bool:

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from nodes import client
 from nodes.models import GeneralSettings, License, Mode
+from nodes.validators import InvalidURL, normalize_url
 
 NO_URL_HINT = (
     "If this node cannot reach the destination (for example because it is in a private "
@@ -169,8 +170,8 @@ def _base_of(url: str) -> str:
 
 def _own_url(node: GeneralSettings) -> str:
     try:
-        return client.normalize_url(node.base_url)
-    except client.InvalidURL:
+        return normalize_url(node.base_url)
+    except InvalidURL:
         return node.base_url
 
 

@@ -10,6 +10,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from nodes.fields import NodeURLField, ShortNameField
+
 
 class Mode(models.TextChoices):
     BASIC = "basic", "Basic"
@@ -28,14 +30,12 @@ class GeneralSettings(models.Model):
     SINGLETON_PK = 1
 
     uid = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
-    node_url = models.URLField(
+    node_url = NodeURLField(
         "Exalate URL",
-        max_length=500,
         help_text="The public base address other nodes use to reach this node.",
     )
-    short_name = models.CharField(
+    short_name = ShortNameField(
         "default local short name",
-        max_length=40,
         help_text="Offered as this instance's short name when a connection is set up.",
     )
     platform = models.CharField(max_length=20, default="xurrent", editable=False)

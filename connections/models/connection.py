@@ -12,6 +12,7 @@ from django.db.models.functions import Lower
 from django.urls import reverse
 from django.utils import timezone
 
+from nodes.fields import NodeURLField, ShortNameField
 from nodes.models import GeneralSettings, Mode
 
 
@@ -54,11 +55,10 @@ class Connection(models.Model):
     description = models.TextField(max_length=1000, blank=True)
     mode = models.CharField(max_length=10, choices=Mode.choices)
     role = models.CharField(max_length=12, choices=Role.choices)
-    local_short_name = models.CharField("local instance short name", max_length=40)
-    remote_short_name = models.CharField("remote instance short name", max_length=40)
-    remote_url = models.URLField(
+    local_short_name = ShortNameField("local instance short name")
+    remote_short_name = ShortNameField("remote instance short name")
+    remote_url = NodeURLField(
         "remote instance URL",
-        max_length=500,
         blank=True,
         help_text="Empty while a private-network destination has not accepted yet.",
     )

@@ -11,6 +11,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from connections.models.connection import Connection, RemoteStatus
+from nodes.fields import NodeURLField
 
 
 class NotificationState(models.TextChoices):
@@ -100,7 +101,7 @@ class PeerNotification(models.Model):
     changed_at = models.DateTimeField(
         help_text="When this side changed; lets the peer ignore a late, older notification."
     )
-    remote_url = models.URLField("remote instance URL", max_length=500)
+    remote_url = NodeURLField("remote instance URL")
     remote_uid = models.UUIDField("remote node uid")
     remote_connection_id = models.CharField(max_length=64)
     # The key to sign with once the connection row may be gone. Never shown or logged;

@@ -5,6 +5,7 @@ import socket
 import pytest
 
 from nodes import client
+from nodes.validators import InvalidURL, normalize_url
 from tests.connections.http_servers import answering, discovery_answer, refusing, silent
 
 REAL_GETADDRINFO = socket.getaddrinfo
@@ -63,7 +64,7 @@ def fake_dns(monkeypatch, table: dict[str, list[str]]):
     ],
 )
 def test_normalize_url_lower_cases_scheme_and_host_and_drops_the_trailing_slash(typed, normalized):
-    assert client.normalize_url(typed) == normalized
+    assert normalize_url(typed) == normalized
 
 
 @pytest.mark.parametrize(
@@ -80,8 +81,8 @@ def test_normalize_url_lower_cases_scheme_and_host_and_drops_the_trailing_slash(
     ],
 )
 def test_normalize_url_refuses_what_is_not_an_http_base_url(typed, message):
-    with pytest.raises(client.InvalidURL) as error:
-        client.normalize_url(typed)
+    with pytest.raises(InvalidURL) as error:
+        normalize_url(typed)
     assert message in str(error.value)
 
 
@@ -308,7 +309,7 @@ def test_an_oversized_answer_is_refused(private_allowed):
     ],
 )
 def test_normalize_url_gives_the_host_in_the_form_used_on_the_wire(typed, normalized):
-    assert client.normalize_url(typed) == normalized
+    assert normalize_url(typed) == normalized
 
 
 @pytest.mark.parametrize(
@@ -327,5 +328,5 @@ def test_normalize_url_gives_the_host_in_the_form_used_on_the_wire(typed, normal
     ],
 )
 def test_normalize_url_refuses_a_host_that_cannot_be_one(url):
-    with pytest.raises(client.InvalidURL):
-        client.normalize_url(url)
+    with pytest.raises(InvalidURL):
+        normalize_url(url)
