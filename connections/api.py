@@ -1,39 +1,12 @@
 """The API the peer of a connection calls once it is active (signed node tokens)."""
 
-from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import serializers
+from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from connections.auth import IsPeerOfThisConnection, NodeTokenAuthentication
-from connections.models import Connection, RemoteStatus, Status
+from connections.serializers import ERROR_BODY, ConnectionSideSerializer, StatusReportSerializer
 from connections.services.actions import record_remote_status
-from nodes.models import Mode
-
-
-def connection_side(connection: Connection) -> dict:
-    """This node's side of a connection, as the peer may see it (never the secret)."""
-    return {
-        "id": str(connection.id),
-        "name": connection.name,
-        "mode": connection.mode,
-        "status": connection.status,
-    }
-
-
-ConnectionSideSerializer = inline_serializer(
-    "ConnectionSide",
-    {
-        "id": serializers.UUIDField(),
-        "name": serializers.CharField(),
-        "mode": serializers.ChoiceField(choices=Mode.choices),
-        "status": serializers.ChoiceField(choices=Status.choices),
-    },
-)
-
-ERROR_BODY = inline_serializer(
-    "Error", {"code": serializers.CharField(), "detail": serializers.CharField()}
-)
 
 
 class PeerAPIView(APIView):
@@ -51,17 +24,7 @@ class ConnectionSideView(PeerAPIView):
         responses={200: ConnectionSideSerializer, 401: ERROR_BODY, 403: ERROR_BODY},
     )
     def get(self, request, pk):
-        return Response(connection_side(request.auth))
-
-
-class StatusReportSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=RemoteStatus.choices)
-    reason = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
-    at = serializers.DateTimeField(
-        required=False,
-        help_text="When the sender changed its side; a report older than one already "
-        "received is ignored (notifications may arrive out of order).",
-    )
+        return Response(ConnectionSideSerializer(request.auth).data)
 
 
 class ConnectionStatusView(PeerAPIView):
@@ -80,6 +43,6 @@ class ConnectionStatusView(PeerAPIView):
             connection,
             report.validated_data["status"],
             reason=report.validated_data["reason"],
-            changed_at=report.validated_data.get("at"),
+            changed_at=report.validated_data.get("changed_at"),
         )
-        return Response(connection_side(connection))
+        return Response(ConnectionSideSerializer(connection).data)

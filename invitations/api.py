@@ -15,6 +15,7 @@ from invitations.serializers import (
     error_serializer,
 )
 from invitations.services import redeeming
+from nodes.models import GeneralSettings
 
 
 class AcceptThrottle(ScopedRateThrottle):
@@ -103,20 +104,11 @@ class AcceptInvitationView(APIView):
     def post(self, request):
         serializer = AcceptRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        acceptor = data["acceptor"]
+        node = GeneralSettings.load()
         try:
             redemption = redeeming.redeem_invitation(
-                data["code"],
-                redeeming.Acceptor(
-                    uid=str(acceptor["uid"]),
-                    url=acceptor["url"],
-                    short_name=acceptor["short_name"],
-                    platform=acceptor["platform"],
-                    version=acceptor["version"],
-                    connection_id=acceptor["connection_id"],
-                ),
+                serializer.validated_data["code"], serializer.validated_data["acceptor"], node
             )
         except redeeming.RedeemError as error:
             raise APIError(error.status, error.code, error.detail) from None
-        return Response(redemption.answer())
+        return Response(AcceptResponseSerializer(redemption.answer(node)).data)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
 
-from connections.models import Connection
+from connections.models import Connection, EventKind, Peer, real_user
 from nodes.fields import NodeURLField, ShortNameField
 
 
@@ -64,6 +64,26 @@ class Invitation(models.Model):
     def __repr__(self) -> str:
         return f"<Invitation {self.pk} for {self.connection_id}>"
 
+    @classmethod
+    def issue(
+        cls, connection: Connection, token_hash: str, *, destination_uid, expires_at, user=None
+    ) -> Invitation:
+        """A new invitation for `connection`; only the hash of its token is kept."""
+        with transaction.atomic():
+            invitation = cls.objects.create(
+                connection=connection,
+                token_hash=token_hash,
+                destination_uid=destination_uid,
+                created_by=real_user(user),
+                expires_at=expires_at,
+            )
+            connection.record(
+                EventKind.INVITATION_ISSUED,
+                f"Invitation issued, valid until {expires_at:%Y-%m-%d %H:%M} UTC.",
+                user=user,
+            )
+        return invitation
+
     @property
     def is_expired(self) -> bool:
         return self.expires_at <= timezone.now()
@@ -78,10 +98,27 @@ class Invitation(models.Model):
             return "expired"
         return "valid"
 
-    def revoke(self) -> None:
-        if self.revoked_at is None and self.accepted_at is None:
+    def revoke(self, *, user=None) -> bool:
+        """Make the code useless; False when it was already accepted or revoked."""
+        if self.revoked_at is not None or self.accepted_at is not None:
+            return False
+        with transaction.atomic():
             self.revoked_at = timezone.now()
             self.save(update_fields=["revoked_at"])
+            self.connection.record(
+                EventKind.INVITATION_REVOKED,
+                "The invitation code was revoked; it can no longer be accepted.",
+                user=user,
+            )
+        return True
+
+    def mark_shown(self) -> None:
+        """The code was shown to the admin: from now on it is never shown again."""
+        if self.shown_at is None:
+            self.shown_at = timezone.now()
+            type(self).objects.filter(pk=self.pk, shown_at__isnull=True).update(
+                shown_at=self.shown_at
+            )
 
     def is_redeemed_by(self, uid: str, connection_id: str) -> bool:
         """This acceptor (node uid + its connection id) is the one that redeemed the code."""
@@ -91,22 +128,14 @@ class Invitation(models.Model):
             and self.acceptor_connection_id == connection_id
         )
 
-    def redeem(
-        self,
-        *,
-        uid: str,
-        url: str,
-        short_name: str,
-        platform: str,
-        connection_id: str,
-    ) -> None:
+    def redeem(self, acceptor: Peer) -> None:
         """Record who accepted the code; from now on nobody else can."""
         self.accepted_at = timezone.now()
-        self.acceptor_uid = uid
-        self.acceptor_url = url
-        self.acceptor_short_name = short_name
-        self.acceptor_platform = platform
-        self.acceptor_connection_id = connection_id
+        self.acceptor_uid = acceptor.uid
+        self.acceptor_url = acceptor.url
+        self.acceptor_short_name = acceptor.short_name
+        self.acceptor_platform = acceptor.platform
+        self.acceptor_connection_id = acceptor.connection_id
         self.save(
             update_fields=[
                 "accepted_at",

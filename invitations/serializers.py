@@ -2,37 +2,53 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 
+from connections.models import Peer
 from invitations import code as invitation_code
 from nodes.models import Mode
-from nodes.validators import InvalidURL, normalize_url
+from nodes.serializers import NodeURLField, TextUUIDField
+from nodes.validators import SHORT_NAME_MAX_LENGTH, validate_short_name
 
 
-class NodeURLField(serializers.CharField):
-    """A node's base URL. Stricter than a plain string, looser than URLField: intranet host
-    names without a dot ("http://exalate-b:8000") are valid node addresses."""
+@dataclass(frozen=True)
+class Acceptor(Peer):
+    """The node that accepts an invitation, as it describes itself in the accept call."""
 
-    def __init__(self, **kwargs):
-        kwargs.setdefault("max_length", 500)
-        super().__init__(**kwargs)
-
-    def to_internal_value(self, data):
-        value = super().to_internal_value(data)
-        try:
-            return normalize_url(value)
-        except InvalidURL as error:
-            raise serializers.ValidationError(str(error)) from None
+    version: str = ""
 
 
-class TextUUIDField(serializers.UUIDField):
-    """A UUID written as text: DRF would also take a bare integer, the contract does not."""
+@dataclass(frozen=True)
+class Party:
+    """One side of an accepted connection, in the issuer's answer."""
 
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid", value=data)
-        return super().to_internal_value(data)
+    uid: str
+    url: str
+    short_name: str
+    platform: str
+
+
+@dataclass(frozen=True)
+class AcceptedConnection:
+    id: str
+    name: str
+    description: str
+    mode: str
+    status: str
+    source: Party
+    destination: Party
+
+
+@dataclass(frozen=True, repr=False)
+class AcceptAnswer:
+    connection: AcceptedConnection
+    secret: str
+
+    def __repr__(self) -> str:
+        return f"<AcceptAnswer for {self.connection.id}>"  # never the secret
 
 
 class AcceptorSerializer(serializers.Serializer):
@@ -42,7 +58,11 @@ class AcceptorSerializer(serializers.Serializer):
         default=None,
         help_text="The accepting node's base URL, or null for a node in a private network.",
     )
-    short_name = serializers.CharField(max_length=40, help_text="The acceptor's short name.")
+    short_name = serializers.CharField(
+        max_length=SHORT_NAME_MAX_LENGTH,
+        validators=[validate_short_name],
+        help_text="The acceptor's short name.",
+    )
     platform = serializers.CharField(max_length=20, help_text='For example "xurrent".')
     version = serializers.CharField(max_length=20, allow_blank=True, default="")
     connection_id = serializers.RegexField(
@@ -51,8 +71,13 @@ class AcceptorSerializer(serializers.Serializer):
         help_text="The acceptor's id for its side of the connection.",
     )
 
+    def validate(self, attrs) -> Acceptor:
+        return Acceptor(**{**attrs, "url": attrs["url"] or ""})
+
 
 class AcceptRequestSerializer(serializers.Serializer):
+    """The accept call's body: `{"code", "acceptor"}`. Built with a dict of the two."""
+
     # Room for line breaks a mail client may add to the (at most 4096 character) code.
     code = serializers.CharField(
         max_length=2 * invitation_code.MAX_LENGTH, help_text="The invitation code, as pasted."
@@ -63,8 +88,11 @@ class AcceptRequestSerializer(serializers.Serializer):
 class PartySerializer(serializers.Serializer):
     uid = TextUUIDField()
     url = NodeURLField(allow_null=True)
-    short_name = serializers.CharField(max_length=40)
+    short_name = serializers.CharField(max_length=SHORT_NAME_MAX_LENGTH)
     platform = serializers.CharField(max_length=20)
+
+    def validate(self, attrs) -> Party:
+        return Party(**{**attrs, "url": attrs["url"] or ""})
 
 
 class AcceptedConnectionSerializer(serializers.Serializer):
@@ -76,9 +104,13 @@ class AcceptedConnectionSerializer(serializers.Serializer):
     source = PartySerializer()
     destination = PartySerializer()
 
+    def validate(self, attrs) -> AcceptedConnection:
+        return AcceptedConnection(**attrs)
+
 
 class AcceptResponseSerializer(serializers.Serializer):
-    """The 200 answer; the acceptor also reads the issuer's answer with it."""
+    """The issuer's 200 answer: it writes it from an AcceptAnswer, the acceptor reads it
+    back into one."""
 
     connection = AcceptedConnectionSerializer()
     secret = serializers.CharField(
@@ -86,6 +118,9 @@ class AcceptResponseSerializer(serializers.Serializer):
         max_length=64,
         help_text="The shared secret (base64url of 32 random bytes) both sides sign calls with.",
     )
+
+    def validate(self, attrs) -> AcceptAnswer:
+        return AcceptAnswer(**attrs)
 
 
 def error_serializer(name: str, codes: list[str], *, with_errors: bool = False):

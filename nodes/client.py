@@ -11,12 +11,13 @@ import ipaddress
 import json
 import socket
 import time
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from django.conf import settings
+
+from nodes.serializers import InstanceInfo, InstanceSerializer
 
 CONNECT_TIMEOUT = 3.0
 READ_TIMEOUT = 5.0
@@ -188,59 +189,14 @@ def _read_capped(response: httpx.Response, deadline: float, base_url: str) -> by
     return b"".join(chunks)
 
 
-@dataclass(frozen=True)
-class InstanceInfo:
-    """The answer of a node's discovery endpoint, `GET /api/v1/instance/`."""
-
-    uid: str
-    platform: str
-    version: str
-    url: str
-    short_name: str
-    public: bool
-    modes: tuple[str, ...]
-    api_version: int
-
-
 def fetch_instance(base_url: str) -> InstanceInfo:
+    """Ask the node at `base_url` who it is (its discovery endpoint)."""
     status, body = request("GET", base_url, "/api/v1/instance/")
-    try:
-        if status != 200:
-            raise ValueError
-        import uuid
-
-        return InstanceInfo(
-            uid=str(uuid.UUID(str(body["uid"]))),
-            platform=_text(body["platform"], 20),
-            version=_text(body["version"], 20),
-            url=_text(body.get("url") or base_url, 500),
-            short_name=_text(body.get("short_name") or "", 40, allow_empty=True),
-            public=_flag(body["public"]),
-            modes=_modes(body["modes"]),
-            api_version=int(body["api_version"]),
-        )
-    except (KeyError, TypeError, ValueError):
+    answer = InstanceSerializer(data=body)
+    if status != 200 or not answer.is_valid():
         raise NodeError(
             "not_exalate",
             f"{base_url} answered, but it is not an Exalate node (no valid discovery answer).",
             status=status,
-        ) from None
-
-
-def _flag(value) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError
-    return value
-
-
-def _modes(value) -> tuple[str, ...]:
-    # Modes this node does not know are ignored: a newer node may offer more.
-    if not isinstance(value, list) or not all(isinstance(m, str) for m in value):
-        raise ValueError
-    return tuple(m for m in ("basic", "script") if m in value)
-
-
-def _text(value, max_length: int, *, allow_empty: bool = False) -> str:
-    if not isinstance(value, str) or (not value and not allow_empty):
-        raise ValueError
-    return value[:max_length]
+        )
+    return answer.validated_data

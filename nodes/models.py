@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import date, timedelta
 from urllib.parse import urlsplit
@@ -11,6 +12,24 @@ from django.db import models
 from django.utils import timezone
 
 from nodes.fields import NodeURLField, ShortNameField
+
+
+class _RequestCache(threading.local):
+    """The General Settings read during the current request, in this thread."""
+
+    active = False
+    node: GeneralSettings | None = None
+
+
+_this_request = _RequestCache()
+
+
+def start_request(**kwargs) -> None:
+    _this_request.active, _this_request.node = True, None
+
+
+def end_request(**kwargs) -> None:
+    _this_request.active, _this_request.node = False, None
 
 
 class Mode(models.TextChoices):
@@ -61,16 +80,29 @@ class GeneralSettings(models.Model):
     def save(self, *args, **kwargs) -> None:
         self.pk = self.SINGLETON_PK
         super().save(*args, **kwargs)
+        _this_request.node = None  # the rest of this request reads the saved values
 
     def delete(self, *args, **kwargs):
         raise ValueError("The General Settings of a node cannot be deleted.")
 
     @classmethod
     def load(cls) -> GeneralSettings:
-        """The node's settings, created from the environment the first time they're read."""
-        obj = cls.objects.filter(pk=cls.SINGLETON_PK).first()
-        if obj is not None:
-            return obj
+        """The node's settings, created from the environment the first time they're read.
+
+        Inside a request they are read from the database once and then kept for the rest
+        of it (pages, services and templates all ask); a command or the worker reads
+        them afresh each time, so an admin's change reaches a long-running process.
+        """
+        cached = _this_request.node
+        if cached is not None:
+            return cached
+        obj = cls.objects.filter(pk=cls.SINGLETON_PK).first() or cls._seed()
+        if _this_request.active:
+            _this_request.node = obj
+        return obj
+
+    @classmethod
+    def _seed(cls) -> GeneralSettings:
         license = settings.EXALATE_LICENSE
         ends = (
             date.today() + timedelta(days=settings.EXALATE_EVALUATION_DAYS)

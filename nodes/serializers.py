@@ -30,6 +30,10 @@ class NodeURLField(serializers.CharField):
         except InvalidURL as error:
             raise serializers.ValidationError(str(error)) from None
 
+    def to_representation(self, value):
+        # A node without a URL (private network) is written as null, never "".
+        return value or None
+
 
 class TextUUIDField(serializers.UUIDField):
     """A UUID written as text: DRF would also take a bare integer, the contract does not."""

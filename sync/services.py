@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from connections.models import Connection, EventKind
+from connections.models import Connection, EventKind, real_user
 from nodes.models import Mode
 from sync.defaults import DEFAULT_INCOMING, DEFAULT_OUTGOING
 from sync.models import SyncRuleVersion
@@ -91,7 +91,7 @@ def save_rules(
             number=(latest.number if latest else 0) + 1,
             outgoing=outgoing,
             incoming=incoming,
-            created_by=user if user is not None and user.is_authenticated else None,
+            created_by=real_user(user),
             note=note.strip()[:200],
         )
         message = f"Sync rules saved as version {version.number}."

@@ -7,9 +7,11 @@ from connections.models.connection import (
     ConnectionQuerySet,
     EventKind,
     ModeChangeError,
+    Peer,
     RemoteStatus,
     Role,
     Status,
+    real_user,
 )
 from connections.models.outbox import NotificationState, PeerNotification
 from connections.models.tokens import UsedToken
@@ -22,9 +24,11 @@ __all__ = [
     "EventKind",
     "ModeChangeError",
     "NotificationState",
+    "Peer",
     "PeerNotification",
     "RemoteStatus",
     "Role",
     "Status",
     "UsedToken",
+    "real_user",
 ]

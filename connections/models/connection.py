@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
@@ -35,6 +36,22 @@ class RemoteStatus(models.TextChoices):
 
 
 REMOTE_DELETED_REASON = "deleted on the remote side"
+
+
+def real_user(user):
+    """The user to record as the actor: None for nobody, or for an anonymous visitor."""
+    return user if user is not None and user.is_authenticated else None
+
+
+@dataclass(frozen=True)
+class Peer:
+    """The other side of a connection, as the handshake introduces it."""
+
+    uid: str
+    connection_id: str
+    short_name: str
+    platform: str
+    url: str = ""  # empty for a node in a private network, which cannot be called
 
 
 class ModeChangeError(ValueError):
@@ -198,6 +215,29 @@ class Connection(models.Model):
                 to_status=to,
             )
 
+    def pair(self, peer: Peer, secret: str, *, message: str, user=None, by_remote=False):
+        """The handshake is done: store the peer and the key to sign calls with, and go
+        active. One save (an insert for a side made just now) and one event."""
+        with transaction.atomic():
+            before = "" if self._state.adding else self.status
+            self.remote_uid = uuid.UUID(str(peer.uid))
+            self.remote_connection_id = peer.connection_id
+            self.remote_short_name = peer.short_name
+            self.remote_platform = peer.platform
+            self.remote_url = peer.url or self.remote_url
+            self.shared_secret = secret
+            self.status, self.status_reason = Status.ACTIVE, ""
+            self.activated_at = self.activated_at or timezone.now()
+            self.save(force_insert=self._state.adding)
+            return self.record(
+                EventKind.ACCEPTED,
+                message,
+                user=user,
+                by_remote=by_remote,
+                from_status=before,
+                to_status=Status.ACTIVE,
+            )
+
     def activate(self, *, user=None, by_remote: bool = False, message: str = ""):
         extra: tuple[str, ...] = ()
         if self.activated_at is None:
@@ -281,7 +321,7 @@ class Connection(models.Model):
             connection=self,
             connection_name=self.name,
             kind=kind,
-            actor_user=user if user is not None and user.is_authenticated else None,
+            actor_user=real_user(user),
             actor_remote=self.remote_short_name if by_remote else "",
             from_status=from_status,
             to_status=to_status,

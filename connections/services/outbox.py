@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from connections.auth import sign_token
 from connections.models import NotificationState, PeerNotification
+from connections.serializers import StatusReportSerializer
 from connections.services.peer import describe_rejection
 from nodes import client
 from nodes.models import GeneralSettings
@@ -86,11 +87,7 @@ def send_notification(notification: PeerNotification) -> None:
         audience=str(notification.remote_uid),
         connection_id=notification.remote_connection_id,
     )
-    body = {
-        "status": notification.status,
-        "reason": notification.reason,
-        "at": notification.changed_at.isoformat(),
-    }
+    body = StatusReportSerializer(notification).data
     try:
         status, answer = client.request(
             "POST",

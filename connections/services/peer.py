@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from connections.auth import token_for
 from connections.models import Connection, Status
+from connections.serializers import ConnectionSideSerializer
 from nodes import client
 
 
@@ -90,8 +91,9 @@ def test_connection(connection: Connection) -> ConnectionCheck:
         what = "timed out" if failure == "timeout" else "unreachable"
         return ConnectionCheck(False, f"Remote node {what}: {exc.message}", failure=failure)
     elapsed = round((time.perf_counter() - started) * 1000)
-    if status == 200 and isinstance(answer.get("status"), str):
-        return _answered(answer["status"], elapsed)
+    side = ConnectionSideSerializer(data=answer)
+    if status == 200 and side.is_valid():
+        return _answered(side.validated_data["status"], elapsed)
     rejection = describe_rejection(status, answer)
     return ConnectionCheck(False, rejection.message, failure=rejection.kind, round_trip_ms=elapsed)
 

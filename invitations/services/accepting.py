@@ -10,10 +10,16 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
-from connections.models import Connection, EventKind, Role, Status
+from connections.models import Connection, Peer, Role, real_user
 from invitations import code as invitation_code
+from invitations.serializers import (
+    AcceptAnswer,
+    Acceptor,
+    AcceptRequestSerializer,
+    AcceptResponseSerializer,
+)
 from invitations.services.messages import failure_message
-from invitations.services.redeeming import ACCEPT_PATH, Acceptor, RedeemError, redeem_invitation
+from invitations.services.redeeming import ACCEPT_PATH, RedeemError, redeem_invitation
 from nodes import client
 from nodes.models import GeneralSettings, License
 from nodes.validators import SHORT_NAME_MAX_LENGTH, validate_short_name
@@ -78,9 +84,24 @@ def accept_invitation(
     existing = find_accepted_connection(code)
     if existing is not None:
         return Acceptance(existing, created=False)
-
     short_name = code.destination_short_name if local_short_name is None else local_short_name
-    short_name = short_name.strip()
+    acceptor = _acceptor(code, node, short_name.strip())
+    compact = "".join(code_text.split())
+    if code.source_uid == str(node.uid):
+        # A local connection: redeem in-process. Calling ourselves over HTTP would
+        # deadlock a single-worker server. Both rows are made in one transaction.
+        with transaction.atomic():
+            try:
+                answer = redeem_invitation(compact, acceptor, node).answer(node)
+            except RedeemError as error:
+                raise AcceptError(error.code, failure_message(error.code, code)) from None
+            return _store_destination(code, answer, acceptor, user=user)
+    answer = _call_issuer(code, compact, acceptor)
+    return _store_destination(code, answer, acceptor, user=user)
+
+
+def _acceptor(code: invitation_code.InvitationCode, node: GeneralSettings, short_name: str):
+    """How this node introduces itself to the issuer; AcceptError when it cannot accept."""
     if not 0 < len(short_name) <= SHORT_NAME_MAX_LENGTH:
         raise AcceptError(
             "invalid_short_name", "Enter this instance's short name (at most 40 characters)."
@@ -99,44 +120,21 @@ def accept_invitation(
         )
     if code.destination_uid is not None and code.destination_uid != str(node.uid):
         raise AcceptError("wrong_destination", failure_message("wrong_destination", code))
-
-    acceptor = Acceptor(
+    return Acceptor(
         uid=str(node.uid),
         # A private instance cannot be called back, so it gives no URL (as "I don't have a URL").
-        url=node.base_url if node.public else None,
+        url=node.base_url if node.public else "",
         short_name=short_name,
         platform=node.platform,
         version=settings.EXALATE_VERSION,
         connection_id=str(destination_connection_id(code)),
     )
-    compact = "".join(code_text.split())
-    if code.source_uid == str(node.uid):
-        # A local connection: redeem in-process. Calling ourselves over HTTP would
-        # deadlock a single-worker server. Both rows are made in one transaction.
-        with transaction.atomic():
-            try:
-                answer = redeem_invitation(compact, acceptor).answer()
-            except RedeemError as error:
-                raise AcceptError(error.code, failure_message(error.code, code)) from None
-            return _store_destination(code, answer, acceptor, user=user)
-    answer = _call_issuer(code, compact, acceptor)
-    return _store_destination(code, answer, acceptor, user=user)
 
 
-def _call_issuer(code: invitation_code.InvitationCode, compact: str, acceptor: Acceptor) -> dict:
-    from invitations.serializers import AcceptResponseSerializer
-
-    body = {
-        "code": compact,
-        "acceptor": {
-            "uid": acceptor.uid,
-            "url": acceptor.url,
-            "short_name": acceptor.short_name,
-            "platform": acceptor.platform,
-            "version": acceptor.version,
-            "connection_id": acceptor.connection_id,
-        },
-    }
+def _call_issuer(
+    code: invitation_code.InvitationCode, compact: str, acceptor: Acceptor
+) -> AcceptAnswer:
+    body = AcceptRequestSerializer({"code": compact, "acceptor": acceptor}).data
     try:
         status, answer = client.request("POST", code.source_url, ACCEPT_PATH, json_body=body)
     except client.NodeError as error:
@@ -148,24 +146,28 @@ def _call_issuer(code: invitation_code.InvitationCode, compact: str, acceptor: A
     parsed = AcceptResponseSerializer(data=answer)
     if not parsed.is_valid():
         raise AcceptError("bad_answer", failure_message("bad_answer", code))
-    data = parsed.validated_data
-    remote = data["connection"]
-    if (
-        remote["id"] != code.connection_id
-        or remote["mode"] != code.mode
-        or str(remote["source"]["uid"]) != code.source_uid
+    remote = parsed.validated_data.connection
+    if (remote.id, remote.mode, remote.source.uid) != (
+        code.connection_id,
+        code.mode,
+        code.source_uid,
     ):
         raise AcceptError("bad_answer", failure_message("bad_answer", code))
-    return data
+    return parsed.validated_data
 
 
 def _store_destination(
-    code: invitation_code.InvitationCode, answer: dict, acceptor: Acceptor, *, user=None
+    code: invitation_code.InvitationCode, answer: AcceptAnswer, acceptor: Acceptor, *, user=None
 ) -> Acceptance:
-    """Create this side of an accepted connection, active, with its events."""
-    remote = answer["connection"]
-    source = remote["source"]
-    pk = uuid.UUID(acceptor.connection_id)
+    """Create this side of an accepted connection, paired with the issuer's side."""
+    remote, pk = answer.connection, uuid.UUID(acceptor.connection_id)
+    issuer = Peer(
+        uid=remote.source.uid,
+        connection_id=remote.id,
+        short_name=remote.source.short_name,
+        platform=remote.source.platform,
+        url=remote.source.url or code.source_url,
+    )
     try:
         with transaction.atomic():
             existing = Connection.objects.select_for_update().filter(pk=pk).first()
@@ -173,28 +175,19 @@ def _store_destination(
                 return Acceptance(existing, created=False)
             connection = Connection(
                 id=pk,
-                name=_free_connection_name(remote["name"], acceptor.short_name),
-                description=remote["description"],
-                mode=remote["mode"],
+                name=_free_connection_name(remote.name, acceptor.short_name),
+                description=remote.description,
+                mode=remote.mode,
                 role=Role.DESTINATION,
                 local_short_name=acceptor.short_name,
-                remote_short_name=source["short_name"],
-                remote_url=source["url"] or code.source_url,
-                remote_uid=uuid.UUID(str(source["uid"])),
-                remote_connection_id=str(remote["id"]),
-                remote_platform=source["platform"],
-                status=Status.PENDING,
-                created_by=user if user is not None and user.is_authenticated else None,
+                created_by=real_user(user),
             )
-            connection.shared_secret = answer["secret"]
-            connection.save(force_insert=True)
-            connection.record(
-                EventKind.ACCEPTED,
-                f"Accepted the invitation from {source['short_name']} ({connection.remote_url}).",
+            connection.pair(
+                issuer,
+                answer.secret,
                 user=user,
-            )
-            connection.activate(
-                user=user, message="Activated: the source confirmed the invitation."
+                message=f"Accepted the invitation from {issuer.short_name} ({issuer.url}); "
+                "the source confirmed it.",
             )
     except IntegrityError:
         # Two submissions of one code raced; the other one made the row.

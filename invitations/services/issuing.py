@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from connections.models import Connection, EventKind, Role, Status
+from connections.models import Connection, EventKind, Role, Status, real_user
 from connections.services.actions import ConnectionActionError, lock_connection
 from invitations import code as invitation_code
 from invitations.models import Invitation, hash_token
@@ -42,7 +42,7 @@ def initiate_connection(
             remote_url=remote_url,
             remote_platform=remote_platform,
             status=Status.PENDING,
-            created_by=user if user is not None and user.is_authenticated else None,
+            created_by=real_user(user),
         )
         where = remote_url or "a destination without a URL"
         connection.record(
@@ -59,34 +59,26 @@ def issue_invitation(
 
     Returns the invitation and its code; the code exists only in this return value.
     """
-    node = GeneralSettings.load()
     token = invitation_code.new_token()
     expires_at = timezone.now() + timedelta(hours=settings.EXALATE_INVITATION_TTL_HOURS)
     with transaction.atomic():
-        revoked = 0
-        for old in connection.invitations.valid().select_for_update():
-            old.revoke()
-            revoked += 1
+        revoke_pending_invitations(connection, user)
         if destination_uid is None:
             previous = connection.invitations.order_by("-created_at").first()
             destination_uid = previous and previous.destination_uid
-        invitation = Invitation.objects.create(
-            connection=connection,
-            token_hash=hash_token(token),
+        invitation = Invitation.issue(
+            connection,
+            hash_token(token),
             destination_uid=destination_uid,
-            created_by=user if user is not None and user.is_authenticated else None,
             expires_at=expires_at,
-        )
-        if revoked:
-            connection.record(
-                EventKind.INVITATION_REVOKED, "The earlier invitation code was revoked.", user=user
-            )
-        connection.record(
-            EventKind.INVITATION_ISSUED,
-            f"Invitation issued, valid until {expires_at:%Y-%m-%d %H:%M} UTC.",
             user=user,
         )
-    text = invitation_code.encode(
+    return invitation, _code_text(invitation, token)
+
+
+def _code_text(invitation: Invitation, token: str) -> str:
+    node, connection = GeneralSettings.load(), invitation.connection
+    return invitation_code.encode(
         invitation_code.InvitationCode(
             source_uid=str(node.uid),
             source_url=node.base_url,
@@ -98,12 +90,11 @@ def issue_invitation(
             description=connection.description,
             mode=connection.mode,
             destination_short_name=connection.remote_short_name,
-            destination_uid=str(destination_uid) if destination_uid else None,
-            expires_at=expires_at,
+            destination_uid=str(invitation.destination_uid) if invitation.destination_uid else None,
+            expires_at=invitation.expires_at,
             token=token,
         )
     )
-    return invitation, text
 
 
 def regenerate_invitation(connection: Connection, user=None):
@@ -127,16 +118,8 @@ def revoke_invitation(connection: Connection, user=None) -> int:
 def revoke_pending_invitations(connection: Connection, user=None) -> int:
     """Revoke the invitation codes of this connection that could still be accepted."""
     with transaction.atomic():
-        pending = list(Invitation.objects.valid().filter(connection=connection).select_for_update())
-        for invitation in pending:
-            invitation.revoke()
-        if pending:
-            connection.record(
-                EventKind.INVITATION_REVOKED,
-                "The pending invitation code was revoked; it can no longer be accepted.",
-                user=user,
-            )
-    return len(pending)
+        pending = connection.invitations.valid().select_for_update()
+        return sum(invitation.revoke(user=user) for invitation in pending)
 
 
 def _lock_awaiting_acceptance(connection: Connection, consequence: str) -> None:

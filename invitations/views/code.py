@@ -10,7 +10,6 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
@@ -43,9 +42,7 @@ def _take_code(request, connection: Connection) -> tuple[Invitation, str] | None
     if invitation is None:
         # Revoked or accepted meanwhile (another tab regenerated it): nothing to show.
         return None
-    Invitation.objects.filter(pk=invitation.pk, shown_at__isnull=True).update(
-        shown_at=timezone.now()
-    )
+    invitation.mark_shown()
     return invitation, entry["code"]
 
 

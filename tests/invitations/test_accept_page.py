@@ -174,8 +174,14 @@ def test_confirming_sets_up_an_active_destination_connection(
     assert connection.remote_connection_id == SOURCE_CONNECTION
     assert connection.shared_secret == issuer.secret
     assert connection.created_by == admin_user
-    kinds = set(connection.events.values_list("kind", flat=True))
-    assert {EventKind.ACCEPTED, EventKind.ACTIVATED} <= kinds
+    # One save, one event: the side is made paired and active at once.
+    paired = connection.events.get()
+    assert (paired.kind, paired.from_status, paired.to_status) == (
+        EventKind.ACCEPTED,
+        "",
+        "active",
+    )
+    assert paired.actor_user == admin_user
 
     [call] = issuer.calls
     assert call["method"] == "POST"

@@ -64,8 +64,10 @@ def test_accept_activates_the_source_side_and_hands_over_a_secret(
     invitation = connection.invitations.get()
     assert invitation.accepted_at is not None
     assert invitation.acceptor_short_name == "desk-b"
-    kinds = list(connection.events.values_list("kind", flat=True))
-    assert EventKind.ACCEPTED in kinds and EventKind.ACTIVATED in kinds
+    # Pairing is one state change: one event, from pending to active.
+    paired = connection.events.get(kind=EventKind.ACCEPTED)
+    assert (paired.from_status, paired.to_status) == ("pending", "active")
+    assert paired.actor == "remote node desk-b"
 
 
 def test_the_acceptor_may_rename_its_side_of_the_connection(post_accept, invite, acceptor):
@@ -82,7 +84,7 @@ def test_accept_is_idempotent_for_the_same_acceptor(post_accept, invite, accepto
     second = post_accept({"code": code, "acceptor": acceptor})
     assert first.status_code == second.status_code == 200
     assert first.json() == second.json()
-    assert ConnectionEvent.objects.filter(connection=connection, kind="activated").count() == 1
+    assert ConnectionEvent.objects.filter(connection=connection, kind="accepted").count() == 1
 
 
 def test_a_replay_still_succeeds_after_the_code_expired(post_accept, invite, acceptor):
@@ -375,4 +377,4 @@ def test_of_many_concurrent_accepts_exactly_one_wins(invite, acceptor, settings)
     assert connection.status == "active"
     assert connection.remote_connection_id == winners[0][2]
     assert Connection.objects.filter(status="active").count() == 1
-    assert ConnectionEvent.objects.filter(connection=connection, kind="activated").count() == 1
+    assert ConnectionEvent.objects.filter(connection=connection, kind="accepted").count() == 1
