@@ -151,6 +151,11 @@ def request(
         raise NodeError("timeout", f"{base_url} did not answer in time.") from None
     except (httpx.TransportError, httpx.InvalidURL, httpx.UnsupportedProtocol, UnicodeError):
         raise NodeError("unreachable", f"Could not connect to {base_url}.") from None
+    return status, _json_answer(status, raw, base_url)
+
+
+def _json_answer(status: int, raw: bytes, base_url: str) -> dict:
+    """The JSON object a node answered with; NodeError for anything a node would not send."""
     if 300 <= status < 400:
         raise NodeError(
             "not_exalate",
@@ -174,7 +179,7 @@ def request(
             f"{base_url} answered, but not like an Exalate node (HTTP {status}).",
             status=status,
         )
-    return status, body
+    return body
 
 
 def _read_capped(response: httpx.Response, deadline: float, base_url: str) -> bytes:

@@ -137,19 +137,7 @@ def entity_from_request(request: Mapping[str, Any]) -> Record:
     notes.sort(key=lambda n: _text(n.get("created_at")) or "")
     first, later = notes[:1], notes[1:]
 
-    attachments = [
-        _attachment(a, internal=False)
-        for a in _list(request.get("attachments"))
-        if isinstance(a, Mapping)
-    ]
-    for note in notes:
-        internal = note.get("internal") is True
-        attachments += [
-            _attachment(a, internal=internal)
-            for a in _list(note.get("attachments"))
-            if isinstance(a, Mapping)
-        ]
-
+    attachments = _all_attachments(request, notes)
     request_id = request.get("id")
     custom_fields = {
         str(cf.get("id")): cf.get("value")
@@ -183,6 +171,23 @@ def entity_from_request(request: Mapping[str, Any]) -> Record:
         customFields=to_record(custom_fields),
         template=_reference(request.get("template")),
     )
+
+
+def _all_attachments(request: Mapping[str, Any], notes: list[Mapping]) -> list[Record]:
+    """The request's own attachments, then those of its notes (internal with theirs)."""
+    attachments = [
+        _attachment(a, internal=False)
+        for a in _list(request.get("attachments"))
+        if isinstance(a, Mapping)
+    ]
+    for note in notes:
+        internal = note.get("internal") is True
+        attachments += [
+            _attachment(a, internal=internal)
+            for a in _list(note.get("attachments"))
+            if isinstance(a, Mapping)
+        ]
+    return attachments
 
 
 # --- helpers offered to incoming scripts ----------------------------------------------------

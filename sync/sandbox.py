@@ -521,7 +521,11 @@ def _run_in_worker(job: dict[str, Any]) -> Outcome:
     except OSError:
         logger.exception("The sync rules sandbox could not be started")
         return _failed("The sandbox could not be started. Try again in a moment.")
-    seconds = time.perf_counter() - started
+    return _outcome(completed, time.perf_counter() - started)
+
+
+def _outcome(completed: subprocess.CompletedProcess, seconds: float) -> Outcome:
+    """What the worker process reported, or why it reported nothing."""
     killed_by = -completed.returncode if completed.returncode < 0 else None
     if killed_by in (signal.SIGXCPU, signal.SIGKILL):
         return _failed(
@@ -538,19 +542,11 @@ def _run_in_worker(job: dict[str, Any]) -> Outcome:
             completed.stderr[-2000:],
         )
         return _failed("The sandbox stopped unexpectedly while running the script.", seconds)
+    printed = str(answer.get("printed") or "")
     if not answer.get("ok"):
-        return Outcome(
-            ok=False,
-            problems=[Problem.from_dict(p) for p in answer.get("problems", [])],
-            printed=str(answer.get("printed") or ""),
-            seconds=seconds,
-        )
-    return Outcome(
-        ok=True,
-        result=answer.get("result"),
-        printed=str(answer.get("printed") or ""),
-        seconds=seconds,
-    )
+        problems = [Problem.from_dict(p) for p in answer.get("problems", [])]
+        return Outcome(ok=False, problems=problems, printed=printed, seconds=seconds)
+    return Outcome(ok=True, result=answer.get("result"), printed=printed, seconds=seconds)
 
 
 def run_outgoing(script: str, request: Mapping[str, Any]) -> Outcome:

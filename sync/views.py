@@ -75,18 +75,16 @@ def _render(
 ) -> HttpResponse:
     current = get_current_rules(connection)
     can_edit = connection.mode == Mode.SCRIPT and request.user.has_perm(CHANGE)
-    if rules_form is None:
-        rules_form = RulesForm(
-            initial={
-                "outgoing": current.outgoing,
-                "incoming": current.incoming,
-                "based_on": current.number or 0,
-            }
-        )
-    if samples_form is None:
-        samples_form = SamplesForm(
-            initial=request.session.get(_samples_key(connection)) or SamplesForm.defaults()
-        )
+    rules_form = rules_form or RulesForm(
+        initial={
+            "outgoing": current.outgoing,
+            "incoming": current.incoming,
+            "based_on": current.number or 0,
+        }
+    )
+    samples_form = samples_form or SamplesForm(
+        initial=request.session.get(_samples_key(connection)) or SamplesForm.defaults()
+    )
     if not can_edit:
         for field in rules_form.fields.values():
             field.widget.attrs["readonly"] = True
@@ -130,7 +128,22 @@ def rules(request: HttpRequest, pk) -> HttpResponse:
         return _render(
             request, connection, rules_form=rules_form, samples_form=samples_form, status=400
         )
-    data = rules_form.cleaned_data
+    try:
+        _save(request, connection, rules_form.cleaned_data)
+    except StaleRules as exc:
+        return _stale(request, connection, exc.current, samples_form)
+    except RulesError as exc:  # the form compiled them; kept for safety
+        for direction, problems in exc.problems.items():
+            rules_form.add_error(direction, [str(p) for p in problems])
+        return _render(
+            request, connection, rules_form=rules_form, samples_form=samples_form, status=400
+        )
+    _remember_samples(request, connection, samples_form)
+    return redirect("sync:rules", pk=connection.pk)
+
+
+def _save(request: HttpRequest, connection: Connection, data: dict) -> None:
+    """Save the typed rules as the next version and say so (or that nothing changed)."""
     try:
         version = save_rules(
             connection,
@@ -144,21 +157,8 @@ def rules(request: HttpRequest, pk) -> HttpResponse:
         messages.info(
             request, f"Nothing to save: the rules are the same as version {exc.current.number}."
         )
-    except StaleRules as exc:
-        return _stale(request, connection, exc.current, samples_form)
-    except RulesError as exc:  # the form compiled them; kept for safety
-        for direction, problems in exc.problems.items():
-            rules_form.add_error(direction, [str(p) for p in problems])
-        return _render(
-            request, connection, rules_form=rules_form, samples_form=samples_form, status=400
-        )
-    except RulesNotEditable:
-        messages.error(request, BASIC_REFUSED)
-        return _render(request, connection, status=409)
     else:
         messages.success(request, f"Sync rules saved as version {version.number}.")
-    _remember_samples(request, connection, samples_form)
-    return redirect("sync:rules", pk=connection.pk)
 
 
 def _stale(
