@@ -35,6 +35,12 @@ EXALATE_INVITATION_TTL_HOURS = env.float("EXALATE_INVITATION_TTL_HOURS", default
 if EXALATE_INVITATION_TTL_HOURS <= 0:
     raise ImproperlyConfigured("EXALATE_INVITATION_TTL_HOURS must be a positive number.")
 EXALATE_ACCEPT_RATE = env.str("EXALATE_ACCEPT_RATE", default="20/min")
+# How many proxies of the operator's own stand in front of the node and append to
+# X-Forwarded-For. 0: the header is the client's word and is ignored (the client address
+# is REMOTE_ADDR); N: the N-th address from the right is the client (client_address.py).
+EXALATE_TRUSTED_PROXIES = env.int("EXALATE_TRUSTED_PROXIES", default=0)
+if EXALATE_TRUSTED_PROXIES < 0:
+    raise ImproperlyConfigured("EXALATE_TRUSTED_PROXIES must be 0 or a positive number.")
 EXALATE_LICENSE = env.str("EXALATE_LICENSE", default="evaluation").lower()
 if EXALATE_LICENSE not in {"evaluation", "paid", "free"}:
     raise ImproperlyConfigured("EXALATE_LICENSE must be one of: evaluation, paid, free.")
@@ -168,6 +174,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_THROTTLE_RATES": {"accept": EXALATE_ACCEPT_RATE},
+    # DRF's default (None) believes any X-Forwarded-For; any throttle that keeps DRF's own
+    # get_ident follows the same rule as exalate_site.client_address.
+    "NUM_PROXIES": EXALATE_TRUSTED_PROXIES,
     "EXCEPTION_HANDLER": "exalate_site.api_errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }

@@ -77,3 +77,18 @@ def test_settings_reject_an_unknown_licence():
     result = run_django("import django; django.setup()", DEBUG="1", EXALATE_LICENSE="gold")
     assert result.returncode != 0
     assert "EXALATE_LICENSE" in result.stderr
+
+
+def test_no_proxy_is_trusted_by_default_and_drf_follows_the_setting():
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.EXALATE_TRUSTED_PROXIES, s.REST_FRAMEWORK['NUM_PROXIES'])"
+    )
+    default = run_django(code, DEBUG="1")
+    assert default.returncode == 0, default.stderr
+    assert default.stdout.split() == ["0", "0"]
+    two = run_django(code, DEBUG="1", EXALATE_TRUSTED_PROXIES="2")
+    assert two.stdout.split() == ["2", "2"]
+    refused = run_django(code, DEBUG="1", EXALATE_TRUSTED_PROXIES="-1")
+    assert refused.returncode != 0
+    assert "EXALATE_TRUSTED_PROXIES" in refused.stderr
