@@ -4,6 +4,7 @@ Everything an operator may change comes from the environment (or a `.env` file i
 project root), read with django-environ. DESIGN.md §3 is the list of variables.
 """
 
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -69,6 +70,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "formtools",
+    # Login lockout (django-axes): failures per user name and client address.
+    "axes",
     "connections",
     "invitations",
 ]
@@ -84,6 +87,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a login refused by the lockout into its page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "exalate_site.urls"
@@ -131,6 +136,33 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+AUTHENTICATION_BACKENDS = [
+    # Refuses a login while its user name and client address are locked out.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+# --- Login lockout (django-axes) -------------------------------------------------------
+# Per user name *and* client address: an attacker locks out only their own address, never
+# the real user at theirs. Attempts live in the database, so every app server counts them.
+EXALATE_LOGIN_FAILURE_LIMIT = env.int("EXALATE_LOGIN_FAILURE_LIMIT", default=5)
+EXALATE_LOGIN_COOLOFF_MINUTES = env.float("EXALATE_LOGIN_COOLOFF_MINUTES", default=15.0)
+if EXALATE_LOGIN_FAILURE_LIMIT < 1 or EXALATE_LOGIN_COOLOFF_MINUTES <= 0:
+    raise ImproperlyConfigured(
+        "EXALATE_LOGIN_FAILURE_LIMIT and EXALATE_LOGIN_COOLOFF_MINUTES must be positive numbers."
+    )
+AXES_ENABLED = True
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_FAILURE_LIMIT = EXALATE_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=EXALATE_LOGIN_COOLOFF_MINUTES)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_CLIENT_IP_CALLABLE = "exalate_site.client_address.client_address"
+AXES_LOCKOUT_CALLABLE = "exalate_site.lockout.lockout_response"
+AXES_RESET_ON_SUCCESS = True
+# Tries while locked out do not push the end of the lockout further: the time the page
+# announces holds.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "connections:list"
@@ -214,5 +246,8 @@ LOGGING = {
     "loggers": {
         # Request lines can carry codes in query strings; never echo request bodies.
         "django.server": {"level": "INFO"},
+        # django-axes: failures and lockouts are warnings; its start-up banner and
+        # successful logins are not worth a line each.
+        "axes": {"level": "WARNING"},
     },
 }
