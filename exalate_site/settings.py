@@ -72,6 +72,8 @@ INSTALLED_APPS = [
     "formtools",
     # Login lockout (django-axes): failures per user name and client address.
     "axes",
+    # The project's own system checks (exalate_site/checks.py); no models.
+    "exalate_site",
     "connections",
     "invitations",
 ]
@@ -123,7 +125,26 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
 
-CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://exalate")}
+
+def _cache_from_url(url: str) -> dict:
+    """CACHE_URL as a CACHES entry; redis:// always means Django's own Redis backend.
+
+    django-environ would pick django-redis when that package happens to be installed,
+    which the project neither needs nor tests.
+    """
+    config = environ.Env.cache_url_config(url)
+    if urlsplit(url).scheme.startswith("redis"):  # redis, rediss, rediscache
+        config["BACKEND"] = "django.core.cache.backends.redis.RedisCache"
+        # URL query options reach redis-py, which spells them in lower case. Short
+        # timeouts: a Redis that does not answer must not hold requests for minutes.
+        options = {key.lower(): value for key, value in config.get("OPTIONS", {}).items()}
+        options.setdefault("socket_connect_timeout", 2)
+        options.setdefault("socket_timeout", 2)
+        config["OPTIONS"] = options
+    return config
+
+
+CACHES = {"default": _cache_from_url(env.str("CACHE_URL", default="locmemcache://exalate"))}
 
 # Sessions live in the cache and the database, so several app servers can share them.
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
