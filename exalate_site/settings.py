@@ -81,6 +81,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # Outermost, so that no layer below can put a body back.
     "exalate_site.middleware.HeadWithoutBodyMiddleware",
+    # A database or cache outage in a view: 503 with Retry-After instead of 500.
+    "exalate_site.middleware.ServiceUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
