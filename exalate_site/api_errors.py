@@ -7,6 +7,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from exalate_site.resilience import unavailable_dependency
+
 # DRF's default codes, renamed where the contract has its own word.
 CODE_NAMES = {
     "parse_error": "invalid_request",
@@ -38,6 +40,9 @@ def error_body(code: str, detail: str, errors=None) -> dict:
 
 
 def exception_handler(exc, context):
+    if unavailable_dependency(exc) is not None:
+        # Passed on: ServiceUnavailableMiddleware answers 503 for the API and pages alike.
+        return None
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     response = drf_exception_handler(exc, context)

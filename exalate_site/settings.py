@@ -4,6 +4,7 @@ Everything an operator may change comes from the environment (or a `.env` file i
 project root), read with django-environ. DESIGN.md §3 is the list of variables.
 """
 
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -35,6 +36,12 @@ EXALATE_INVITATION_TTL_HOURS = env.float("EXALATE_INVITATION_TTL_HOURS", default
 if EXALATE_INVITATION_TTL_HOURS <= 0:
     raise ImproperlyConfigured("EXALATE_INVITATION_TTL_HOURS must be a positive number.")
 EXALATE_ACCEPT_RATE = env.str("EXALATE_ACCEPT_RATE", default="20/min")
+# How many proxies of the operator's own stand in front of the node and append to
+# X-Forwarded-For. 0: the header is the client's word and is ignored (the client address
+# is REMOTE_ADDR); N: the N-th address from the right is the client (client_address.py).
+EXALATE_TRUSTED_PROXIES = env.int("EXALATE_TRUSTED_PROXIES", default=0)
+if EXALATE_TRUSTED_PROXIES < 0:
+    raise ImproperlyConfigured("EXALATE_TRUSTED_PROXIES must be 0 or a positive number.")
 EXALATE_LICENSE = env.str("EXALATE_LICENSE", default="evaluation").lower()
 if EXALATE_LICENSE not in {"evaluation", "paid", "free"}:
     raise ImproperlyConfigured("EXALATE_LICENSE must be one of: evaluation, paid, free.")
@@ -63,6 +70,10 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "formtools",
+    # Login lockout (django-axes): failures per user name and client address.
+    "axes",
+    # The project's own system checks (exalate_site/checks.py); no models.
+    "exalate_site",
     # Lowest first: each app imports only those above it (DESIGN.md §2).
     "nodes",
     "connections",
@@ -73,6 +84,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # Outermost, so that no layer below can put a body back.
     "exalate_site.middleware.HeadWithoutBodyMiddleware",
+    # A database or cache outage in a view: 503 with Retry-After instead of 500.
+    "exalate_site.middleware.ServiceUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -81,6 +94,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a login refused by the lockout into its page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "exalate_site.urls"
@@ -115,7 +130,26 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
 
-CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://exalate")}
+
+def _cache_from_url(url: str) -> dict:
+    """CACHE_URL as a CACHES entry; redis:// always means Django's own Redis backend.
+
+    django-environ would pick django-redis when that package happens to be installed,
+    which the project neither needs nor tests.
+    """
+    config = environ.Env.cache_url_config(url)
+    if urlsplit(url).scheme.startswith("redis"):  # redis, rediss, rediscache
+        config["BACKEND"] = "django.core.cache.backends.redis.RedisCache"
+        # URL query options reach redis-py, which spells them in lower case. Short
+        # timeouts: a Redis that does not answer must not hold requests for minutes.
+        options = {key.lower(): value for key, value in config.get("OPTIONS", {}).items()}
+        options.setdefault("socket_connect_timeout", 2)
+        options.setdefault("socket_timeout", 2)
+        config["OPTIONS"] = options
+    return config
+
+
+CACHES = {"default": _cache_from_url(env.str("CACHE_URL", default="locmemcache://exalate"))}
 
 # Sessions live in the cache and the database, so several app servers can share them.
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
@@ -128,6 +162,33 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+AUTHENTICATION_BACKENDS = [
+    # Refuses a login while its user name and client address are locked out.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+# --- Login lockout (django-axes) -------------------------------------------------------
+# Per user name *and* client address: an attacker locks out only their own address, never
+# the real user at theirs. Attempts live in the database, so every app server counts them.
+EXALATE_LOGIN_FAILURE_LIMIT = env.int("EXALATE_LOGIN_FAILURE_LIMIT", default=5)
+EXALATE_LOGIN_COOLOFF_MINUTES = env.float("EXALATE_LOGIN_COOLOFF_MINUTES", default=15.0)
+if EXALATE_LOGIN_FAILURE_LIMIT < 1 or EXALATE_LOGIN_COOLOFF_MINUTES <= 0:
+    raise ImproperlyConfigured(
+        "EXALATE_LOGIN_FAILURE_LIMIT and EXALATE_LOGIN_COOLOFF_MINUTES must be positive numbers."
+    )
+AXES_ENABLED = True
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_FAILURE_LIMIT = EXALATE_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=EXALATE_LOGIN_COOLOFF_MINUTES)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_CLIENT_IP_CALLABLE = "exalate_site.client_address.client_address"
+AXES_LOCKOUT_CALLABLE = "exalate_site.lockout.lockout_response"
+AXES_RESET_ON_SUCCESS = True
+# Tries while locked out do not push the end of the lockout further: the time the page
+# announces holds.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "connections:list"
@@ -171,6 +232,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_THROTTLE_RATES": {"accept": EXALATE_ACCEPT_RATE},
+    # DRF's default (None) believes any X-Forwarded-For; any throttle that keeps DRF's own
+    # get_ident follows the same rule as exalate_site.client_address.
+    "NUM_PROXIES": EXALATE_TRUSTED_PROXIES,
     "EXCEPTION_HANDLER": "exalate_site.api_errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
@@ -208,5 +272,8 @@ LOGGING = {
     "loggers": {
         # Request lines can carry codes in query strings; never echo request bodies.
         "django.server": {"level": "INFO"},
+        # django-axes: failures and lockouts are warnings; its start-up banner and
+        # successful logins are not worth a line each.
+        "axes": {"level": "WARNING"},
     },
 }

@@ -9,6 +9,7 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from exalate_site.api_errors import APIError
+from exalate_site.client_address import client_address
 from invitations.serializers import (
     AcceptRequestSerializer,
     AcceptResponseSerializer,
@@ -26,6 +27,10 @@ class AcceptThrottle(ScopedRateThrottle):
 
     def get_rate(self):
         return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+
+    def get_ident(self, request):
+        # The same address the login lockout counts, with the trusted-proxy rule.
+        return client_address(request)
 
 
 def _error(status: int, codes: dict[str, str], *, with_errors: bool = False):

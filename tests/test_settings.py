@@ -38,6 +38,8 @@ def test_deploy_check_is_clean_with_production_settings():
             },
             "SECRET_KEY": "x9!" * 20 + "production-grade-random-looking-secret",
             "EXALATE_NODE_URL": "https://desk.example.com",
+            # Production runs several workers: their throttle needs a shared cache.
+            "CACHE_URL": "redis://127.0.0.1:6379/0",
         },
         capture_output=True,
         text=True,
@@ -77,3 +79,31 @@ def test_settings_reject_an_unknown_licence():
     result = run_django("import django; django.setup()", DEBUG="1", EXALATE_LICENSE="gold")
     assert result.returncode != 0
     assert "EXALATE_LICENSE" in result.stderr
+
+
+def test_no_proxy_is_trusted_by_default_and_drf_follows_the_setting():
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.EXALATE_TRUSTED_PROXIES, s.REST_FRAMEWORK['NUM_PROXIES'])"
+    )
+    default = run_django(code, DEBUG="1")
+    assert default.returncode == 0, default.stderr
+    assert default.stdout.split() == ["0", "0"]
+    two = run_django(code, DEBUG="1", EXALATE_TRUSTED_PROXIES="2")
+    assert two.stdout.split() == ["2", "2"]
+    refused = run_django(code, DEBUG="1", EXALATE_TRUSTED_PROXIES="-1")
+    assert refused.returncode != 0
+    assert "EXALATE_TRUSTED_PROXIES" in refused.stderr
+
+
+def test_a_redis_cache_url_uses_djangos_own_redis_backend_with_short_timeouts():
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "c = s.CACHES['default']; print(c['BACKEND'], c['LOCATION'], sorted(c['OPTIONS'].items()))"
+    )
+    result = run_django(code, DEBUG="1", CACHE_URL="redis://127.0.0.1:6379/3?socket_timeout=5")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == (
+        "django.core.cache.backends.redis.RedisCache redis://127.0.0.1:6379/3 "
+        "[('socket_connect_timeout', 2), ('socket_timeout', 5)]"
+    )

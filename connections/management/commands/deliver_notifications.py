@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Callable
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from connections.services.outbox import deliver_pending_notifications, purge_settled_notifications
+from exalate_site.resilience import run_until_stopped
+
+logger = logging.getLogger(__name__)
 
 
 class Command(BaseCommand):
@@ -34,15 +39,39 @@ class Command(BaseCommand):
     def handle(self, *args, now: bool, loop: bool, interval: float, batch_size: int, **options):
         if batch_size < 1 or interval <= 0:
             raise CommandError("--batch-size and --interval must be positive numbers.")
-        while True:
-            report = deliver_pending_notifications(batch_size=batch_size, ignore_backoff=now)
-            purge_settled_notifications()
-            if report.attempted or not loop:
-                self.stdout.write(
-                    f"delivered {report.delivered}, to retry {report.retrying}, "
-                    f"failed for good {report.failed}"
-                )
-            if not loop:
-                return
-            now = False
-            time.sleep(interval)
+        if loop:
+            self.deliver_in_loop(batch_size=batch_size, now=now, interval=interval)
+        else:
+            self.deliver(batch_size=batch_size, now=now, always_report=True)
+
+    def deliver(self, *, batch_size: int, now: bool, always_report: bool) -> None:
+        report = deliver_pending_notifications(batch_size=batch_size, ignore_backoff=now)
+        purge_settled_notifications()
+        if report.attempted or always_report:
+            self.stdout.write(
+                f"delivered {report.delivered}, to retry {report.retrying}, "
+                f"failed for good {report.failed}"
+            )
+
+    def deliver_in_loop(
+        self,
+        *,
+        batch_size: int,
+        now: bool,
+        interval: float,
+        sleep: Callable[[float], None] = time.sleep,
+        max_rounds: int | None = None,
+    ) -> None:
+        """Deliver every `interval` seconds; a database or cache outage is waited out (with a
+        log line when it starts and one when it ends), never the end of the loop."""
+        ignore_backoff = now
+
+        def one_round() -> None:
+            nonlocal ignore_backoff
+            self.deliver(batch_size=batch_size, now=ignore_backoff, always_report=False)
+            # --now is for the first round that gets through, not one lost to an outage.
+            ignore_backoff = False
+
+        run_until_stopped(
+            one_round, interval=interval, logger=logger, sleep=sleep, max_rounds=max_rounds
+        )
