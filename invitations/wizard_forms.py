@@ -1,19 +1,21 @@
 """Forms of the initiate wizard, also used by the `initiate_connection` command.
 
-They only check what was typed: no form here calls another node. The wizard asks the
-destination once, after the destination step is valid (see connections/discovery.py),
-because formtools validates every step again on each later step and at the end.
+They are the checks both share (invitations/services/initiating.py builds them). No form
+calls another node by itself: the destination form asks the `discover` callable it is
+given, which the wizard answers from its storage after the first time, because formtools
+validates every step again on each later step and at the end (DESIGN.md §10).
 """
 
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from django import forms
 from django.core.exceptions import ValidationError
 
 from connections.models import Connection
+from nodes.discovery import Destination, DestinationError
 from nodes.models import Mode
 from nodes.validators import (
     DESCRIPTION_MAX_LENGTH,
@@ -36,6 +38,9 @@ MODE_DESCRIPTIONS = {
         "receives. Good for simple to advanced cases."
     ),
 }
+
+# The code of an error that comes from asking the destination, not from what was typed.
+UNUSABLE = "unusable_destination"
 
 
 def clean_short_name(value: str) -> str:
@@ -89,12 +94,25 @@ class DestinationForm(forms.Form):
         ),
     )
 
+    def __init__(self, *args, discover: Callable[[str], Destination] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.discover = discover
+
     def clean(self):
         cleaned = super().clean()
+        if "destination_url" not in self.errors:
+            self._clean_choice(cleaned)
+        if self.discover is not None and not self.errors:
+            try:
+                cleaned["destination"] = self.discover(cleaned["destination_url"])
+            except DestinationError as exc:
+                self.add_error("destination_url", ValidationError(exc.message, code=UNUSABLE))
+        return cleaned
+
+    def _clean_choice(self, cleaned) -> None:
+        """A URL (normalised, "" for none) or the checkbox, exactly one of them."""
         url = (cleaned.get("destination_url") or "").strip()
         no_url = cleaned.get("no_url", False)
-        if "destination_url" in self.errors:
-            return cleaned
         if url and no_url:
             self.add_error(
                 "destination_url",
@@ -105,16 +123,30 @@ class DestinationForm(forms.Form):
                 "destination_url",
                 "Enter the destination instance URL, or tick \u201cI don't have a URL\u201d.",
             )
-        elif url:
+        else:
             try:
-                cleaned["destination_url"] = normalize_url(url)
+                cleaned["destination_url"] = normalize_url(url) if url else ""
             except InvalidURL as exc:
                 self.add_error("destination_url", str(exc))
-        return cleaned
+
+
+class ModeField(forms.ChoiceField):
+    def validate(self, value):
+        try:
+            super().validate(value)
+        except ValidationError as error:
+            if error.code != "invalid_choice" or value not in Mode.values:
+                raise
+            # Most often a mode chosen earlier for a destination since changed.
+            raise ValidationError(
+                f"{Mode(value).label} mode is not offered for this connection: choose one "
+                "of the modes listed.",
+                code="invalid_choice",
+            ) from None
 
 
 class ModeForm(forms.Form):
-    mode = forms.ChoiceField(
+    mode = ModeField(
         label="Configuration mode",
         widget=forms.RadioSelect,
         choices=Mode.choices,
@@ -173,9 +205,11 @@ class DetailsForm(forms.Form):
         if self.is_bound and expected_destination is not None:
             key = self.add_prefix("destination_check")
             sent = self.data.get(key)
-            if sent and sent != expected_destination:
-                self.stale = True
-                # Shown again with the current destination, so the next submit passes.
+            if sent != expected_destination:
+                # A page sent for another destination is stale. Data without the check
+                # (what the wizard kept of this step) was not sent from a page at all.
+                self.stale = bool(sent)
+                # Shown (again) with the current destination, so the next submit passes.
                 self.data = self.data.copy()
                 self.data[key] = expected_destination
 

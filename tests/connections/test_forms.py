@@ -4,12 +4,14 @@ import pytest
 
 from connections.models import Connection
 from invitations.wizard_forms import (
+    UNUSABLE,
     DestinationForm,
     DetailsForm,
     ModeForm,
     clean_short_name,
     suggest_connection_name,
 )
+from nodes.discovery import Destination, DestinationError
 
 
 def details(**overrides) -> dict:
@@ -71,6 +73,37 @@ def test_destination_form_refuses_a_url_that_is_not_an_http_base_url(url, messag
     assert message in form.errors["destination_url"][0]
 
 
+def test_destination_form_asks_its_discover_with_the_normalised_url_and_keeps_the_answer():
+    asked = []
+
+    def discover(url):
+        asked.append(url)
+        return Destination(url=url, short_name="globex")
+
+    form = DestinationForm(data={"destination_url": "HTTPS://Globex.Example/"}, discover=discover)
+    assert form.is_valid(), form.errors
+    assert asked == ["https://globex.example"]
+    assert form.cleaned_data["destination"].short_name == "globex"
+
+
+def test_destination_form_asks_nobody_about_a_url_it_refuses():
+    def discover(url):
+        raise AssertionError("asked")
+
+    form = DestinationForm(data={"destination_url": "ftp://globex.example"}, discover=discover)
+    assert not form.is_valid()
+
+
+def test_destination_form_shows_why_the_destination_cannot_be_used_on_the_url():
+    def discover(url):
+        raise DestinationError("unreachable", "Could not connect.")
+
+    form = DestinationForm(data={"destination_url": "https://globex.example"}, discover=discover)
+    assert not form.is_valid()
+    assert form.errors["destination_url"] == ["Could not connect."]
+    assert form.errors.as_data()["destination_url"][0].code == UNUSABLE
+
+
 # --- mode ---------------------------------------------------------------------------------
 
 
@@ -84,6 +117,15 @@ def test_mode_form_refuses_a_mode_that_is_not_offered():
     form = ModeForm(data={"mode": "script"}, modes=["basic"])
     assert not form.is_valid()
     assert "not offered" in form.errors["mode"][0]
+
+
+def test_mode_form_names_a_known_mode_that_is_not_offered():
+    form = ModeForm(data={"mode": "script"}, modes=["basic"])
+    assert form.errors["mode"] == [
+        "Script mode is not offered for this connection: choose one of the modes listed."
+    ]
+    unknown = ModeForm(data={"mode": "visual"}, modes=["basic"])
+    assert "That mode is not offered" in unknown.errors["mode"][0]
 
 
 def test_mode_form_needs_a_choice():
@@ -169,6 +211,14 @@ def test_details_form_refuses_a_page_left_open_for_another_destination():
     # Shown again for the current destination, so submitting it again goes through.
     again = DetailsForm(data=form.data, expected_destination="https://new.example")
     assert again.is_valid(), again.errors
+
+
+@pytest.mark.django_db
+def test_details_form_without_a_check_takes_the_current_destination():
+    # What the wizard kept of this step carries no check: it was not sent from a page.
+    form = DetailsForm(data=details(), expected_destination="https://new.example")
+    assert form.is_valid(), form.errors
+    assert form["destination_check"].value() == "https://new.example"
 
 
 def test_clean_short_name_makes_a_prefill_that_passes_the_rules():

@@ -289,6 +289,41 @@ def test_discovery_runs_once_for_the_whole_walk(wizard, globex):
     assert globex.requests == ["/api/v1/instance/"]
 
 
+def test_discovery_runs_once_per_url_going_back_and_forth(wizard, private_allowed, monkeypatch):
+    from invitations.views import initiate
+
+    asked = []
+    real = initiate.discover_destination
+
+    def counting(url, *, node):
+        asked.append(url)
+        return real(url, node=node)
+
+    monkeypatch.setattr(initiate, "discover_destination", counting)
+    with answering(200, discovery_answer()) as one, answering(200, discovery_answer()) as two:
+        post_step(wizard, "destination", destination_url=one.url)
+        post_step(wizard, "mode", mode="script")
+        back(wizard, "details", "mode", name="")
+        back(wizard, "mode", "destination", mode="script")
+        post_step(wizard, "destination", destination_url=two.url)
+        back(wizard, "mode", "destination", mode="script")
+        # The same URL typed another way is the same destination.
+        post_step(wizard, "destination", destination_url=one.url.upper() + "/")
+        post_step(wizard, "mode", mode="script")
+        finish(wizard)
+    assert asked == [one.url, two.url]
+    assert one.requests == two.requests == ["/api/v1/instance/"]
+    assert Connection.objects.get().remote_url == one.url
+
+
+def test_a_failed_discovery_is_asked_again_when_submitted_again(wizard, private_allowed):
+    with answering(500, b"down", "text/plain") as server:
+        post_step(wizard, "destination", destination_url=server.url)
+        response = post_step(wizard, "destination", destination_url=server.url)
+    assert current_step(response) == "destination"
+    assert server.requests == ["/api/v1/instance/"] * 2
+
+
 def test_a_destination_offering_only_basic_leaves_only_basic(wizard, private_allowed):
     with answering(200, discovery_answer(modes=["basic"])) as server:
         response = post_step(wizard, "destination", destination_url=server.url)
@@ -427,8 +462,44 @@ def test_changing_the_destination_drops_a_mode_it_does_not_offer(wizard, private
     with answering(200, discovery_answer(modes=["basic"])) as basic_only:
         response = post_step(wizard, "destination", destination_url=basic_only.url)
     assert current_step(response) == "mode"
+    # The mode chosen for the first destination is not carried over: the step says so.
+    assert field_errors(response, "mode") == (
+        "Script mode is not offered for this connection: choose one of the modes listed."
+    )
+    page = response.content.decode()
+    assert 'value="script"' not in page
+    assert f"Script mode is not offered because {basic_only.url} cannot take part" in page
+    assert current_step(post_step(wizard, "mode", mode="basic")) == "details"
+
+
+def test_a_mode_still_offered_after_changing_the_destination_stays_chosen(wizard, private_allowed):
+    with answering(200, discovery_answer()) as first:
+        post_step(wizard, "destination", destination_url=first.url)
+    back(wizard, "mode", "destination", mode="script")
+    with answering(200, discovery_answer()) as second:
+        response = post_step(wizard, "destination", destination_url=second.url)
     assert not response.context["form"].errors
-    assert 'value="script"' not in response.content.decode()
+    assert response.context["form"]["mode"].value() == "script"
+
+
+def test_details_kept_before_changing_the_destination_are_not_taken_for_another_tab(
+    wizard, private_allowed
+):
+    with answering(200, discovery_answer(short_name="first")) as first:
+        post_step(wizard, "destination", destination_url=first.url)
+        post_step(wizard, "mode", mode="basic")
+        typed = {"local_short_name": "acme", "remote_short_name": "far", "name": "Typed"}
+        back(wizard, "details", "mode", destination_check=first.url, **typed)
+    back(wizard, "mode", "destination", mode="basic")
+    with answering(200, discovery_answer(short_name="second")) as second:
+        post_step(wizard, "destination", destination_url=second.url)
+        response = post_step(wizard, "mode", mode="basic")
+        assert current_step(response) == "details"
+        assert not response.context["form"].errors
+        assert response.context["form"]["name"].value() == "Typed"
+        assert f'value="{second.url}"' in response.content.decode()  # the hidden check
+        finish(wizard, destination_check=second.url, **typed)
+    assert Connection.objects.get().remote_url == second.url
 
 
 def test_the_wizard_has_a_cancel_link_to_the_connections_list(wizard):
@@ -692,6 +763,39 @@ def test_the_connection_page_shows_the_pending_invitation_and_regenerate(wizard)
     assert invitation.expires_at.strftime("%Y-%m-%d %H:%M") in page
     assert f'action="/connections/{connection.id}/invitation/regenerate/"' in page
     assert 'data-status="pending"' in page
+
+
+def test_a_name_taken_just_before_the_insert_shows_the_details_step_with_the_error(
+    wizard, monkeypatch
+):
+    from invitations.services import initiating
+
+    real = initiating.initiate_connection
+
+    def racing(**fields):
+        # Another admin takes the name after the wizard checked it, before the insert.
+        Connection.objects.create(
+            name=fields["name"].upper(),
+            mode="basic",
+            role="source",
+            local_short_name="x",
+            remote_short_name="y",
+        )
+        return real(**fields)
+
+    monkeypatch.setattr(initiating, "initiate_connection", racing)
+    post_step(wizard, "destination", no_url="on")
+    post_step(wizard, "mode", mode="basic")
+    response = post_step(
+        wizard, "details", local_short_name="acme", remote_short_name="far", name="Raced"
+    )
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "Step 3 of 4" in page
+    assert field_errors(response, "name") == initiating.NAME_TAKEN
+    assert 'value="Raced"' in page and 'value="far"' in page
+    assert list(Connection.objects.values_list("name", flat=True)) == ["RACED"]
+    assert not Invitation.objects.exists()
 
 
 def test_the_wizard_storage_is_cleared_after_finishing(wizard):

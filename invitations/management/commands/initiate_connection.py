@@ -1,24 +1,18 @@
 """Initiate a connection from the command line, as the web wizard does.
 
-The same forms check the input, the same discovery asks the destination (behind the
-same outbound guard), and the invitation code is printed as the last line, so scripts
-can take it with `tail -n 1`. Any failure exits with status 1 and says why.
+`initiating.initiate()` runs the wizard's checks (its forms, the same discovery behind the
+same outbound guard) and creates the connection; the invitation code is printed as the
+last line, so scripts can take it with `tail -n 1`. Any failure exits with status 1 and
+says why.
 """
 
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import IntegrityError
-from django.utils import timezone
 
-from invitations.services.issuing import initiate_connection
-from invitations.wizard_forms import DestinationForm, DetailsForm, ModeForm, clean_short_name
-from nodes.discovery import (
-    DestinationError,
-    discover_destination,
-    missing_mode_reasons,
-    offered_modes,
-)
+from invitations.services import initiating
+from invitations.wizard_forms import UNUSABLE
+from nodes.discovery import Destination
 from nodes.models import GeneralSettings
 
 OPTION_NAMES = {
@@ -31,19 +25,21 @@ OPTION_NAMES = {
     "description": "--description",
 }
 
-NOT_PUBLIC = (
-    "This instance is not public (see its General Settings), so it cannot initiate a "
-    "connection: the other side could never reach it to accept. Ask the other side's admin "
-    "to initiate and accept their invitation here, or make this instance public."
-)
 
-
-def _form_errors(form) -> str:
+def refusal_message(refused: initiating.InitiateRefused, mode: str) -> str:
+    """The refusal in the command's words: each error after the option it is about."""
+    if refused.step == "mode":
+        # No radio buttons here: say which modes there are, and why the others are not.
+        modes = ", ".join(refused.modes)
+        if not mode:
+            return f"--mode is required: one of {modes}."
+        return f"--mode: choose one of: {modes}. {' '.join(refused.notes)}".strip()
     lines = []
-    for field, errors in form.errors.items():
-        where = OPTION_NAMES.get(field, "")
+    for field, errors in refused.errors.items():
         for error in errors:
-            lines.append(f"{where}: {error}" if where else error)
+            # What the destination answered is about the destination, not the option.
+            where = "" if error.code == UNUSABLE else OPTION_NAMES.get(field, "")
+            lines.extend(f"{where}: {text}" if where else text for text in error.messages)
     return "\n".join(lines)
 
 
@@ -82,69 +78,26 @@ class Command(BaseCommand):
         return parser
 
     def handle(self, *args, **options):
-        node = GeneralSettings.load()
-        if not node.public:
-            raise CommandError(NOT_PUBLIC)
-
-        where = DestinationForm(
-            data={"destination_url": options["destination_url"], "no_url": options["no_url"]}
-        )
-        if not where.is_valid():
-            raise CommandError(_form_errors(where))
         try:
-            destination = discover_destination(
-                where.cleaned_data["destination_url"] or "", node=node
+            connection, invitation, code = initiating.initiate(
+                GeneralSettings.load(),
+                destination_url=options["destination_url"],
+                no_url=options["no_url"],
+                mode=options["mode"],
+                local_short_name=options["local_short_name"],
+                remote_short_name=options["remote_short_name"],
+                name=options["name"],
+                description=options["description"],
             )
-        except DestinationError as exc:
-            raise CommandError(exc.message) from None
-
-        modes = offered_modes(node, destination)
-        mode_form = ModeForm(data={"mode": options["mode"]}, modes=modes)
-        if not mode_form.is_valid():
-            reasons = " ".join(missing_mode_reasons(node, destination))
-            raise CommandError(
-                f"--mode: choose one of: {', '.join(modes)}. {reasons}".strip()
-                if options["mode"]
-                else f"--mode is required: one of {', '.join(modes)}."
-            )
-
-        local = options["local_short_name"]
-        remote = options["remote_short_name"]
-        details = DetailsForm(
-            data={
-                "local_short_name": clean_short_name(node.short_name) if local is None else local,
-                "remote_short_name": (
-                    clean_short_name(destination.short_name) if remote is None else remote
-                ),
-                "name": options["name"],
-                "description": options["description"],
-            }
-        )
-        if not details.is_valid():
-            raise CommandError(_form_errors(details))
-
-        try:
-            connection, invitation, code = initiate_connection(
-                name=details.cleaned_data["name"],
-                mode=mode_form.cleaned_data["mode"],
-                local_short_name=details.cleaned_data["local_short_name"],
-                remote_short_name=details.cleaned_data["remote_short_name"],
-                description=details.cleaned_data["description"],
-                remote_url=destination.url,
-                remote_uid=destination.uid,
-                remote_platform=destination.platform,
-            )
-        except IntegrityError:
-            raise CommandError(
-                "--name: a connection with this name was just created. Choose another name."
-            ) from None
+        except initiating.InitiateRefused as refused:
+            raise CommandError(refusal_message(refused, options["mode"])) from None
         # Printed here, once: only a hash of the token stays on this node.
-        invitation.shown_at = timezone.now()
-        invitation.save(update_fields=["shown_at"])
+        invitation.mark_shown()
 
+        towards = Destination(url=connection.remote_url).label
         self.stdout.write(
             f"Connection {connection.id} \u201c{connection.name}\u201d initiated in "
-            f"{connection.get_mode_display()} mode towards {destination.label}; it is pending "
+            f"{connection.get_mode_display()} mode towards {towards}; it is pending "
             "until the destination's admin accepts the invitation."
         )
         self.stdout.write(
