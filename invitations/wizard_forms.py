@@ -23,6 +23,7 @@ from nodes.validators import (
     SHORT_NAME_MAX_LENGTH,
     SHORT_NAME_PUNCTUATION,
     InvalidURL,
+    normalize_newlines,
     normalize_url,
     validate_short_name,
 )
@@ -64,7 +65,7 @@ class MultilineField(forms.CharField):
 
     def to_python(self, value):
         value = super().to_python(value)
-        return value.replace("\r\n", "\n").replace("\r", "\n")
+        return normalize_newlines(value)
 
 
 class DestinationForm(forms.Form):

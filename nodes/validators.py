@@ -83,3 +83,8 @@ def _checked_host(host: str) -> str:
     if len(host) > 253 or not all(_LABEL.match(label) for label in labels):
         raise InvalidURL("The URL's host name is not valid.")
     return host
+
+
+def normalize_newlines(text: str) -> str:
+    """Browsers send CRLF from text areas; everything is compared and stored with LF."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")

@@ -7,9 +7,9 @@ from typing import Any
 
 from django import forms
 
+from nodes.validators import normalize_newlines
 from sync.defaults import SAMPLE_REPLICA, SAMPLE_REQUEST, as_json
 from sync.sandbox import SCRIPT_MAX_LENGTH, Problem, check_script
-from sync.services import normalize_script
 
 SAMPLE_MAX_LENGTH = 64 * 1024
 # An empty box is more likely a slip than a choice: a script that does nothing says so.
@@ -68,7 +68,7 @@ class RulesForm(forms.Form):
         self.problems: dict[str, list[Problem]] = {}
 
     def _clean_script(self, direction: str) -> str:
-        text = normalize_script(self.cleaned_data[direction])
+        text = normalize_newlines(self.cleaned_data[direction])
         problems = check_script(text, direction)
         if problems:
             self.problems[direction] = problems

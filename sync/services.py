@@ -8,6 +8,7 @@ from django.db import transaction
 
 from connections.models import Connection, EventKind, real_user
 from nodes.models import Mode
+from nodes.validators import normalize_newlines
 from sync.defaults import DEFAULT_INCOMING, DEFAULT_OUTGOING
 from sync.models import SyncRuleVersion
 from sync.sandbox import compile_rules
@@ -46,11 +47,6 @@ class CurrentRules:
         return self.version.number if self.version else None
 
 
-def normalize_script(text: str) -> str:
-    """Browsers send CRLF from text areas; versions are compared and stored with LF."""
-    return text.replace("\r\n", "\n").replace("\r", "\n")
-
-
 def get_current_rules(connection: Connection) -> CurrentRules:
     latest = connection.rule_versions.order_by("-number").first()
     if latest is None:
@@ -76,7 +72,7 @@ def save_rules(
     """
     if connection.mode != Mode.SCRIPT:
         raise RulesNotEditable("Basic mode connections have fixed sync rules.")
-    outgoing, incoming = normalize_script(outgoing), normalize_script(incoming)
+    outgoing, incoming = normalize_newlines(outgoing), normalize_newlines(incoming)
     compile_rules(outgoing, incoming)
     with transaction.atomic():
         # Lock the connection so two saves cannot take the same number.

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from connections.models import Connection
 from nodes.models import Mode
+from nodes.validators import normalize_newlines
 from sync import (
     BASIC_FIELDS,
     BASIC_INCOMING,
@@ -33,7 +34,6 @@ from sync.services import (
     RulesNotEditable,
     StaleRules,
     get_current_rules,
-    normalize_script,
     restore_rules,
     save_rules,
 )
@@ -91,8 +91,8 @@ def _render(
     versions = connection.rule_versions.select_related("created_by").order_by("-number")
     # Text typed here that differs from the rules in force: leaving the page asks first.
     unsaved = rules_form.is_bound and (
-        normalize_script(rules_form.data.get("outgoing", "")),
-        normalize_script(rules_form.data.get("incoming", "")),
+        normalize_newlines(rules_form.data.get("outgoing", "")),
+        normalize_newlines(rules_form.data.get("incoming", "")),
     ) != (current.outgoing, current.incoming)
     context = {
         "unsaved": unsaved,

@@ -11,7 +11,7 @@ from connections.models import Connection
 from invitations import code as invitation_code
 from invitations.services import initiating
 from nodes.discovery import Destination
-from tests.connections.http_servers import answering, discovery_answer
+from tests.http_servers import answering, discovery_answer
 
 WIZARD = "/connections/initiate/"
 PREFIX = "initiate_connection_wizard"

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from django.core.signals import request_finished, request_started
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from connections.models import Connection
-from nodes.models import GeneralSettings
+
+# The functions the request signals call (sending the signals themselves would also close
+# the test's database connection, as Django does between requests).
+from nodes.models import GeneralSettings, end_request, start_request
 
 pytestmark = pytest.mark.django_db
 
@@ -21,11 +23,11 @@ def settings_queries(run) -> int:
 
 def test_the_settings_are_read_once_in_a_request():
     GeneralSettings.load()
-    request_started.send(sender=None)
+    start_request()
     try:
         assert settings_queries(lambda: [GeneralSettings.load() for _ in range(5)]) == 1
     finally:
-        request_finished.send(sender=None)
+        end_request()
 
 
 def test_outside_a_request_each_read_sees_the_database():
@@ -34,26 +36,26 @@ def test_outside_a_request_each_read_sees_the_database():
 
 
 def test_a_change_saved_in_a_request_is_what_the_rest_of_it_reads():
-    request_started.send(sender=None)
+    start_request()
     try:
         node = GeneralSettings.load()
         node.short_name = "renamed"
         node.save()
         assert GeneralSettings.load().short_name == "renamed"
     finally:
-        request_finished.send(sender=None)
+        end_request()
 
 
 def test_a_new_request_does_not_see_the_last_ones_settings():
-    request_started.send(sender=None)
+    start_request()
     first = GeneralSettings.load()
-    request_finished.send(sender=None)
+    end_request()
     GeneralSettings.objects.filter(pk=first.pk).update(short_name="elsewhere")
-    request_started.send(sender=None)
+    start_request()
     try:
         assert GeneralSettings.load().short_name == "elsewhere"
     finally:
-        request_finished.send(sender=None)
+        end_request()
 
 
 def test_a_connection_page_reads_the_settings_at_most_once(admin_client, node):

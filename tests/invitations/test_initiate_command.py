@@ -11,7 +11,7 @@ from django.core.management.base import CommandError
 from connections.models import Connection
 from invitations import code as invitation_code
 from invitations.models import Invitation, hash_token
-from tests.connections.http_servers import answering, discovery_answer
+from tests.http_servers import answering, discovery_answer
 
 REAL_GETADDRINFO = socket.getaddrinfo
 

@@ -6,7 +6,7 @@ import pytest
 
 from nodes import client
 from nodes.validators import InvalidURL, normalize_url
-from tests.connections.http_servers import answering, discovery_answer, refusing, silent
+from tests.http_servers import answering, discovery_answer, refusing, silent
 
 REAL_GETADDRINFO = socket.getaddrinfo
 

@@ -15,7 +15,7 @@ from invitations.models import Invitation, hash_token
 from invitations.services.accepting import AcceptError, accept_invitation
 from nodes import client as node_client
 from nodes.models import GeneralSettings
-from tests.connections.http_servers import answering, discovery_answer, refusing, silent
+from tests.http_servers import answering, discovery_answer, refusing, silent
 
 URL = "/connections/initiate/"
 PREFIX = "initiate_connection_wizard"
