@@ -52,6 +52,10 @@ class Invitation(models.Model):
     acceptor_short_name = ShortNameField(blank=True)
     acceptor_connection_id = models.CharField(max_length=64, blank=True)
     acceptor_platform = models.CharField(max_length=20, blank=True)
+    # The two X25519 public keys the shared secret was agreed with (public values: the
+    # secret never crosses the wire). A repeat of the accept call must send the same key.
+    acceptor_public_key = models.CharField(max_length=44, blank=True, editable=False)
+    issuer_public_key = models.CharField(max_length=44, blank=True, editable=False)
 
     objects = InvitationQuerySet.as_manager()
 
@@ -120,22 +124,26 @@ class Invitation(models.Model):
                 shown_at=self.shown_at
             )
 
-    def is_redeemed_by(self, uid: str, connection_id: str) -> bool:
-        """This acceptor (node uid + its connection id) is the one that redeemed the code."""
+    def is_redeemed_by(self, acceptor: Peer, public_key: str) -> bool:
+        """This acceptor (node uid, its connection id and its public key) is the one that
+        redeemed the code: a repeat of its call, after an answer that got lost."""
         return (
             self.accepted_at is not None
-            and str(self.acceptor_uid) == str(uid)
-            and self.acceptor_connection_id == connection_id
+            and str(self.acceptor_uid) == str(acceptor.uid)
+            and self.acceptor_connection_id == acceptor.connection_id
+            and self.acceptor_public_key == public_key
         )
 
-    def redeem(self, acceptor: Peer) -> None:
-        """Record who accepted the code; from now on nobody else can."""
+    def redeem(self, acceptor: Peer, *, acceptor_public_key: str, issuer_public_key: str) -> None:
+        """Record who accepted the code, and the public keys; from now on nobody else can."""
         self.accepted_at = timezone.now()
         self.acceptor_uid = acceptor.uid
         self.acceptor_url = acceptor.url
         self.acceptor_short_name = acceptor.short_name
         self.acceptor_platform = acceptor.platform
         self.acceptor_connection_id = acceptor.connection_id
+        self.acceptor_public_key = acceptor_public_key
+        self.issuer_public_key = issuer_public_key
         self.save(
             update_fields=[
                 "accepted_at",
@@ -144,5 +152,7 @@ class Invitation(models.Model):
                 "acceptor_short_name",
                 "acceptor_platform",
                 "acceptor_connection_id",
+                "acceptor_public_key",
+                "issuer_public_key",
             ]
         )

@@ -9,6 +9,7 @@ from rest_framework import serializers
 
 from connections.models import Peer
 from invitations import code as invitation_code
+from invitations import keys
 from nodes.models import Mode
 from nodes.serializers import NodeURLField, TextUUIDField
 from nodes.validators import SHORT_NAME_MAX_LENGTH, validate_short_name
@@ -19,6 +20,7 @@ class Acceptor(Peer):
     """The node that accepts an invitation, as it describes itself in the accept call."""
 
     version: str = ""
+    public_key: str = ""  # its X25519 public key for this connection (base64url)
 
 
 @dataclass(frozen=True)
@@ -42,13 +44,28 @@ class AcceptedConnection:
     destination: Party
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True)
 class AcceptAnswer:
-    connection: AcceptedConnection
-    secret: str
+    """The issuer's answer: public values only, so a repeat of the call reveals nothing."""
 
-    def __repr__(self) -> str:
-        return f"<AcceptAnswer for {self.connection.id}>"  # never the secret
+    connection: AcceptedConnection
+    public_key: str  # the issuer's X25519 public key for this connection
+
+
+class PublicKeyField(serializers.CharField):
+    """An X25519 public key: 32 bytes as base64url."""
+
+    def __init__(self, **kwargs):
+        kwargs.update(min_length=43, max_length=44)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        try:
+            keys.read_public_key(value)
+        except keys.InvalidPublicKey as error:
+            raise serializers.ValidationError(str(error)) from None
+        return value.rstrip("=")
 
 
 class AcceptorSerializer(serializers.Serializer):
@@ -69,6 +86,9 @@ class AcceptorSerializer(serializers.Serializer):
         r"^[A-Za-z0-9._:-]+$",
         max_length=64,
         help_text="The acceptor's id for its side of the connection.",
+    )
+    public_key = PublicKeyField(
+        help_text="The acceptor's X25519 public key for this connection (base64url, 32 bytes)."
     )
 
     def validate(self, attrs) -> Acceptor:
@@ -100,7 +120,10 @@ class AcceptedConnectionSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100)
     description = serializers.CharField(max_length=1000, allow_blank=True)
     mode = serializers.ChoiceField(choices=Mode.choices)
-    status = serializers.ChoiceField(choices=["active"])
+    status = serializers.ChoiceField(
+        choices=["pending", "active"],
+        help_text="pending until the acceptor confirms with its first signed call.",
+    )
     source = PartySerializer()
     destination = PartySerializer()
 
@@ -113,10 +136,9 @@ class AcceptResponseSerializer(serializers.Serializer):
     back into one."""
 
     connection = AcceptedConnectionSerializer()
-    secret = serializers.CharField(
-        min_length=43,
-        max_length=64,
-        help_text="The shared secret (base64url of 32 random bytes) both sides sign calls with.",
+    public_key = PublicKeyField(
+        help_text="The issuer's X25519 public key for this connection: with its own key "
+        "pair the acceptor derives the shared secret (no secret is sent)."
     )
 
     def validate(self, attrs) -> AcceptAnswer:

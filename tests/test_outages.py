@@ -16,6 +16,7 @@ from django.db.backends.utils import CursorWrapper
 from django.db.utils import InterfaceError, OperationalError
 from django.test import Client
 
+from invitations import keys
 from invitations.services.issuing import initiate_connection
 from tests.livenodes import GUNICORN, ROOT, free_port
 
@@ -75,6 +76,7 @@ def test_the_accept_endpoint_while_the_database_is_down_gets_503_json(client, no
         "platform": "xurrent",
         "version": "1.0.0",
         "connection_id": str(uuid.uuid4()),
+        "public_key": keys.public_key_text(keys.new_private_key()),
     }
     with database_down():
         response = client.post(

@@ -144,7 +144,19 @@ class Connection(models.Model):
     @property
     def awaits_acceptance(self) -> bool:
         """This node initiated it and nobody accepted yet: it has an invitation code."""
-        return self.role == Role.SOURCE and self.status == Status.PENDING
+        return self.role == Role.SOURCE and self.status == Status.PENDING and not self.is_paired
+
+    @property
+    def awaits_confirmation(self) -> bool:
+        """Accepted by the other side, which has not yet confirmed that it stored its side."""
+        return self.status == Status.PENDING and self.is_paired
+
+    @property
+    def status_label(self) -> str:
+        """The status as its badge shows it."""
+        if self.awaits_confirmation:
+            return "Accepted, waiting for confirmation"
+        return self.get_status_display()
 
     @property
     def status_in_words(self) -> str:
@@ -152,6 +164,8 @@ class Connection(models.Model):
         if self.status == Status.ERROR:
             reason = f" ({self.status_reason})" if self.status_reason else ""
             return f"in error{reason}"
+        if self.awaits_confirmation:
+            return "accepted, waiting for the other side to confirm"
         return self.get_status_display().lower()
 
     @property
@@ -167,13 +181,9 @@ class Connection(models.Model):
 
     @property
     def is_paired(self) -> bool:
-        """The handshake is done: this side knows its peer and the key to sign calls with."""
-        return bool(
-            self.status != Status.PENDING
-            and self.remote_uid
-            and self.remote_connection_id
-            and self.shared_secret
-        )
+        """The handshake is done: this side knows its peer and the key to sign calls with
+        (the issuer's side may still wait for the acceptor to confirm)."""
+        return bool(self.remote_uid and self.remote_connection_id and self.shared_secret)
 
     @property
     def can_reach_peer(self) -> bool:
@@ -215,9 +225,16 @@ class Connection(models.Model):
                 to_status=to,
             )
 
-    def pair(self, peer: Peer, secret: str, *, message: str, user=None, by_remote=False):
-        """The handshake is done: store the peer and the key to sign calls with, and go
-        active. One save (an insert for a side made just now) and one event."""
+    def pair(
+        self, peer: Peer, secret: str, *, message: str, confirmed: bool, user=None, by_remote=False
+    ):
+        """The handshake is done on this side: store the peer and the key to sign calls
+        with. One save (an insert for a side made just now) and one event.
+
+        `confirmed`: the other side has stored its side too, so this one goes active. The
+        issuer pairs unconfirmed and stays pending until the acceptor's first signed call
+        confirms (`confirm`), so it never shows Active facing a side that does not exist.
+        """
         with transaction.atomic():
             before = "" if self._state.adding else self.status
             self.remote_uid = uuid.UUID(str(peer.uid))
@@ -226,8 +243,10 @@ class Connection(models.Model):
             self.remote_platform = peer.platform
             self.remote_url = peer.url or self.remote_url
             self.shared_secret = secret
-            self.status, self.status_reason = Status.ACTIVE, ""
-            self.activated_at = self.activated_at or timezone.now()
+            self.status = Status.ACTIVE if confirmed else Status.PENDING
+            self.status_reason = ""
+            if confirmed:
+                self.activated_at = self.activated_at or timezone.now()
             self.save(force_insert=self._state.adding)
             return self.record(
                 EventKind.ACCEPTED,
@@ -235,8 +254,15 @@ class Connection(models.Model):
                 user=user,
                 by_remote=by_remote,
                 from_status=before,
-                to_status=Status.ACTIVE,
+                to_status=self.status,
             )
+
+    def confirm(self) -> ConnectionEvent:
+        """The acceptor has stored its side and said so with a signed call: go active."""
+        return self.activate(
+            by_remote=True,
+            message="The other side confirmed it has stored its side: active on both sides.",
+        )
 
     def activate(self, *, user=None, by_remote: bool = False, message: str = ""):
         extra: tuple[str, ...] = ()
@@ -300,6 +326,8 @@ class Connection(models.Model):
             ):
                 return False
             self.record_remote_status(status, reason, changed_at=changed_at)
+            if status == RemoteStatus.ACTIVE and self.awaits_confirmation:
+                self.confirm()
             if status == RemoteStatus.DELETED:
                 # The peer is gone: nothing it was still to be told can reach it now.
                 self.notifications.pending().cancel("The remote side deleted the connection.")

@@ -74,6 +74,14 @@ def activate_connection(connection: Connection, user=None) -> PeerNotice:
     return _tell_now(notification)
 
 
+def confirm_to_peer(connection: Connection) -> PeerNotice:
+    """Tell the issuer that this side (just made from its code) exists, so that its side,
+    waiting for this, goes active. Retried by the outbox when the issuer is not reached."""
+    with transaction.atomic():
+        notification = _queue_for_peer(connection, RemoteStatus.ACTIVE)
+    return _tell_now(notification)
+
+
 def delete_connection(connection: Connection, user=None) -> PeerNotice:
     """Delete this side; its events stay (for staff) and the peer is told.
 

@@ -11,7 +11,11 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from connections.models import Connection, Peer, Role, real_user
+from connections.services import actions
+from connections.services.actions import PeerNotice
 from invitations import code as invitation_code
+from invitations import keys
+from invitations.models import hash_token
 from invitations.serializers import (
     AcceptAnswer,
     Acceptor,
@@ -38,6 +42,8 @@ class AcceptError(Exception):
 class Acceptance:
     connection: Connection
     created: bool
+    # Whether the issuer heard this side's confirmation (else the outbox keeps trying).
+    issuer_told: PeerNotice = PeerNotice(True, "")
 
 
 def read_invitation_code(text: str) -> invitation_code.InvitationCode:
@@ -74,7 +80,8 @@ def find_accepted_connection(code: invitation_code.InvitationCode) -> Connection
 def accept_invitation(
     code_text: str, *, local_short_name: str | None = None, user=None
 ) -> Acceptance:
-    """Accept an invitation code on this node: the issuer activates its side, we store ours.
+    """Accept an invitation code on this node: the issuer pairs its side, we store ours and
+    confirm, and both are active.
 
     Raises AcceptError (nothing created) with a message for the admin. A code already
     accepted here returns the existing connection with `created=False`.
@@ -128,7 +135,12 @@ def _acceptor(code: invitation_code.InvitationCode, node: GeneralSettings, short
         platform=node.platform,
         version=settings.EXALATE_VERSION,
         connection_id=str(destination_connection_id(code)),
+        public_key=keys.public_key_text(_acceptor_key(code)),
     )
+
+
+def _acceptor_key(code: invitation_code.InvitationCode):
+    return keys.acceptor_private_key(hash_token(code.token), code.connection_id)
 
 
 def _call_issuer(
@@ -159,8 +171,19 @@ def _call_issuer(
 def _store_destination(
     code: invitation_code.InvitationCode, answer: AcceptAnswer, acceptor: Acceptor, *, user=None
 ) -> Acceptance:
-    """Create this side of an accepted connection, paired with the issuer's side."""
+    """Create this side of an accepted connection, paired with the issuer's side, then
+    confirm to the issuer that it exists (its side waits for that to go active)."""
     remote, pk = answer.connection, uuid.UUID(acceptor.connection_id)
+    try:
+        secret = keys.derive_secret(
+            _acceptor_key(code),
+            answer.public_key,
+            token_hash=hash_token(code.token),
+            source_connection_id=code.connection_id,
+            destination_connection_id=acceptor.connection_id,
+        )
+    except keys.InvalidPublicKey:
+        raise AcceptError("bad_answer", failure_message("bad_answer", code)) from None
     issuer = Peer(
         uid=remote.source.uid,
         connection_id=remote.id,
@@ -184,10 +207,10 @@ def _store_destination(
             )
             connection.pair(
                 issuer,
-                answer.secret,
+                secret,
+                confirmed=True,
                 user=user,
-                message=f"Accepted the invitation from {issuer.short_name} ({issuer.url}); "
-                "the source confirmed it.",
+                message=f"Accepted the invitation from {issuer.short_name} ({issuer.url}).",
             )
     except IntegrityError:
         # Two submissions of one code raced; the other one made the row.
@@ -195,7 +218,7 @@ def _store_destination(
         if existing is None:
             raise
         return Acceptance(existing, created=False)
-    return Acceptance(connection, created=True)
+    return Acceptance(connection, created=True, issuer_told=actions.confirm_to_peer(connection))
 
 
 def _free_connection_name(name: str, short_name: str) -> str:

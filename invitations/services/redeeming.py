@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 
 from django.db import transaction
 
 from connections.models import Connection, RemoteStatus, Status
 from invitations import code as invitation_code
+from invitations import keys
 from invitations.models import Invitation, hash_token
 from invitations.serializers import AcceptAnswer, AcceptedConnection, Acceptor, Party
 from nodes.models import GeneralSettings
 
 ACCEPT_PATH = "/api/v1/invitations/accept/"
-SECRET_BYTES = 32
 
 
 class RedeemError(Exception):
@@ -27,17 +26,14 @@ class RedeemError(Exception):
         self.detail = detail
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True)
 class Redemption:
     connection: Connection
     invitation: Invitation
-    secret: str
-
-    def __repr__(self) -> str:
-        return f"<Redemption of {self.connection.id}>"
 
     def answer(self, node: GeneralSettings) -> AcceptAnswer:
-        """The issuer's 200 answer (DESIGN.md §5): both sides of the connection, the secret."""
+        """The issuer's 200 answer (DESIGN.md §5): both sides of the connection and this
+        side's public key; nothing secret, so a repeat of the call gives nothing away."""
         connection, invitation = self.connection, self.invitation
         return AcceptAnswer(
             connection=AcceptedConnection(
@@ -56,15 +52,17 @@ class Redemption:
                     invitation.acceptor_platform,
                 ),
             ),
-            secret=self.secret,
+            public_key=invitation.issuer_public_key,
         )
 
 
 def redeem_invitation(code_text: str, acceptor: Acceptor, node: GeneralSettings) -> Redemption:
-    """Accept an invitation this node issued, on behalf of `acceptor`, and activate it.
+    """Accept an invitation this node issued, on behalf of `acceptor`.
 
     One transaction with the invitation row locked, so of many concurrent acceptors
-    exactly one wins. The same acceptor asking again (a lost answer) gets the same result.
+    exactly one wins. This side is paired with the key agreed from the two public keys
+    and stays pending until the acceptor confirms it stored its side. The same acceptor
+    asking again before the code expires (its answer was lost) gets the same answer.
     """
     try:
         decoded = invitation_code.decode(code_text)
@@ -72,19 +70,42 @@ def redeem_invitation(code_text: str, acceptor: Acceptor, node: GeneralSettings)
         raise RedeemError(400, "invalid_code", error.message) from None
     with transaction.atomic():
         invitation = _locked_invitation(decoded)
-        if invitation.is_redeemed_by(acceptor.uid, acceptor.connection_id):
+        if invitation.is_redeemed_by(acceptor, acceptor.public_key):
             return _replay(invitation)
         _check_redeemable(invitation, acceptor, node)
-        secret = secrets.token_urlsafe(SECRET_BYTES)
-        invitation.redeem(acceptor)
-        where = acceptor.url or "a private network"
-        invitation.connection.pair(
-            acceptor,
-            secret,
-            by_remote=True,
-            message=f"Invitation accepted by {acceptor.short_name} ({where}); activated.",
+        _pair_issuer_side(invitation, acceptor)
+    return Redemption(invitation.connection, invitation)
+
+
+def _pair_issuer_side(invitation: Invitation, acceptor: Acceptor) -> None:
+    """Agree on the secret with the acceptor's public key; the private key lives only here."""
+    private = keys.new_private_key()
+    try:
+        secret = keys.derive_secret(
+            private,
+            acceptor.public_key,
+            token_hash=invitation.token_hash,
+            source_connection_id=str(invitation.connection_id),
+            destination_connection_id=acceptor.connection_id,
         )
-    return Redemption(invitation.connection, invitation, secret)
+    except keys.InvalidPublicKey:
+        raise RedeemError(
+            400, "invalid_request", "The acceptor's public key cannot be used."
+        ) from None
+    invitation.redeem(
+        acceptor,
+        acceptor_public_key=acceptor.public_key,
+        issuer_public_key=keys.public_key_text(private),
+    )
+    where = acceptor.url or "a private network"
+    invitation.connection.pair(
+        acceptor,
+        secret,
+        confirmed=False,
+        by_remote=True,
+        message=f"Invitation accepted by {acceptor.short_name} ({where}); waiting for it "
+        "to confirm that it stored its side.",
+    )
 
 
 def _locked_invitation(decoded: invitation_code.InvitationCode) -> Invitation:
@@ -110,16 +131,19 @@ def _replay(invitation: Invitation) -> Redemption:
     connection = invitation.connection
     if invitation.revoked_at is not None:
         raise _revoked()
+    if invitation.is_expired:
+        # A lost answer is recovered while the code is valid; after that, nothing at all.
+        raise RedeemError(410, "invitation_expired", "This invitation code has expired.")
     if connection.remote_status == RemoteStatus.DELETED:
-        # The acceptor deleted the side it made from this code and told us so: handing
-        # the secret over again would make it a new "active" side facing one in error.
+        # The acceptor deleted the side it made from this code and told us so: a new
+        # "active" side facing one in error must not come of it.
         raise RedeemError(
             409,
             "invitation_used",
             "This invitation code was already used for a connection that the accepting "
             "node has since deleted; a new connection needs a new invitation.",
         )
-    return Redemption(connection, invitation, connection.shared_secret)
+    return Redemption(connection, invitation)
 
 
 def _check_redeemable(invitation: Invitation, acceptor: Acceptor, node: GeneralSettings) -> None:

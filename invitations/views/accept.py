@@ -55,10 +55,16 @@ def _confirm(request):
         return _review(request, form, form.invitation, failed=error.code)
     if not result.created:
         return _already_accepted(request, result.connection)
-    messages.success(
-        request,
-        f"The connection is set up: “{result.connection.name}” is active on both sides.",
-    )
+    name = result.connection.name
+    if result.issuer_told.told:
+        messages.success(request, f"The connection is set up: “{name}” is active on both sides.")
+    else:
+        # Active here; the issuer's side goes active when the outbox reaches it.
+        messages.warning(
+            request,
+            f"The connection “{name}” is set up and active on this side, but the other side "
+            f"has not heard it yet. {result.issuer_told.message}",
+        )
     return redirect("connections:detail", pk=result.connection.pk)
 
 

@@ -3,6 +3,7 @@ import uuid
 import pytest
 from django.core.cache import cache
 
+from invitations import keys
 from invitations.services.issuing import initiate_connection
 
 
@@ -40,7 +41,13 @@ def invite(node, destination_uid):
 
 
 @pytest.fixture
-def acceptor(destination_uid) -> dict:
+def acceptor_key():
+    """The accepting node's X25519 key pair for the connection (its private half)."""
+    return keys.new_private_key()
+
+
+@pytest.fixture
+def acceptor(destination_uid, acceptor_key) -> dict:
     return {
         "uid": destination_uid,
         "url": "https://desk-b.example.com",
@@ -48,6 +55,7 @@ def acceptor(destination_uid) -> dict:
         "platform": "xurrent",
         "version": "1.0.0",
         "connection_id": str(uuid.uuid4()),
+        "public_key": keys.public_key_text(acceptor_key),
     }
 
 

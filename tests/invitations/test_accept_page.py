@@ -1,13 +1,15 @@
 """The acceptor side: the Accept invitation page, with the issuer played by a fake."""
 
-import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import jwt
 import pytest
 
 from connections.models import Connection, EventKind
 from invitations import code as invitation_code
+from invitations import keys
+from invitations.models import hash_token
 from invitations.services.accepting import destination_connection_id
 from nodes import client as node_client
 
@@ -36,22 +38,33 @@ def make_code(node, **overrides) -> str:
 
 
 class FakeIssuer:
-    """Stands in for `nodes.client.request`: records calls, answers as told."""
+    """Stands in for `nodes.client.request`: records calls, answers as told. It agrees on
+    the secret as a real issuer does (its own key pair, the acceptor's public key), and
+    takes the acceptor's confirmation."""
 
     def __init__(self):
         self.calls: list[dict] = []
         self.answer: tuple[int, dict] | Exception | None = None
-        self.secret = secrets.token_urlsafe(32)
+        self.secret = None
+        self.confirmed = False
 
     def accepted(self, body: dict) -> tuple[int, dict]:
         acceptor = body["acceptor"]
+        private = keys.new_private_key()
+        self.secret = keys.derive_secret(
+            private,
+            acceptor["public_key"],
+            token_hash=hash_token(invitation_code.decode(body["code"]).token),
+            source_connection_id=SOURCE_CONNECTION,
+            destination_connection_id=acceptor["connection_id"],
+        )
         return 200, {
             "connection": {
                 "id": SOURCE_CONNECTION,
                 "name": "Support sync",
                 "description": "Incidents between the two service desks, in full.",
                 "mode": "script",
-                "status": "active",
+                "status": "pending",
                 "source": {
                     "uid": SOURCE_UID,
                     "url": "https://desk-a.example.com",
@@ -65,16 +78,29 @@ class FakeIssuer:
                     "platform": "xurrent",
                 },
             },
-            "secret": self.secret,
+            "public_key": keys.public_key_text(private),
         }
 
     def __call__(self, method, base_url, path, *, json_body=None, headers=None):
         self.calls.append({"method": method, "url": base_url + path, "body": json_body})
+        if path.endswith("/status/"):  # the acceptor's confirmation, signed with the secret
+            claims = jwt.decode(
+                headers["Authorization"].split()[1],
+                self.secret,
+                algorithms=["HS256"],
+                options={"verify_aud": False},
+            )
+            self.confirmed = json_body["status"] == "active" and claims["conn"] == SOURCE_CONNECTION
+            return 200, {"id": SOURCE_CONNECTION, "name": "n", "mode": "script", "status": "active"}
         if isinstance(self.answer, Exception):
             raise self.answer
         if self.answer is not None:
             return self.answer
         return self.accepted(json_body)
+
+    @property
+    def accept_calls(self) -> list[dict]:
+        return [call for call in self.calls if call["url"].endswith("/invitations/accept/")]
 
 
 @pytest.fixture
@@ -183,7 +209,7 @@ def test_confirming_sets_up_an_active_destination_connection(
     )
     assert paired.actor_user == admin_user
 
-    [call] = issuer.calls
+    [call] = issuer.accept_calls
     assert call["method"] == "POST"
     assert call["url"] == "https://desk-a.example.com/api/v1/invitations/accept/"
     assert call["body"]["code"] == code
@@ -194,7 +220,11 @@ def test_confirming_sets_up_an_active_destination_connection(
         "platform": "xurrent",
         "version": "1.0.0",
         "connection_id": str(connection.id),
+        "public_key": call["body"]["acceptor"]["public_key"],
     }
+    # Then it confirmed, with a call signed with the secret both derived: no secret was sent.
+    assert issuer.confirmed
+    assert issuer.secret not in str(issuer.calls)
     detail = admin_client.get(response["Location"]).content.decode()
     assert "The connection is set up" in detail
     assert 'data-status="active"' in detail
@@ -274,8 +304,10 @@ def test_a_lost_answer_is_safe_to_retry(admin_client, node, issuer):
     issuer.answer = None
     response = confirm(admin_client, code)
     assert response.status_code == 302
-    first, second = (call["body"]["acceptor"]["connection_id"] for call in issuer.calls)
-    assert first == second == str(Connection.objects.get().id)
+    # The retry is the same acceptor to the issuer: same id, same public key.
+    first, second = (call["body"]["acceptor"] for call in issuer.accept_calls)
+    assert first["connection_id"] == second["connection_id"] == str(Connection.objects.get().id)
+    assert first["public_key"] == second["public_key"]
 
 
 def test_a_code_accepted_here_leads_to_the_existing_connection(admin_client, node, issuer):
@@ -286,7 +318,7 @@ def test_a_code_accepted_here_leads_to_the_existing_connection(admin_client, nod
         assert response.status_code == 302
         assert response["Location"] == f"/connections/{connection.id}/"
     assert Connection.objects.count() == 1
-    assert len(issuer.calls) == 1
+    assert len(issuer.accept_calls) == 1
 
 
 def test_a_taken_connection_name_gets_a_suffix(admin_client, node, issuer, invite):
@@ -320,3 +352,24 @@ def test_a_short_name_with_markup_is_refused_kept_and_nothing_sent(admin_client,
     assert 'value="&lt;i&gt;desk&lt;/i&gt;"' in html
     assert issuer.calls == []
     assert not Connection.objects.exists()
+
+
+def test_an_issuer_that_cannot_hear_the_confirmation_is_told_later(
+    admin_client, node, issuer, monkeypatch
+):
+    """The acceptor's side is set up; the confirmation waits in the outbox until it lands."""
+
+    def refuse_confirmation(method, base_url, path, **kwargs):
+        if path.endswith("/status/"):
+            raise node_client.NodeError("unreachable", "Could not connect.")
+        return issuer(method, base_url, path, **kwargs)
+
+    monkeypatch.setattr(node_client, "request", refuse_confirmation)
+    response = confirm(admin_client, make_code(node))
+    connection = Connection.objects.get()
+    assert connection.status == "active"
+    page = admin_client.get(response["Location"]).content.decode()
+    assert "has not heard it yet" in page
+    [waiting] = connection.notifications.pending()
+    assert waiting.status == "active"
+    assert not issuer.confirmed

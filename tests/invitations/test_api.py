@@ -12,9 +12,13 @@ from django.db import connection as db_connection
 from django.test import Client
 from django.utils import timezone
 
-from connections.models import Connection, ConnectionEvent, EventKind
-from invitations.models import Invitation
+from connections.auth import sign_token
+from connections.models import ConnectionEvent, EventKind
+from invitations import keys
+from invitations.code import decode
+from invitations.models import Invitation, hash_token
 from invitations.services.issuing import issue_invitation
+from nodes.models import GeneralSettings
 
 ACCEPT = "/api/v1/invitations/accept/"
 
@@ -27,19 +31,47 @@ def assert_error(response, status: int, code: str) -> dict:
     return body
 
 
-def test_accept_activates_the_source_side_and_hands_over_a_secret(
-    post_accept, invite, acceptor, node
+def derived_secret(acceptor_key, answer: dict, acceptor: dict, code: str) -> str:
+    """What the acceptor derives from the issuer's answer (DESIGN.md §5)."""
+    return keys.derive_secret(
+        acceptor_key,
+        answer["public_key"],
+        token_hash=hash_token(decode(code).token),
+        source_connection_id=answer["connection"]["id"],
+        destination_connection_id=acceptor["connection_id"],
+    )
+
+
+def confirm(connection, acceptor, secret, client=None):
+    """The acceptor's first signed call: its side exists, so the issuer's goes active."""
+    token = sign_token(
+        key=secret,
+        issuer=acceptor["uid"],
+        audience=str(GeneralSettings.load().uid),
+        connection_id=str(connection.id),
+    )
+    return (client or Client()).post(
+        f"/api/v1/connections/{connection.id}/status/",
+        {"status": "active"},
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+
+
+def test_accept_pairs_the_source_side_and_answers_with_public_values_only(
+    post_accept, invite, acceptor, acceptor_key, node
 ):
     connection, code = invite()
     response = post_accept({"code": code, "acceptor": acceptor})
     assert response.status_code == 200
     body = response.json()
+    assert set(body) == {"connection", "public_key"}  # no secret on the wire
     assert body["connection"] == {
         "id": str(connection.id),
         "name": "Support sync",
         "description": "Incidents between the two service desks.",
         "mode": "script",
-        "status": "active",
+        "status": "pending",
         "source": {
             "uid": str(node.uid),
             "url": "http://testserver",
@@ -53,21 +85,47 @@ def test_accept_activates_the_source_side_and_hands_over_a_secret(
             "platform": "xurrent",
         },
     }
-    secret = body["secret"]
-    assert len(base64.urlsafe_b64decode(secret + "=")) == 32
     connection.refresh_from_db()
-    assert connection.status == "active"
-    assert connection.activated_at is not None
+    # Both sides derive the same secret from the two public keys.
+    secret = derived_secret(acceptor_key, body, acceptor, code)
+    assert len(base64.urlsafe_b64decode(secret + "=")) == 32
     assert connection.shared_secret == secret
+    assert secret not in response.content.decode()
+    # Paired, but pending until the acceptor confirms it stored its side.
+    assert connection.status == "pending"
+    assert connection.awaits_confirmation and not connection.awaits_acceptance
+    assert connection.activated_at is None
     assert str(connection.remote_uid) == acceptor["uid"]
     assert connection.remote_connection_id == acceptor["connection_id"]
     invitation = connection.invitations.get()
     assert invitation.accepted_at is not None
     assert invitation.acceptor_short_name == "desk-b"
-    # Pairing is one state change: one event, from pending to active.
+    # Pairing is one state change: one event.
     paired = connection.events.get(kind=EventKind.ACCEPTED)
-    assert (paired.from_status, paired.to_status) == ("pending", "active")
+    assert (paired.from_status, paired.to_status) == ("pending", "pending")
     assert paired.actor == "remote node desk-b"
+
+
+def test_the_acceptors_first_signed_call_makes_the_source_side_active(
+    post_accept, invite, acceptor, acceptor_key
+):
+    connection, code = invite()
+    answer = post_accept({"code": code, "acceptor": acceptor}).json()
+    secret = derived_secret(acceptor_key, answer, acceptor, code)
+    assert confirm(connection, acceptor, secret).status_code == 200
+    connection.refresh_from_db()
+    assert connection.status == "active" and connection.activated_at is not None
+    assert connection.remote_status == "active"
+    confirmed = connection.events.get(kind=EventKind.ACTIVATED)
+    assert (confirmed.from_status, confirmed.to_status) == ("pending", "active")
+
+
+def test_a_confirmation_signed_with_another_key_changes_nothing(post_accept, invite, acceptor):
+    connection, code = invite()
+    post_accept({"code": code, "acceptor": acceptor})
+    assert confirm(connection, acceptor, "x" * 43).status_code == 401
+    connection.refresh_from_db()
+    assert connection.status == "pending"
 
 
 def test_the_acceptor_may_rename_its_side_of_the_connection(post_accept, invite, acceptor):
@@ -87,13 +145,54 @@ def test_accept_is_idempotent_for_the_same_acceptor(post_accept, invite, accepto
     assert ConnectionEvent.objects.filter(connection=connection, kind="accepted").count() == 1
 
 
-def test_a_replay_still_succeeds_after_the_code_expired(post_accept, invite, acceptor):
+def test_a_replay_after_the_code_expired_gets_410_and_nothing_else(post_accept, invite, acceptor):
     _connection, code = invite()
-    first = post_accept({"code": code, "acceptor": acceptor})
+    assert post_accept({"code": code, "acceptor": acceptor}).status_code == 200
     with time_machine.travel(timezone.now() + timedelta(hours=100)):
         again = post_accept({"code": code, "acceptor": acceptor})
-    assert again.status_code == 200
-    assert again.json()["secret"] == first.json()["secret"]
+    body = assert_error(again, 410, "invitation_expired")
+    assert set(body) == {"code", "detail"}
+
+
+def test_a_replay_with_another_public_key_gets_nothing(post_accept, invite, acceptor):
+    """Who saw a used code (and the acceptor's public ids) cannot get the connection."""
+    connection, code = invite()
+    assert post_accept({"code": code, "acceptor": acceptor}).status_code == 200
+    attacker = {**acceptor, "public_key": keys.public_key_text(keys.new_private_key())}
+    body = assert_error(post_accept({"code": code, "acceptor": attacker}), 409, "invitation_used")
+    assert "public_key" not in body
+    connection.refresh_from_db()
+    assert connection.invitations.get().acceptor_public_key == acceptor["public_key"]
+
+
+def test_a_replay_by_the_real_acceptor_recovers_a_lost_answer(
+    post_accept, invite, acceptor, acceptor_key
+):
+    connection, code = invite()
+    first = post_accept({"code": code, "acceptor": acceptor}).json()  # "lost"
+    again = post_accept({"code": code, "acceptor": acceptor}).json()
+    assert again == first
+    secret = derived_secret(acceptor_key, again, acceptor, code)
+    assert confirm(connection, acceptor, secret).status_code == 200
+    connection.refresh_from_db()
+    assert connection.status == "active"
+
+
+def test_a_public_key_that_is_not_one_is_refused(post_accept, invite, acceptor):
+    connection, code = invite()
+    for bad in ["", "abc", "A" * 43 + "!", base64.urlsafe_b64encode(b"x" * 31).decode()]:
+        response = post_accept({"code": code, "acceptor": {**acceptor, "public_key": bad}})
+        body = assert_error(response, 400, "invalid_request")
+        assert "public_key" in body["errors"]["acceptor"]
+    # The all-zero key would agree on a known secret: refused before anything is stored.
+    zero = base64.urlsafe_b64encode(bytes(32)).decode().rstrip("=")
+    assert_error(
+        post_accept({"code": code, "acceptor": {**acceptor, "public_key": zero}}),
+        400,
+        "invalid_request",
+    )
+    connection.refresh_from_db()
+    assert connection.awaits_acceptance
 
 
 def test_a_replay_is_refused_once_the_acceptor_deleted_its_side(post_accept, invite, acceptor):
@@ -104,7 +203,7 @@ def test_a_replay_is_refused_once_the_acceptor_deleted_its_side(post_accept, inv
     again = post_accept({"code": code, "acceptor": acceptor})
     body = assert_error(again, 409, "invitation_used")
     assert "since deleted" in body["detail"]
-    assert "secret" not in again.json()
+    assert "public_key" not in again.json()
     connection.refresh_from_db()
     assert connection.status == "error"
 
@@ -330,7 +429,10 @@ def test_neither_token_nor_secret_reaches_logs_or_errors(post_accept, invite, ac
     with caplog.at_level("DEBUG"):
         bad = post_accept({"code": code, "acceptor": {**acceptor, "uid": str(uuid.uuid4())}})
         good = post_accept({"code": code, "acceptor": acceptor})
-    secret = good.json()["secret"]
+    assert good.status_code == 200
+    connection.refresh_from_db()
+    secret = connection.shared_secret
+    assert secret and secret not in good.content.decode()
     assert token not in bad.content.decode()
     assert code not in caplog.text and secret not in caplog.text
     connection.refresh_from_db()
@@ -374,7 +476,6 @@ def test_of_many_concurrent_accepts_exactly_one_wins(invite, acceptor, settings)
     assert len(winners) == 1
     assert all(status == 409 and body["code"] == "invitation_used" for status, body, _ in losers)
     connection.refresh_from_db()
-    assert connection.status == "active"
+    assert connection.awaits_confirmation
     assert connection.remote_connection_id == winners[0][2]
-    assert Connection.objects.filter(status="active").count() == 1
     assert ConnectionEvent.objects.filter(connection=connection, kind="accepted").count() == 1

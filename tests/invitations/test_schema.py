@@ -50,7 +50,7 @@ def test_the_schema_documents_the_request_and_the_answer(openapi):
     answer = resolve(
         openapi, operation["responses"]["200"]["content"]["application/json"]["schema"]
     )
-    assert set(answer["properties"]) == {"connection", "secret"}
+    assert set(answer["properties"]) == {"connection", "public_key"}  # no secret
     connection = resolve(openapi, answer["properties"]["connection"])
     assert {"id", "name", "description", "mode", "status", "source", "destination"} <= set(
         connection["properties"]

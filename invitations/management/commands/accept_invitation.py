@@ -26,6 +26,10 @@ class Command(BaseCommand):
         connection = result.connection
         if result.created:
             self.stdout.write(f"The connection “{connection.name}” is set up.")
+            if not result.issuer_told.told:
+                self.stdout.write(
+                    f"The other side has not heard it yet. {result.issuer_told.message}"
+                )
         else:
             self.stdout.write(f"This code was already accepted here: “{connection.name}”.")
         self.stdout.write(f"{connection.id} {connection.status}")
