@@ -59,10 +59,16 @@ class AcceptInvitationView(APIView):
         summary="Accept an invitation",
         description=(
             "Called by the destination node when its admin accepts an invitation code made "
-            "here. The code is the credential. On success this node's side of the "
-            "connection becomes active and the answer hands over the shared secret. "
-            "Idempotent: the same acceptor (same `uid` and `connection_id`) asking again "
-            "gets the same answer. Of concurrent accepts of one code, exactly one wins. "
+            "here. The code is the credential. The acceptor sends its X25519 public key, "
+            "this node answers with its own, and each side derives the shared secret "
+            "(HKDF-SHA256 over the X25519 result; salt: SHA-256 of the invitation token; "
+            "info: `exalate-connection` followed by the source's and the destination's "
+            "connection ids): no secret crosses the wire. This node's side is then paired "
+            "but stays `pending` until the acceptor's first signed call "
+            "(`POST /api/v1/connections/<id>/status/` with `active`) confirms that it "
+            "stored its side. Idempotent for the same acceptor only (same `uid`, "
+            "`connection_id` and `public_key`) while the code is valid; after expiry a "
+            "repeat gets 410. Of concurrent accepts of one code, exactly one wins. "
             "Throttled per client address."
         ),
         request=AcceptRequestSerializer,
@@ -87,7 +93,8 @@ class AcceptInvitationView(APIView):
             409: _error(
                 409,
                 {
-                    "invitation_used": "Another node already accepted the code.",
+                    "invitation_used": "Another acceptor (another uid, connection id or "
+                    "public key) already accepted the code.",
                     "mode_unavailable": "This node's licence no longer allows the mode.",
                 },
             ),
