@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import socket
+import threading
 import time
+from collections import OrderedDict
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -115,6 +118,36 @@ def pinned_target(url: str) -> tuple[str, dict[str, str], dict[str, str]]:
     return urlunsplit(parts._replace(netloc=netloc)), {"Host": host_header}, extensions
 
 
+# One pool of kept-alive connections per process and per node host name: a call reuses the
+# TCP (and TLS) connection of the last one instead of setting up a new one each time.
+# Keyed by host name, because with the guard on the call goes to the checked address and
+# a TLS connection verified for one name must never carry a call meant for another.
+_clients: OrderedDict[str, httpx.Client] = OrderedDict()
+_clients_pid = os.getpid()
+_clients_lock = threading.Lock()
+MAX_POOLED_HOSTS = 64
+
+
+def pooled_client(host: str) -> httpx.Client:
+    global _clients_pid
+    with _clients_lock:
+        if _clients_pid != os.getpid():  # a forked worker must not share its parent's sockets
+            _clients.clear()
+            _clients_pid = os.getpid()
+        client = _clients.get(host)
+        if client is None:
+            client = httpx.Client(
+                follow_redirects=False,
+                trust_env=False,
+                limits=httpx.Limits(max_keepalive_connections=4, keepalive_expiry=30),
+            )
+            _clients[host] = client
+            if len(_clients) > MAX_POOLED_HOSTS:
+                _clients.popitem(last=False)[1].close()
+        _clients.move_to_end(host)
+        return client
+
+
 def request(
     method: str,
     base_url: str,
@@ -138,13 +171,16 @@ def request(
         **pin_headers,
     }
     deadline = time.monotonic() + TOTAL_TIMEOUT
+    client = pooled_client(all_headers.get("Host") or urlsplit(url).netloc)
     try:
-        with (
-            httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client,
-            client.stream(
-                method, target, json=json_body, headers=all_headers, extensions=extensions
-            ) as response,
-        ):
+        with client.stream(
+            method,
+            target,
+            json=json_body,
+            headers=all_headers,
+            extensions=extensions,
+            timeout=timeout,
+        ) as response:
             raw = _read_capped(response, deadline, base_url)
             status = response.status_code
     except httpx.TimeoutException:

@@ -1,6 +1,8 @@
 """The client that calls other nodes, against real local servers that misbehave."""
 
 import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -330,3 +332,42 @@ def test_normalize_url_gives_the_host_in_the_form_used_on_the_wire(typed, normal
 def test_normalize_url_refuses_a_host_that_cannot_be_one(url):
     with pytest.raises(InvalidURL):
         normalize_url(url)
+
+
+def test_calls_to_one_node_reuse_a_pooled_connection(settings):
+    """Set-up (TCP, and TLS for https) is paid once, not on every call."""
+    settings.EXALATE_ALLOW_PRIVATE_NETWORKS = True
+    opened: list[tuple] = []
+
+    class KeepAlive(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def setup(self):
+            super().setup()
+            opened.append(self.client_address)
+
+        def do_GET(self):
+            body = b'{"ok": true}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), KeepAlive)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        for _ in range(5):
+            assert client.request("GET", base, "/api/v1/instance/") == (200, {"ok": True})
+    finally:
+        server.shutdown()
+    assert len(opened) == 1
+
+
+def test_each_node_host_gets_its_own_pool():
+    assert client.pooled_client("a.example:443") is client.pooled_client("a.example:443")
+    assert client.pooled_client("a.example:443") is not client.pooled_client("b.example:443")
