@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format demo bench install install-dev browser clean
+.PHONY: run serve test lint format demo bench install install-dev browser clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -23,10 +23,27 @@ $(VENV)/.deps-dev: requirements.txt requirements-dev.txt | $(PY)
 install: $(VENV)/.deps
 install-dev: $(VENV)/.deps-dev
 
+# The server and, beside it, the worker that tells peers what this side did.
 run: $(VENV)/.deps
 	DEBUG=1 $(PY) manage.py migrate --noinput
 	DEBUG=1 $(PY) manage.py setup_node
-	DEBUG=1 $(PY) manage.py runserver 127.0.0.1:8000
+	@trap 'kill $$w 2>/dev/null; wait' EXIT; trap 'exit 0' INT TERM; \
+	  DEBUG=1 $(PY) manage.py run_worker & w=$$!; \
+	  DEBUG=1 $(PY) manage.py runserver 127.0.0.1:8000
+
+# The same node as in production: gunicorn (gunicorn.conf.py) and the worker, DEBUG off.
+# A secret key is made once in var/; the node is served over plain http on 127.0.0.1.
+SERVE_ENV = SECRET_KEY="$$(cat var/serve-secret-key)" DEBUG=0 SECURE_SSL_REDIRECT=false \
+  SESSION_COOKIE_SECURE=false CSRF_COOKIE_SECURE=false SECURE_HSTS_SECONDS=0 \
+  EXALATE_ALLOW_PRIVATE_NETWORKS=true
+serve: $(VENV)/.deps
+	@mkdir -p var; test -s var/serve-secret-key || $(PY) -c 'import secrets; print(secrets.token_urlsafe(50))' > var/serve-secret-key
+	$(SERVE_ENV) $(PY) manage.py migrate --noinput
+	$(SERVE_ENV) $(PY) manage.py setup_node
+	@trap 'kill $$w $$g 2>/dev/null; wait' EXIT; trap 'exit 0' INT TERM; \
+	  $(SERVE_ENV) $(PY) manage.py run_worker & w=$$!; \
+	  $(SERVE_ENV) $(VENV)/bin/gunicorn -c gunicorn.conf.py exalate_site.wsgi & g=$$!; \
+	  while kill -0 $$w 2>/dev/null && kill -0 $$g 2>/dev/null; do sleep 1; done; exit 1
 
 # Browser tests drive Debian's Chromium; Playwright never downloads its own browser.
 browser:
@@ -78,7 +95,9 @@ demo: $(VENV)/.deps
 	@echo "Initiate a connection on A towards $(DEMO_B), accept its code on B. Ctrl-C stops both."
 	@# When one node stops (Ctrl-C, or its port is taken) the other is stopped too: a demo
 	@# with one node left looks alive but cannot complete a handshake.
-	@trap 'kill $$a $$b 2>/dev/null; wait' EXIT; trap 'exit 0' INT TERM; \
+	@trap 'kill $$a $$b $$wa $$wb 2>/dev/null; wait' EXIT; trap 'exit 0' INT TERM; \
+	  $(call DEMO_ENV,a,$(DEMO_A)) $(PY) manage.py run_worker >/dev/null & wa=$$!; \
+	  $(call DEMO_ENV,b,$(DEMO_B)) $(PY) manage.py run_worker >/dev/null & wb=$$!; \
 	  $(call DEMO_ENV,a,$(DEMO_A)) $(PY) manage.py runserver 127.0.0.1:8000 --noreload & a=$$!; \
 	  $(call DEMO_ENV,b,$(DEMO_B)) $(PY) manage.py runserver 127.0.0.1:8001 --noreload & b=$$!; \
 	  while kill -0 $$a 2>/dev/null && kill -0 $$b 2>/dev/null; do sleep 1; done; \

@@ -15,7 +15,7 @@ from connections.models import (
     PeerNotification,
     RemoteStatus,
 )
-from connections.services.outbox import send_notification
+from connections.services.outbox import send_notification, wake_workers
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +140,9 @@ def _queue_for_peer(
             "The remote instance is in a private network, which this node cannot call: "
             "tell its admin yourself.",
         )
-    return PeerNotification.for_connection(connection, status, reason)
+    notification = PeerNotification.for_connection(connection, status, reason)
+    wake_workers()
+    return notification
 
 
 def _tell_now(queued: PeerNotification | PeerNotice) -> PeerNotice:
