@@ -247,6 +247,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # DRF refuses a blank string unless a field allows it: say so (minLength 1).
+    "ENFORCE_NON_BLANK_FIELDS": True,
 }
 
 # --- Logging: everything to stdout, where the process manager collects it ---------------
