@@ -4,13 +4,25 @@ from __future__ import annotations
 
 import pytest
 from django.core.signals import request_finished, request_started
-from django.db import connection
+from django.db import close_old_connections, connection
 from django.test.utils import CaptureQueriesContext
 
 from connections.models import Connection
 from nodes.models import GeneralSettings
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def keep_the_test_connection():
+    """The request signals below would close the database connection that holds the
+    test's transaction (Django closes one found out of autocommit): on PostgreSQL the rest
+    of the test then fails with "the connection is closed". The test client does the same."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
 
 
 def settings_queries(run) -> int:
