@@ -5,6 +5,10 @@ connection's shared secret) with the claims `iss` (sender's node uid), `aud` (re
 node uid), `conn` (the receiver's connection id), `iat`, `exp` (at most a minute ahead)
 and `jti`. The receiver remembers every `jti` in the database until the token expires, so
 a captured token cannot be played again, whichever worker or server receives it.
+
+The claims are read strictly (DESIGN.md §5): `aud` is one node uid, never a list; `iat`
+is at most two minutes old and not in the future beyond the clock skew; `exp` comes at
+most a minute after `iat`.
 """
 
 from __future__ import annotations
@@ -29,7 +33,9 @@ from nodes.models import GeneralSettings
 
 ALGORITHM = "HS256"
 LIFETIME_SECONDS = 60
+# How far apart the two nodes' clocks may be (for `exp` and an `iat` in the future).
 LEEWAY_SECONDS = 30
+MAX_AGE_SECONDS = 120
 REQUIRED_CLAIMS = ["iss", "aud", "conn", "iat", "exp", "jti"]
 
 
@@ -138,7 +144,8 @@ class NodeTokenAuthentication(BaseAuthentication):
                 audience=audience,
                 issuer=str(connection.remote_uid),
                 leeway=LEEWAY_SECONDS,
-                options={"require": REQUIRED_CLAIMS},
+                # A list `aud` that merely contains this node's uid is refused too.
+                options={"require": REQUIRED_CLAIMS, "strict_aud": True},
             )
         except jwt.InvalidSignatureError:
             raise TokenRejected(
@@ -154,6 +161,12 @@ class NodeTokenAuthentication(BaseAuthentication):
                 "invalid_token", "The token was issued in the future: check both nodes' clocks."
             ) from None
         except jwt.InvalidAudienceError:
+            # Raised only once the signature checked out, so the claims can be read.
+            audience_claim = jwt.decode(token, options={"verify_signature": False}).get("aud")
+            if not isinstance(audience_claim, str):
+                raise TokenRejected(
+                    "invalid_token", "The token's aud must be one node uid, not a list."
+                ) from None
             raise APIError(
                 403, "wrong_audience", "The token was made for another node, not this one."
             ) from None
@@ -167,15 +180,31 @@ class NodeTokenAuthentication(BaseAuthentication):
             ) from None
         except jwt.InvalidTokenError:
             raise TokenRejected("invalid_token", "The token is not valid.") from None
-        if not isinstance(claims["exp"], int | float) or not isinstance(claims["iat"], int | float):
-            raise TokenRejected("invalid_token", "The token's times are not numbers.")
-        if claims["exp"] > time.time() + LIFETIME_SECONDS + LEEWAY_SECONDS:
-            raise TokenRejected(
-                "invalid_token", f"Tokens may be valid for at most {LIFETIME_SECONDS} seconds."
-            )
+        self._check_times(claims["iat"], claims["exp"])
         if not isinstance(claims["jti"], str) or not 8 <= len(claims["jti"]) <= 128:
             raise TokenRejected("invalid_token", "The token's jti must be a string.")
         return claims
+
+    @staticmethod
+    def _check_times(iat, exp) -> None:
+        """Bound the token's age and lifetime, whatever `exp` the sender chose."""
+        if not all(isinstance(t, int | float) and not isinstance(t, bool) for t in (iat, exp)):
+            raise TokenRejected("invalid_token", "The token's times are not numbers.")
+        now = time.time()
+        if iat < now - MAX_AGE_SECONDS:
+            raise TokenRejected(
+                "token_expired",
+                f"The token was issued more than {MAX_AGE_SECONDS // 60} minutes ago: "
+                "check both nodes' clocks.",
+            )
+        if iat > now + LEEWAY_SECONDS:
+            raise TokenRejected(
+                "invalid_token", "The token was issued in the future: check both nodes' clocks."
+            )
+        if exp - iat > LIFETIME_SECONDS:
+            raise TokenRejected(
+                "invalid_token", f"Tokens may be valid for at most {LIFETIME_SECONDS} seconds."
+            )
 
     def _refuse_replay(self, claims: dict) -> None:
         # Remember the jti until the token could no longer pass the expiry check anyway.
@@ -220,6 +249,7 @@ class NodeTokenScheme(OpenApiAuthenticationExtension):
             "scheme": "bearer",
             "bearerFormat": "JWT",
             "description": "HS256 with the connection's shared secret; claims iss (sender uid), "
-            "aud (receiver uid), conn (receiver's connection id), iat, exp (at most 60 s "
-            "ahead) and a jti that is accepted only once.",
+            "aud (receiver uid, a single string), conn (receiver's connection id), iat (at "
+            "most 2 minutes old, at most 30 s in the future), exp (at most 60 s after iat) "
+            "and a jti that is accepted only once.",
         }

@@ -64,3 +64,25 @@ def _looks_multi_process() -> bool:
     if workers.isdigit():
         return int(workers) > 1
     return not settings.DEBUG
+
+
+@register(Tags.security)
+def check_secret_keys_are_set(app_configs, **kwargs):
+    """Without EXALATE_SECRET_KEYS, secrets at rest are encrypted with a key derived from
+    SECRET_KEY: rotating SECRET_KEY (a routine step after a leak) would then make every
+    stored secret unreadable, and the connections stop working."""
+    if settings.EXALATE_SECRET_KEYS or settings.DEBUG:
+        return []
+    return [
+        Warning(
+            "EXALATE_SECRET_KEYS is not set: the secrets stored in the database are encrypted "
+            "with a key derived from SECRET_KEY, and changing SECRET_KEY would make them "
+            "unreadable.",
+            hint="Set EXALATE_SECRET_KEYS to a Fernet key of its own, e.g. the output of "
+            '`python -c "from cryptography.fernet import Fernet; '
+            'print(Fernet.generate_key().decode())"`, restart, then run '
+            "`python manage.py rotate_secret_keys` (until then the key derived from "
+            "SECRET_KEY still opens what it encrypted).",
+            id="exalate.W002",
+        )
+    ]

@@ -4,6 +4,7 @@ Everything an operator may change comes from the environment (or a `.env` file i
 project root), read with django-environ. DESIGN.md §3 is the list of variables.
 """
 
+import base64
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -48,6 +49,20 @@ if EXALATE_LICENSE not in {"evaluation", "paid", "free"}:
 EXALATE_PUBLIC = env.bool("EXALATE_PUBLIC", default=True)
 EXALATE_EVALUATION_DAYS = env.int("EXALATE_EVALUATION_DAYS", default=30)
 EXALATE_VERSION = "1.0.0"
+# Keys that encrypt secrets at rest (Fernet keys, comma-separated): the first encrypts,
+# all decrypt, so a new key goes first and an old one stays until `rotate_secret_keys`
+# has run. Unset: one key derived from SECRET_KEY (nodes/encryption.py).
+EXALATE_SECRET_KEYS = env.list("EXALATE_SECRET_KEYS", default=[])
+for _key in EXALATE_SECRET_KEYS:
+    try:
+        if len(base64.urlsafe_b64decode(_key.encode("ascii"))) != 32:
+            raise ValueError
+    except ValueError:
+        raise ImproperlyConfigured(
+            "EXALATE_SECRET_KEYS holds a value that is not a Fernet key (32 bytes in "
+            'url-safe base64, e.g. from `python -c "from cryptography.fernet import Fernet; '
+            'print(Fernet.generate_key().decode())"`).'
+        ) from None
 
 _node_host = urlsplit(EXALATE_NODE_URL).hostname or "127.0.0.1"
 _local_hosts = ["localhost", "127.0.0.1", "[::1]"]
@@ -250,6 +265,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # DRF refuses a blank string unless a field allows it: say so (minLength 1).
+    "ENFORCE_NON_BLANK_FIELDS": True,
 }
 
 # --- Logging: everything to stdout, where the process manager collects it ---------------

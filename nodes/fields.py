@@ -7,6 +7,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from nodes import encryption
 from nodes.validators import SHORT_NAME_MAX_LENGTH, InvalidURL, normalize_url, validate_short_name
 
 
@@ -52,3 +53,30 @@ class ShortNameField(models.CharField):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("max_length", SHORT_NAME_MAX_LENGTH)
         super().__init__(*args, **kwargs)
+
+
+class EncryptedTextField(models.TextField):
+    """A secret kept encrypted at rest (nodes/encryption.py): the model attribute holds the
+    secret, the column only its Fernet token. An empty value stays empty, so "no secret"
+    can still be told and wiped with a plain update. Never shown in forms or the admin.
+
+    Lookups compare tokens, and a token is different every time: filter on emptiness only.
+    """
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("editable", False)
+        kwargs.setdefault("blank", True)
+        super().__init__(*args, **kwargs)
+
+    def from_db_value(self, value, expression, connection):
+        if not value:
+            return value
+        return encryption.decrypt(value)
+
+    def get_prep_value(self, value):
+        value = super().get_prep_value(value)
+        if isinstance(value, encryption.UnreadableSecret):
+            return value.token  # written back as it was read
+        if not value:
+            return value
+        return encryption.encrypt(value)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 from urllib.parse import urlsplit, urlunsplit
 
 import idna
@@ -25,6 +26,20 @@ def validate_short_name(value: str) -> None:
             "Use only letters, digits, spaces and the characters . - _",
             code="short_name_characters",
         )
+
+
+# Kept in a text that may span lines (a description); every other control character goes.
+LINE_BREAKS = "\t\n\r"
+
+
+def printable(value: str, *, multiline: bool = False) -> str:
+    """`value` without control characters (NUL, escape sequences, C1 controls) and lone
+    surrogates, which no text the nodes exchange may hold: a database refuses NUL, and the
+    others garble what a person reads. A multi-line text keeps its tabs and line breaks."""
+    kept = LINE_BREAKS if multiline else ""
+    return "".join(
+        char for char in value if char in kept or unicodedata.category(char) not in ("Cc", "Cs")
+    )
 
 
 class InvalidURL(ValueError):

@@ -40,6 +40,8 @@ def test_deploy_check_is_clean_with_production_settings():
             "EXALATE_NODE_URL": "https://desk.example.com",
             # Production runs several workers: their throttle needs a shared cache.
             "CACHE_URL": "redis://127.0.0.1:6379/0",
+            # Secrets at rest get keys of their own, apart from SECRET_KEY.
+            "EXALATE_SECRET_KEYS": "x3cW8r0y0mN3n1oFJxkq2yTgYxVqQbJ9s1a0pXc7fU4=",
         },
         capture_output=True,
         text=True,

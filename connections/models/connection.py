@@ -13,7 +13,7 @@ from django.db.models.functions import Lower
 from django.urls import reverse
 from django.utils import timezone
 
-from nodes.fields import NodeURLField, ShortNameField
+from nodes.fields import EncryptedTextField, NodeURLField, ShortNameField
 from nodes.models import GeneralSettings, Mode
 
 
@@ -88,8 +88,9 @@ class Connection(models.Model):
         "status on the remote side", max_length=12, choices=RemoteStatus.choices, blank=True
     )
     remote_status_at = models.DateTimeField(null=True, blank=True)
-    # Key for the JWTs the two nodes sign their calls with. Never shown or logged.
-    shared_secret = models.CharField(max_length=64, blank=True, editable=False)
+    # Key for the JWTs the two nodes sign their calls with. Never shown or logged; the
+    # database holds it encrypted.
+    shared_secret = EncryptedTextField()
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     activated_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_by = models.ForeignKey(

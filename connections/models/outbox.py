@@ -11,7 +11,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from connections.models.connection import Connection, RemoteStatus
-from nodes.fields import NodeURLField
+from nodes.fields import EncryptedTextField, NodeURLField
 
 
 class NotificationState(models.TextChoices):
@@ -105,8 +105,8 @@ class PeerNotification(models.Model):
     remote_uid = models.UUIDField("remote node uid")
     remote_connection_id = models.CharField(max_length=64)
     # The key to sign with once the connection row may be gone. Never shown or logged;
-    # wiped as soon as the row is settled.
-    signing_key = models.CharField(max_length=64, blank=True, editable=False)
+    # encrypted in the database, and wiped as soon as the row is settled.
+    signing_key = EncryptedTextField()
     state = models.CharField(
         max_length=12, choices=NotificationState.choices, default=NotificationState.PENDING
     )

@@ -1,8 +1,11 @@
 """The invitation code page (shown once), "Regenerate invitation" and "Revoke".
 
-Only a hash of the token is stored, so the code exists once: it travels in the session
-from the step that made it to this page, which takes it out as it shows it. A reload,
-another tab or the browser's Back button then finds nothing and offers a new code.
+Only a hash of the token is stored, so the code exists once: the step that makes it (the
+wizard's last step, Regenerate) shows it in the answer to its own POST, and nothing keeps
+it afterwards, not even the session (sessions are signed, not encrypted, and sit in the
+database and the cache). The page's own address, `/connections/<id>/invitation/`, then
+says that the code was shown and offers a new one: a reload, another tab or the browser's
+Back button find nothing to show again.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
@@ -18,51 +22,26 @@ from connections.services import actions
 from invitations.models import Invitation
 from invitations.services import issuing
 
-SESSION_KEY = "exalate_fresh_invitation_codes"
+TEMPLATE = "invitations/initiate/code.html"
 
 
-def remember_code(request, invitation: Invitation, code: str) -> None:
-    """Hand a freshly made code to the code page, which shows it once."""
-    fresh = dict(request.session.get(SESSION_KEY, {}))
-    fresh[str(invitation.connection_id)] = {"invitation": invitation.pk, "code": code}
-    request.session[SESSION_KEY] = fresh
-
-
-def _take_code(request, connection: Connection) -> tuple[Invitation, str] | None:
-    fresh = dict(request.session.get(SESSION_KEY, {}))
-    entry = fresh.pop(str(connection.pk), None)
-    if entry is None:
-        return None
-    request.session[SESSION_KEY] = fresh
-    if not connection.awaits_acceptance:
-        return None  # accepted meanwhile: the code is of no use any more
-    invitation = (
-        Invitation.objects.valid().filter(connection=connection, pk=entry.get("invitation")).first()
-    )
-    if invitation is None:
-        # Revoked or accepted meanwhile (another tab regenerated it): nothing to show.
-        return None
-    invitation.mark_shown()
-    return invitation, entry["code"]
-
-
-@login_required
-@permission_required("connections.add_connection", raise_exception=True)
-@never_cache
-def invitation_code(request, pk):
-    connection = get_object_or_404(Connection, pk=pk)
-    taken = _take_code(request, connection)
-    invitation, code = taken if taken else (connection.invitations.first(), None)
+def render_code_page(request, connection: Connection, invitation: Invitation | None, code=None):
+    """The code page: with `code`, the code just made (shown now, once); without, what
+    became of it. The answer is never cached, so the code does not outlive this page."""
+    if code is not None:
+        invitation.mark_shown()
     accept_url = f"{connection.remote_url}/connections/accept/" if connection.remote_url else ""
     return render(
         request,
-        "invitations/initiate/code.html",
+        TEMPLATE,
         {
             "connection": connection,
             "invitation": invitation,
             "code": code,
             "accept_url": accept_url,
             "can_regenerate": connection.awaits_acceptance,
+            # Where a reload goes: this page without the code, not the POST again.
+            "page_url": reverse("invitations:invitation", args=[connection.pk]),
             "step": 4,
             "total_steps": 4,
         },
@@ -71,7 +50,16 @@ def invitation_code(request, pk):
 
 @login_required
 @permission_required("connections.add_connection", raise_exception=True)
+@never_cache
+def invitation_code(request, pk):
+    connection = get_object_or_404(Connection, pk=pk)
+    return render_code_page(request, connection, connection.invitations.first())
+
+
+@login_required
+@permission_required("connections.add_connection", raise_exception=True)
 @require_POST
+@never_cache
 def regenerate_invitation(request, pk):
     connection = get_object_or_404(Connection, pk=pk)
     try:
@@ -82,8 +70,7 @@ def regenerate_invitation(request, pk):
     except actions.ConnectionActionError as exc:
         messages.error(request, str(exc))
         return redirect(connection)
-    remember_code(request, invitation, code)
-    return redirect("invitations:invitation", pk=connection.pk)
+    return render_code_page(request, connection, invitation, code)
 
 
 @login_required

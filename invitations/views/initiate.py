@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import NON_FIELD_ERRORS
-from django.shortcuts import redirect, render
+from django.shortcuts import render
 from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
 from formtools.wizard.views import SessionWizardView
 
 from invitations.services import initiating
-from invitations.views.code import remember_code
+from invitations.views.code import render_code_page
 from invitations.wizard_forms import DestinationForm, DetailsForm, ModeForm
 from nodes.discovery import Destination, discover_destination, missing_mode_reasons
 from nodes.models import GeneralSettings, Mode
@@ -124,8 +124,8 @@ class InitiateConnectionWizard(SessionWizardView):
             )
         except initiating.InitiateRefused as refused:
             return self.render_refusal(refused, form_dict[refused.step])
-        remember_code(self.request, invitation, code)
-        return redirect("invitations:invitation", pk=connection.pk)
+        # Shown in this answer, once: the code is kept nowhere, not even in the session.
+        return render_code_page(self.request, connection, invitation, code)
 
     def render_refusal(self, refused: initiating.InitiateRefused, form):
         """The refused step again, with what was typed and why (the name was just taken)."""

@@ -114,6 +114,43 @@ def test_a_token_issued_in_the_future_is_refused(client, connection, node):
     assert_refused(get_side(client, connection, token), 401, "invalid_token")
 
 
+def test_a_token_issued_more_than_two_minutes_ago_is_refused_whatever_its_expiry(
+    client, connection, node
+):
+    now = int(time.time())
+    token = raw_token(connection, node, iat=now - 600, exp=now + 30)
+    assert_refused(get_side(client, connection, token), 401, "token_expired")
+
+
+def test_a_token_whose_expiry_is_more_than_a_minute_after_its_issue_is_refused(
+    client, connection, node
+):
+    # Within a minute and a half of now, but valid for 80 seconds.
+    now = int(time.time())
+    token = raw_token(connection, node, iat=now - 50, exp=now + 30)
+    assert_refused(get_side(client, connection, token), 401, "invalid_token")
+
+
+def test_a_token_issued_slightly_in_the_future_passes_within_the_clock_skew(
+    client, connection, node
+):
+    now = int(time.time())
+    token = raw_token(connection, node, iat=now + LEEWAY_SECONDS - 10, exp=now + 60)
+    assert get_side(client, connection, token).status_code == 200
+
+
+@pytest.mark.parametrize("extra", [[], ["another-node"]], ids=["alone", "with another"])
+def test_a_token_whose_audience_is_a_list_is_refused(client, connection, node, extra):
+    token = raw_token(connection, node, aud=[str(node.uid), *extra])
+    assert_refused(get_side(client, connection, token), 401, "invalid_token")
+
+
+@pytest.mark.parametrize("claim", ["iat", "exp"])
+def test_a_token_whose_times_are_not_numbers_is_refused(client, connection, node, claim):
+    token = raw_token(connection, node, **{claim: True})
+    assert get_side(client, connection, token).status_code == 401
+
+
 def test_a_token_is_never_accepted_twice(client, connection):
     token = peer_token(connection)
     assert get_side(client, connection, token).status_code == 200

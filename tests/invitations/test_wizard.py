@@ -1,5 +1,6 @@
 """The initiate wizard, walked with the test client; destinations are real HTTP servers."""
 
+import json
 import re
 import socket
 from datetime import date, timedelta
@@ -7,6 +8,7 @@ from datetime import date, timedelta
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
+from django.contrib.sessions.models import Session
 from django.test import Client
 
 from connections.models import Connection, ConnectionEvent, EventKind
@@ -49,7 +51,8 @@ def shown_code(response) -> str:
 
 
 def finish(client, **details):
-    """From the mode step on: choose a mode, fill the details, follow to the code page."""
+    """The last step: fill the details; the answer is the code page (shown once, in the
+    answer to the POST: the code is kept nowhere to be shown later)."""
     fields = {
         "local_short_name": "acme",
         "remote_short_name": "globex",
@@ -58,7 +61,8 @@ def finish(client, **details):
     }
     fields.update(details)
     response = post_step(client, "details", **fields)
-    assert response.status_code == 302, response.context and response.context["form"].errors
+    assert response.status_code == 200
+    assert 'id="invitation-code"' in response.content.decode(), response.context.get("form")
     return response
 
 
@@ -541,7 +545,7 @@ def test_a_page_left_open_in_another_tab_cannot_finish_for_another_destination(
             name="Now for second",
             destination_check=second.url,
         )
-    assert response.status_code == 302
+    assert 'id="invitation-code"' in response.content.decode()
     assert Connection.objects.get().remote_url == second.url
 
 
@@ -618,7 +622,8 @@ def test_finishing_creates_the_pending_connection_its_invitation_and_events(
     post_step(wizard, "mode", mode="script")
     response = finish(wizard, description="Sync P1 incidents")
     connection = Connection.objects.get()
-    assert response.url == f"/connections/{connection.id}/invitation/"
+    # Shown in the answer to the last step; a reload goes to the code page's own address.
+    assert f'data-page-url="/connections/{connection.id}/invitation/"' in response.content.decode()
     assert connection.status == "pending"
     assert connection.role == "source"
     assert connection.mode == "script"
@@ -639,7 +644,7 @@ def test_the_code_page_shows_a_code_that_carries_the_connection(wizard, node, gl
     settings.EXALATE_INVITATION_TTL_HOURS = 2
     post_step(wizard, "destination", destination_url=globex.url)
     post_step(wizard, "mode", mode="script")
-    response = wizard.get(finish(wizard).url)
+    response = finish(wizard)
     page = response.content.decode()
     connection = Connection.objects.get()
     invitation = connection.invitations.get()
@@ -662,10 +667,56 @@ def test_the_code_page_shows_a_code_that_carries_the_connection(wizard, node, gl
     assert Invitation.objects.get().shown_at is not None
 
 
+def sessions_holding(text: str) -> list[str]:
+    """Keys of the stored sessions whose data, decoded, contains `text`."""
+    return [
+        session.session_key
+        for session in Session.objects.all()
+        if text in json.dumps(session.get_decoded())
+    ]
+
+
+def test_the_code_is_kept_in_no_session_and_shown_once(wizard):
+    post_step(wizard, "destination", no_url="on")
+    post_step(wizard, "mode", mode="basic")
+    page = finish(wizard)
+    code = shown_code(page)
+    assert page.content.decode().count(code) == 1
+    assert Session.objects.exists()  # the admin's login session, at least
+    assert sessions_holding(code) == []
+    assert code not in json.dumps(dict(wizard.session.items()))
+    connection = Connection.objects.get()
+    regenerated = wizard.post(f"/connections/{connection.id}/invitation/regenerate/")
+    new_code = shown_code(regenerated)
+    assert regenerated.content.decode().count(new_code) == 1
+    assert sessions_holding(new_code) == []
+
+
+def test_codes_that_older_versions_kept_in_sessions_are_taken_out(db):
+    from importlib import import_module
+
+    from django.apps import apps
+    from django.conf import settings
+
+    migration = import_module("invitations.migrations.0004_forget_codes_kept_in_sessions")
+    store = import_module(settings.SESSION_ENGINE).SessionStore
+    old = store()
+    old[migration.OLD_SESSION_KEY] = {"c0ffee": {"invitation": 1, "code": "left-behind.code"}}
+    old["_auth_user_id"] = "1"
+    old.save()
+    untouched = store()
+    untouched["other"] = "kept"
+    untouched.save()
+    migration.forget_codes_kept_in_sessions(apps, None)
+    assert sessions_holding("left-behind.code") == []
+    assert dict(store(session_key=old.session_key).items()) == {"_auth_user_id": "1"}
+    assert store(session_key=untouched.session_key)["other"] == "kept"
+
+
 def test_the_code_page_has_no_go_to_remote_link_without_a_url(wizard):
     post_step(wizard, "destination", no_url="on")
     post_step(wizard, "mode", mode="basic")
-    response = wizard.get(finish(wizard).url)
+    response = finish(wizard)
     assert "Go to remote" not in response.content.decode()
     assert invitation_code.decode(shown_code(response)).destination_uid is None
 
@@ -673,9 +724,9 @@ def test_the_code_page_has_no_go_to_remote_link_without_a_url(wizard):
 def test_the_code_is_shown_once_and_a_reload_offers_regenerate(wizard):
     post_step(wizard, "destination", no_url="on")
     post_step(wizard, "mode", mode="basic")
-    code_url = finish(wizard).url
-    first = wizard.get(code_url)
+    first = finish(wizard)
     code = shown_code(first)
+    code_url = f"/connections/{Connection.objects.get().id}/invitation/"
     reload = wizard.get(code_url).content.decode()
     assert 'id="invitation-code"' not in reload
     assert code not in reload
@@ -686,12 +737,13 @@ def test_the_code_is_shown_once_and_a_reload_offers_regenerate(wizard):
 def test_regenerate_revokes_the_old_code_and_shows_a_new_one_once(wizard):
     post_step(wizard, "destination", no_url="on")
     post_step(wizard, "mode", mode="basic")
-    code_url = finish(wizard).url
-    old = invitation_code.decode(shown_code(wizard.get(code_url)))
+    old = invitation_code.decode(shown_code(finish(wizard)))
     connection = Connection.objects.get()
+    code_url = f"/connections/{connection.id}/invitation/"
     response = wizard.post(f"/connections/{connection.id}/invitation/regenerate/")
-    assert response.url == code_url
-    new = invitation_code.decode(shown_code(wizard.get(code_url)))
+    assert f'data-page-url="{code_url}"' in response.content.decode()
+    assert response["Cache-Control"].startswith("max-age=0")
+    new = invitation_code.decode(shown_code(response))
     assert new.token != old.token
     assert Invitation.objects.get(token_hash=hash_token(old.token)).state == "revoked"
     assert Invitation.objects.get(token_hash=hash_token(new.token)).state == "valid"
@@ -834,7 +886,7 @@ def test_the_whole_walk_against_a_live_second_node(wizard, node, live_nodes, set
         name="Live walk",
         description="",
     )
-    code = invitation_code.decode(shown_code(wizard.get(response.url)))
+    code = invitation_code.decode(shown_code(response))
     assert code.destination_uid == b_uid
     assert code.mode == "script"
     listing = wizard.get("/connections/").content.decode()
@@ -846,7 +898,7 @@ def test_the_whole_walk_against_a_live_second_node(wizard, node, live_nodes, set
 def test_revoke_on_the_connection_page_makes_the_code_useless_and_keeps_it_pending(wizard):
     post_step(wizard, "destination", no_url="on")
     post_step(wizard, "mode", mode="basic")
-    code = shown_code(wizard.get(finish(wizard).url))
+    code = shown_code(finish(wizard))
     connection = Connection.objects.get()
     page = wizard.get(f"/connections/{connection.id}/").content.decode()
     assert f'action="/connections/{connection.id}/invitation/revoke/"' in page

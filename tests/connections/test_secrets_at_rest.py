@@ -1,0 +1,237 @@
+"""Shared secrets and outbox signing keys are encrypted in the database, with key rotation."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from io import StringIO
+
+import pytest
+from cryptography.fernet import Fernet
+from django.core.management import CommandError, call_command
+from django.db import connection as db
+from django.db.migrations.executor import MigrationExecutor
+from django.forms.models import fields_for_model
+from django.utils import timezone
+
+from connections.models import Connection, PeerNotification
+from exalate_site.checks import check_secret_keys_are_set
+from nodes import encryption
+from tests.connections.peers import make_paired
+from tests.test_settings import run_django
+
+BEFORE = ("connections", "0005_field_rules_on_the_fields")
+KEY_A, KEY_B, KEY_C = (Fernet.generate_key().decode() for _ in range(3))
+
+
+def raw_column(table: str, column: str) -> list[str]:
+    """What the database itself holds, read past the ORM."""
+    with db.cursor() as cursor:
+        cursor.execute(f"SELECT {column} FROM {table}")  # noqa: S608 - fixed names
+        return [row[0] for row in cursor.fetchall()]
+
+
+def raw_secrets() -> list[str]:
+    return raw_column("connections_connection", "shared_secret") + raw_column(
+        "connections_peernotification", "signing_key"
+    )
+
+
+def notify(connection: Connection) -> PeerNotification:
+    return PeerNotification.for_connection(connection, "deactivated")
+
+
+def opens_with(key: str, token: str) -> bool:
+    try:
+        Fernet(key.encode()).decrypt(token.encode())
+    except Exception:  # noqa: BLE001 - InvalidToken, or not a token at all
+        return False
+    return True
+
+
+@pytest.fixture
+def keys(settings):
+    """`keys("A", "B")` sets EXALATE_SECRET_KEYS to those of the three test keys."""
+    named = {"A": KEY_A, "B": KEY_B, "C": KEY_C}
+
+    def use(*names: str) -> None:
+        settings.EXALATE_SECRET_KEYS = [named[name] for name in names]
+
+    return use
+
+
+def rotate() -> str:
+    out = StringIO()
+    call_command("rotate_secret_keys", stdout=out)
+    return out.getvalue()
+
+
+# --- at rest ------------------------------------------------------------------------------
+
+
+def test_the_database_never_holds_a_secret_in_clear(node):
+    connection = make_paired()
+    notification = notify(connection)
+    secret = connection.shared_secret
+    stored = raw_secrets()
+    assert len(stored) == 2
+    assert all(value and secret not in value for value in stored)
+    assert stored[0] != stored[1]  # each encryption is a new token
+    assert Connection.objects.get(pk=connection.pk).shared_secret == secret
+    assert PeerNotification.objects.get(pk=notification.pk).signing_key == secret
+
+
+def test_no_secret_stays_empty_and_a_settled_notification_wipes_its_key(node):
+    pending = make_paired(status="pending", shared_secret="")
+    assert Connection.objects.get(pk=pending.pk).shared_secret == ""
+    connection = make_paired(name="Other")
+    notify(connection)
+    PeerNotification.objects.cancel("test")
+    assert raw_column("connections_peernotification", "signing_key") == [""]
+    assert raw_column("connections_connection", "shared_secret").count("") == 1
+
+
+def test_the_secret_fields_are_in_no_form(node):
+    assert "shared_secret" not in fields_for_model(Connection)
+    assert "signing_key" not in fields_for_model(PeerNotification)
+
+
+def test_without_the_setting_the_key_comes_from_secret_key(node, settings):
+    settings.EXALATE_SECRET_KEYS = []
+    connection = make_paired()
+    [token] = raw_column("connections_connection", "shared_secret")
+    assert opens_with(encryption.derived_key(settings.SECRET_KEY).decode(), token)
+    settings.SECRET_KEY = "another-secret-key-" + "x" * 40
+    # Unreadable now: it reads as no secret (the connection is not usable), is logged...
+    reread = Connection.objects.get(pk=connection.pk)
+    assert reread.shared_secret == ""
+    assert not reread.is_paired
+    # ...and a save writes back what was there, so the right key brings it back.
+    reread.save()
+    assert raw_column("connections_connection", "shared_secret") == [token]
+
+
+# --- keys and rotation ------------------------------------------------------------------
+
+
+def test_the_first_key_encrypts_and_every_key_decrypts(node, keys):
+    keys("A")
+    connection = make_paired()
+    keys("B", "A")
+    assert Connection.objects.get(pk=connection.pk).shared_secret == connection.shared_secret
+    make_paired(name="Newer")
+    tokens = raw_column("connections_connection", "shared_secret")
+    assert sorted(opens_with(KEY_B, token) for token in tokens) == [False, True]
+
+
+def test_rotate_secret_keys_moves_every_secret_to_the_first_key(node, keys):
+    keys("A")
+    connection = make_paired()
+    notify(connection)
+    already = make_paired(name="Already")
+    keys("B", "A")
+    already.save()  # written again: now under B
+    output = rotate()
+    assert "connections.Connection.shared_secret: 1 re-encrypted, 1 already" in output
+    assert "connections.PeerNotification.signing_key: 1 re-encrypted, 0 already" in output
+    assert all(opens_with(KEY_B, token) for token in raw_secrets())
+    keys("B")  # the old key can go now
+    assert Connection.objects.get(pk=connection.pk).shared_secret == connection.shared_secret
+    assert PeerNotification.objects.get().signing_key == connection.shared_secret
+    assert "0 re-encrypted, 2 already" in rotate()
+
+
+def test_moving_from_the_derived_key_to_the_setting_needs_only_a_rotation(node, settings, keys):
+    settings.EXALATE_SECRET_KEYS = []
+    connection = make_paired()
+    keys("A")
+    assert Connection.objects.get(pk=connection.pk).shared_secret == connection.shared_secret
+    rotate()
+    settings.SECRET_KEY = "rotated-secret-key-" + "y" * 40
+    assert Connection.objects.get(pk=connection.pk).shared_secret == connection.shared_secret
+
+
+def test_rotation_leaves_what_no_key_opens_and_says_so(node, keys):
+    keys("A")
+    connection = make_paired()
+    [token] = raw_column("connections_connection", "shared_secret")
+    keys("C")
+    with pytest.raises(CommandError, match="1 secret.*cannot be decrypted"):
+        rotate()
+    assert raw_column("connections_connection", "shared_secret") == [token]
+    keys("C", "A")
+    rotate()
+    keys("C")
+    assert Connection.objects.get(pk=connection.pk).shared_secret == connection.shared_secret
+
+
+# --- settings and the system check ------------------------------------------------------
+
+
+def test_a_value_that_is_not_a_fernet_key_stops_the_node_at_start():
+    result = run_django(
+        "import django; django.setup()", DEBUG="1", EXALATE_SECRET_KEYS=f"{KEY_A},not-a-key"
+    )
+    assert result.returncode != 0
+    assert "EXALATE_SECRET_KEYS" in result.stderr
+
+
+def test_production_without_its_own_secret_keys_warns(settings):
+    settings.DEBUG = False
+    settings.EXALATE_SECRET_KEYS = []
+    [warning] = check_secret_keys_are_set(None)
+    assert warning.id == "exalate.W002"
+    assert "SECRET_KEY" in warning.msg
+    settings.EXALATE_SECRET_KEYS = [KEY_A]
+    assert check_secret_keys_are_set(None) == []
+    settings.EXALATE_SECRET_KEYS = []
+    settings.DEBUG = True
+    assert check_secret_keys_are_set(None) == []
+
+
+# --- the data migration -----------------------------------------------------------------
+
+
+def migrate(target):
+    executor = MigrationExecutor(db)
+    executor.loader.build_graph()
+    executor.migrate(target)
+    return executor.loader.project_state(target).apps
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_encrypts_the_plain_secrets_already_stored():
+    latest = MigrationExecutor(db).loader.graph.leaf_nodes()
+    old = migrate([BEFORE])
+    try:
+        secret = secrets.token_urlsafe(32)
+        row = old.get_model("connections", "Connection").objects.create(
+            name="Old",
+            mode="script",
+            role="source",
+            local_short_name="a",
+            remote_short_name="b",
+            status="active",
+            shared_secret=secret,
+        )
+        old.get_model("connections", "PeerNotification").objects.create(
+            connection_id=row.pk,
+            connection_name="Old",
+            status="deactivated",
+            changed_at=timezone.now(),
+            remote_url="https://b.example",
+            remote_uid=uuid.uuid4(),
+            remote_connection_id="x",
+            signing_key=secret,
+        )
+        assert raw_secrets() == [secret, secret]  # how it was stored before
+
+        migrate(latest)
+        assert all(value and secret not in value for value in raw_secrets())
+        assert Connection.objects.get(pk=row.pk).shared_secret == secret
+        assert PeerNotification.objects.get().signing_key == secret
+
+        migrate([BEFORE])  # and back: plain again, the same secret
+        assert raw_secrets() == [secret, secret]
+    finally:
+        migrate(latest)
