@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 
 from django.core.exceptions import ValidationError
 
+from nodes.models import Mode
 from nodes.validators import (
     DESCRIPTION_MAX_LENGTH,
     NAME_MAX_LENGTH,
@@ -35,7 +36,6 @@ FORMAT_VERSION = 1
 MAX_LENGTH = 4096
 CHECKSUM_LENGTH = 16
 TOKEN_BYTES = 32  # 256 bits
-MODES = ("basic", "script")
 
 DAMAGED = (
     "This invitation code is damaged or incomplete. Copy the code again in full "
@@ -262,7 +262,7 @@ def _from_data(data) -> InvitationCode:
         )
     src, conn = _dict(data.get("src")), _dict(data.get("conn"))
     mode = conn.get("mode")
-    if mode not in MODES:
+    if mode not in Mode.values:
         raise ValueError("bad mode")
     exp = data.get("exp")
     if type(exp) is not int or not 0 <= exp <= _LAST_TIMESTAMP:  # noqa: E721

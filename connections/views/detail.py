@@ -76,13 +76,9 @@ def _switch(
     connection = get_object_or_404(Connection, pk=pk)
     try:
         notice = action(connection, request.user)
-    except actions.ConnectionGone as exc:
-        messages.error(request, str(exc))
-        return redirect("connections:list")
     except actions.ConnectionActionError as exc:
-        messages.error(request, str(exc))
-    else:
-        _report(request, done, notice)
+        return refused(request, connection, exc)
+    _report(request, done, notice)
     return redirect(connection)
 
 
@@ -101,6 +97,15 @@ def delete(request: HttpRequest, pk) -> HttpResponse:
         return redirect("connections:list")
     _report(request, f"The connection \u201c{name}\u201d is deleted.", notice)
     return redirect("connections:list")
+
+
+def refused(request: HttpRequest, connection: Connection, error: actions.ConnectionActionError):
+    """Say why an action was refused, on the connection's page, or on the list when the
+    connection no longer exists (deleted meanwhile in another tab or by another admin)."""
+    messages.error(request, str(error))
+    if isinstance(error, actions.ConnectionGone):
+        return redirect("connections:list")
+    return redirect(connection)
 
 
 def _report(request: HttpRequest, done: str, notice: actions.PeerNotice) -> None:

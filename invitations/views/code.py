@@ -19,6 +19,7 @@ from django.views.decorators.http import require_POST
 
 from connections.models import Connection
 from connections.services import actions
+from connections.views.detail import refused
 from invitations.models import Invitation
 from invitations.services import issuing
 
@@ -64,12 +65,8 @@ def regenerate_invitation(request, pk):
     connection = get_object_or_404(Connection, pk=pk)
     try:
         invitation, code = issuing.regenerate_invitation(connection, user=request.user)
-    except actions.ConnectionGone as exc:
-        messages.error(request, str(exc))
-        return redirect("connections:list")
     except actions.ConnectionActionError as exc:
-        messages.error(request, str(exc))
-        return redirect(connection)
+        return refused(request, connection, exc)
     return render_code_page(request, connection, invitation, code)
 
 
@@ -80,12 +77,8 @@ def revoke_invitation(request, pk):
     connection = get_object_or_404(Connection, pk=pk)
     try:
         revoked = issuing.revoke_invitation(connection, user=request.user)
-    except actions.ConnectionGone as exc:
-        messages.error(request, str(exc))
-        return redirect("connections:list")
     except actions.ConnectionActionError as exc:
-        messages.error(request, str(exc))
-        return redirect(connection)
+        return refused(request, connection, exc)
     if revoked:
         messages.success(
             request,
