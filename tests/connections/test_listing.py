@@ -191,10 +191,13 @@ def test_the_page_costs_the_same_queries_for_5_or_200_connections(admin_client, 
     add(5, status="pending")
     with CaptureQueriesContext(db_connection) as few:
         admin_client.get("/connections/?q=connection&status=pending")
+    # Counted at once: the next request clears the log the context reads from.
+    queries_for_few = len(few.captured_queries)
     add(195, status="pending")
     with CaptureQueriesContext(db_connection) as many:
         response = admin_client.get("/connections/?q=connection&status=pending")
-    assert len(many.captured_queries) == len(few.captured_queries)
+    assert len(many.captured_queries) == queries_for_few
+    assert queries_for_few > 0
     assert len(ids_in(response)) == PAGE_SIZE
 
 
