@@ -65,6 +65,35 @@ class ConnectionQuerySet(models.QuerySet):
     def with_name(self, name: str):
         return self.filter(name__iexact=name.strip())
 
+    @staticmethod
+    def search_condition(text: str) -> models.Q:
+        """Name, short names or remote URL contain `text` (any case); empty: everything."""
+        text = text.strip()
+        if not text:
+            return models.Q()
+        return (
+            models.Q(name__icontains=text)
+            | models.Q(local_short_name__icontains=text)
+            | models.Q(remote_short_name__icontains=text)
+            | models.Q(remote_url__icontains=text)
+        )
+
+    def matching(self, text: str):
+        return self.filter(self.search_condition(text))
+
+    def status_counts(self, among: models.Q | None = None) -> dict[str, int]:
+        """How many connections there are in each status, among those matching `among`,
+        and in all (`"all"`, whatever `among` says): one aggregate query."""
+        among = among if among is not None else models.Q()
+        return self.aggregate(
+            all=models.Count("pk"),
+            matching=models.Count("pk", filter=among),
+            **{
+                status: models.Count("pk", filter=among & models.Q(status=status))
+                for status in Status.values
+            },
+        )
+
 
 class Connection(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -107,6 +136,11 @@ class Connection(models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(Lower("name"), name="connection_name_unique_ci"),
+        ]
+        indexes = [
+            # The Connections page: newest first, one page at a time, often by status.
+            models.Index(fields=["-created_at"], name="connection_newest_first"),
+            models.Index(fields=["status", "-created_at"], name="connection_status_newest"),
         ]
 
     def __str__(self) -> str:
