@@ -2,7 +2,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 
-from nodes.models import GeneralSettings
+from nodes.models import GeneralSettings, end_request
 from tests.livenodes import LiveNode, start_node
 
 
@@ -10,6 +10,15 @@ from tests.livenodes import LiveNode, start_node
 def fast_password_hashing(settings):
     # Real hashing costs ~0.4 s per login made; tests check behaviour, not hash strength.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def no_settings_from_an_earlier_request():
+    """General Settings are kept for the rest of a request; a test client request that
+    raised never finished, so its copy must not reach the next test (a new database)."""
+    end_request()
+    yield
+    end_request()
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('connections', '0005_field_rules_on_the_fields'),
+        ('connections', '0006_secrets_encrypted_at_rest'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
