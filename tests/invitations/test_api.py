@@ -10,6 +10,7 @@ import pytest
 import time_machine
 from django.db import connection as db_connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from connections.auth import sign_token
@@ -479,3 +480,13 @@ def test_of_many_concurrent_accepts_exactly_one_wins(invite, acceptor, settings)
     assert connection.awaits_confirmation
     assert connection.remote_connection_id == winners[0][2]
     assert ConnectionEvent.objects.filter(connection=connection, kind="accepted").count() == 1
+
+
+def test_accepting_runs_few_queries_and_reads_the_settings_once(post_accept, invite, acceptor):
+    """Settings, the locked invitation (with its connection), two updates, one event."""
+    _connection, code = invite()
+    with CaptureQueriesContext(db_connection) as queries:
+        assert post_accept({"code": code, "acceptor": acceptor}).status_code == 200
+    statements = [q["sql"] for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
+    assert len(statements) <= 5, statements
+    assert sum("generalsettings" in sql for sql in statements) == 1
