@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -109,3 +110,32 @@ def test_a_redis_cache_url_uses_djangos_own_redis_backend_with_short_timeouts():
         "django.core.cache.backends.redis.RedisCache redis://127.0.0.1:6379/3 "
         "[('socket_connect_timeout', 2), ('socket_timeout', 5)]"
     )
+
+
+def test_logs_are_one_json_object_a_line_when_asked():
+    result = run_django(
+        "import django, logging; django.setup(); "
+        "logging.getLogger('exalate.test').warning('peer %s is slow', 'desk-b')",
+        DEBUG="1",
+        LOG_FORMAT="json",
+    )
+    assert result.returncode == 0, result.stderr
+    [line] = [line for line in result.stdout.splitlines() if "exalate.test" in line]
+    record = json.loads(line)
+    assert record["message"] == "peer desk-b is slow"
+    assert (record["level"], record["logger"]) == ("WARNING", "exalate.test")
+    assert "time" in record
+
+
+def test_plain_logs_stay_the_default():
+    result = run_django(
+        "import django, logging; django.setup(); logging.getLogger('exalate.test').warning('hi')",
+        DEBUG="1",
+    )
+    assert "WARNING exalate.test hi" in result.stdout
+
+
+def test_settings_reject_an_unknown_log_format():
+    result = run_django("import django; django.setup()", DEBUG="1", LOG_FORMAT="xml")
+    assert result.returncode != 0
+    assert "LOG_FORMAT must be plain or json" in result.stderr
