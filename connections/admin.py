@@ -6,8 +6,10 @@ the same events (with the staff user) and tells the peer the same way.
 
 from __future__ import annotations
 
+import uuid
+
 from django.contrib import admin, messages
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q
 from django.utils.html import format_html
 
 from connections.models import (
@@ -101,7 +103,6 @@ class ConnectionAdmin(admin.ModelAdmin):
         "local_short_name",
         "remote_short_name",
         "remote_url",
-        "=id",
         "remote_connection_id",
     ]
     date_hierarchy = "created_at"
@@ -171,6 +172,16 @@ class ConnectionAdmin(admin.ModelAdmin):
     def delete_queryset(self, request, queryset) -> None:
         for connection in queryset:
             self.delete_model(request, connection)
+
+    def get_search_results(self, request, queryset, search_term):
+        # A connection id (this side's or the peer's) finds its row through the primary key
+        # or the index, instead of being compared with every text column.
+        term = search_term.strip()
+        try:
+            connection_id = uuid.UUID(term)
+        except ValueError:
+            return super().get_search_results(request, queryset, search_term)
+        return queryset.filter(Q(pk=connection_id) | Q(remote_connection_id=term)), False
 
     def get_inlines(self, request, obj):
         return [*self.extension_inlines, EventInline, NotificationInline]

@@ -109,7 +109,7 @@ class Connection(models.Model):
         help_text="Empty while a private-network destination has not accepted yet.",
     )
     remote_uid = models.UUIDField("remote node uid", null=True, blank=True)
-    remote_connection_id = models.CharField(max_length=64, blank=True)
+    remote_connection_id = models.CharField(max_length=64, blank=True, db_index=True)
     remote_platform = models.CharField(max_length=20, blank=True)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
     status_reason = models.CharField(max_length=255, blank=True)

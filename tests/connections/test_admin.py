@@ -407,3 +407,20 @@ def test_general_settings_cannot_be_added_twice_nor_deleted_in_the_admin(admin_c
     assert admin_client.post(f"{base}add/", general_settings_form(node)).status_code == 403
     assert admin_client.post(f"{base}{node.pk}/delete/", {"post": "yes"}).status_code == 403
     assert type(node).objects.count() == 1
+
+
+def test_searching_a_connection_id_uses_the_key_not_every_text_column(admin_client, node):
+    make_many(4)
+    wanted = Connection.objects.get(name="Connection 2")
+    other = Connection.objects.get(name="Connection 3")
+    for term in (str(wanted.pk), f"  {str(wanted.pk).upper()} ", other.remote_connection_id):
+        with CaptureQueriesContext(db_connection) as queries:
+            response = admin_client.get(CHANGELIST, {"q": term})
+        shown = {c.name for c in response.context["cl"].result_list}
+        assert shown == (
+            {"Connection 3"} if term == other.remote_connection_id else {"Connection 2"}
+        )
+        searches = [
+            q["sql"] for q in queries.captured_queries if "connections_connection" in q["sql"]
+        ]
+        assert not any("LIKE" in sql.upper() for sql in searches), searches
