@@ -49,6 +49,8 @@ if EXALATE_LICENSE not in {"evaluation", "paid", "free"}:
 EXALATE_PUBLIC = env.bool("EXALATE_PUBLIC", default=True)
 EXALATE_EVALUATION_DAYS = env.int("EXALATE_EVALUATION_DAYS", default=30)
 EXALATE_VERSION = "1.0.0"
+# A Prometheus scraper sends it as "Authorization: Bearer …" to read /metrics.
+EXALATE_METRICS_TOKEN = env.str("EXALATE_METRICS_TOKEN", default="")
 # Keys that encrypt secrets at rest (Fernet keys, comma-separated): the first encrypts,
 # all decrypt, so a new key goes first and an old one stays until `rotate_secret_keys`
 # has run. Unset: one key derived from SECRET_KEY (nodes/encryption.py).

@@ -3,6 +3,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from connections import metrics
 from exalate_site import views
 
 handler404 = "exalate_site.views.handler404"
@@ -11,6 +12,7 @@ handler500 = "exalate_site.views.handler500"
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="connections:list", permanent=False)),
     path("healthz", views.healthz, name="healthz"),
+    path("metrics", metrics.metrics, name="metrics"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     # Each app serves its own pages under /connections/ (DESIGN.md §4).
