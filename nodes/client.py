@@ -143,7 +143,9 @@ def pooled_client(host: str) -> httpx.Client:
             )
             _clients[host] = client
             if len(_clients) > MAX_POOLED_HOSTS:
-                _clients.popitem(last=False)[1].close()
+                # Dropped, not closed: another thread may be mid-call on it; its sockets
+                # close when it is collected.
+                _clients.popitem(last=False)
         _clients.move_to_end(host)
         return client
 

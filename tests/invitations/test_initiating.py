@@ -9,6 +9,7 @@ from django.core.management.base import CommandError
 
 from connections.models import Connection
 from invitations import code as invitation_code
+from invitations.management.commands.initiate_connection import OPTION_NAMES
 from invitations.services import initiating
 from nodes.discovery import Destination
 from tests.http_servers import answering, discovery_answer
@@ -19,15 +20,6 @@ GOOD = {
     "destination": {"no_url": "on"},
     "mode": {"mode": "basic"},
     "details": {"local_short_name": "acme", "remote_short_name": "far", "name": "N"},
-}
-OPTIONS = {
-    "destination_url": "--destination-url",
-    "no_url": "--no-url",
-    "mode": "--mode",
-    "local_short_name": "--local-short-name",
-    "remote_short_name": "--remote-short-name",
-    "name": "--name",
-    "description": "--description",
 }
 
 
@@ -58,7 +50,7 @@ def command_refusal(step: str, fields: dict) -> list[str]:
     given.update(fields)
     args = []
     for key, value in given.items():
-        args += [OPTIONS[key]] if key == "no_url" else [OPTIONS[key], value]
+        args += [OPTION_NAMES[key]] if key == "no_url" else [OPTION_NAMES[key], value]
     with pytest.raises(CommandError) as error:
         call_command("initiate_connection", *args, stdout=io.StringIO())
     # Each line names the option it is about; the message after it is the wizard's.
