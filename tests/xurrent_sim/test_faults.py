@@ -131,3 +131,15 @@ def test_past_the_rate_limit_calls_get_429_until_the_hour_is_over(tmp_path):
         assert refused.json() == {"message": "Too Many Requests"}
         sim.clock(advance=3600)
         assert api.get("/requests").status_code == 200
+
+
+def test_a_burst_limit_refuses_calls_beyond_it_within_two_seconds(tmp_path):
+    options = {"extra_args": ["--burst-limit", "3"], "log_path": tmp_path / "sim.log"}
+    with (
+        running_simulator(**options) as sim,
+        httpx.Client(base_url=sim.url, headers=sim.headers) as api,
+    ):
+        statuses = [api.get("/requests").status_code for _ in range(4)]
+        assert statuses == [200, 200, 200, 429]
+        refused = api.get("/requests")
+        assert 1 <= int(refused.headers["Retry-After"]) <= 2
