@@ -642,10 +642,12 @@ class XurrentClient:
                 "not_found", f"Not found in Xurrent: {what or 'the address'} (404).", status=status
             )
         errors = _errors(answer.body)
-        text = "; ".join(errors) if errors else said or f"HTTP {status}"
-        raise XurrentError(
-            "validation", f"Validation failed: {text} ({status}).", status=status, errors=errors
-        )
+        if status == 422 or errors:
+            text = "; ".join(errors) if errors else said or "no reason given"
+            message = f"Validation failed: {text} ({status})."
+        else:
+            message = f"Xurrent refused the call ({detail})."
+        raise XurrentError("validation", message, status=status, errors=errors)
 
 
 class _Transient(Exception):
