@@ -15,7 +15,7 @@ from xurrent.models import WebhookHint
 # Clocks differ a little between Xurrent and this node.
 WEBHOOK_LEEWAY_SECONDS = 60
 # "Check Xurrent" answers an admin who waits: a short limit and short pauses.
-CHECK_TIME_LIMIT = 12.0
+CHECK_TIME_LIMIT = 5.0
 CHECK_RETRY_BASE = 0.5
 WEBHOOK_PATH = "/api/v1/xurrent/webhook/"
 
