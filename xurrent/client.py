@@ -21,6 +21,7 @@ left (`X-RateLimit-Remaining`).
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -34,6 +35,8 @@ import httpx
 from django.conf import settings
 
 from nodes.client import NodeError, pinned_target, pooled_client
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_SOURCE = "exalate"
 PER_PAGE = 100  # the largest page Xurrent gives
@@ -321,6 +324,16 @@ class XurrentClient:
         from nodes.models import GeneralSettings
 
         node = node or GeneralSettings.load()
+        if not node.xurrent_account:
+            raise XurrentError(
+                "unknown_account",
+                "No Xurrent account id is set: enter it in the Xurrent settings of this node.",
+            )
+        if not node.xurrent_api_token:
+            raise XurrentError(
+                "bad_token",
+                "No Xurrent API token is set: enter one in the Xurrent settings of this node.",
+            )
         return cls(node.xurrent_api_url, node.xurrent_account, node.xurrent_api_token, **options)
 
     # --- the calls the sync makes ------------------------------------------------------------
@@ -456,6 +469,9 @@ class XurrentClient:
                 if wait is None:
                     wait = self._backoff(attempt)
                 self.budget.pause(wait)
+                logger.warning(
+                    "Xurrent asked to wait %.0f s (429) for the account %s.", wait, self.account
+                )
                 if time.monotonic() + wait > deadline:
                     raise XurrentError(
                         "rate_limited",
@@ -488,6 +504,7 @@ class XurrentClient:
         delay = self._backoff(attempt)
         if time.monotonic() + delay > deadline:
             raise error
+        logger.warning("%s Trying again in %.1f s.", error.message, delay)
         self.sleep(delay)
 
     def _wait_for_budget(self, deadline: float) -> None:

@@ -180,6 +180,22 @@ def test_the_client_is_made_from_the_general_settings(node, sim, private_allowed
     assert client.me()["id"]
 
 
+@pytest.mark.parametrize(
+    ("account", "token", "kind", "message"),
+    [
+        ("", TOKEN, "unknown_account", "No Xurrent account id is set"),
+        (ACCOUNT, "", "bad_token", "No Xurrent API token is set"),
+    ],
+)
+def test_a_node_without_account_or_token_gets_no_client(node, account, token, kind, message):
+    node.xurrent_account = account
+    node.set_xurrent_token(token)
+    node.save()
+    error = failure(XurrentClient.from_settings)
+    assert error.kind == kind
+    assert error.message.startswith(message)
+
+
 # --- errors an admin can act on -----------------------------------------------------------------
 
 

@@ -98,6 +98,8 @@ def test_a_bad_change_is_refused_with_the_reason_and_changes_nothing(admin_clien
     html = response.content.decode()
     assert "An Xurrent account id has only letters" in html
     assert "This is not a public key in PEM form" in html
+    facts = html.split('id="xurrent-facts"')[1].split("</section>")[0]
+    assert f"<dt>Account id</dt><dd>{ACCOUNT}</dd>" in facts  # what is in use, not what was typed
     assert "t2" not in html.split('name="new_xurrent_api_token"')[1].split(">")[0]
     node = GeneralSettings.objects.get()
     assert (node.xurrent_account, node.xurrent_api_token) == (ACCOUNT, TOKEN)
