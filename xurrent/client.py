@@ -33,6 +33,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 from django.conf import settings
+from django.views.decorators.debug import sensitive_variables
 
 from nodes.client import NodeError, pinned_target, pooled_client
 
@@ -286,6 +287,8 @@ class XurrentClient:
     rate budget is shared by every instance for the same account.
     """
 
+    # Error reports that list a frame's variables (Django's debug page) leave the token out.
+    @sensitive_variables("token")
     def __init__(
         self,
         base_url: str,
@@ -354,6 +357,8 @@ class XurrentClient:
         per_page: int = PER_PAGE,
     ) -> Iterator[Page]:
         """The pages of requests matching `filters`, following Xurrent's `Link` header."""
+        if not 1 <= per_page <= PER_PAGE:
+            raise XurrentError("validation", f"A page holds 1 to {PER_PAGE} requests.")
         params = {**filter_params(filters), "per_page": str(per_page)}
         if sort:
             _check_filter_name(sort.removeprefix("-"))
@@ -518,6 +523,7 @@ class XurrentClient:
                 )
             self.sleep(wait)
 
+    @sensitive_variables("headers")
     def _send(self, method, url, params, json_body, deadline) -> _Answer:
         try:
             target, pin_headers, extensions = pinned_target(url)
