@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -194,9 +195,15 @@ def filters_from_query(query: str) -> dict[str, str]:
 
 
 class RateBudget:
-    """A token bucket for one account in this process: at most `burst` calls at once, then
-    as many as the hourly budget (and the burst window) allow; a pause when Xurrent says
-    the budget is spent or asks to wait (429)."""
+    """A token bucket for one account in this process: a few calls at once, then as many as
+    the hourly budget allows; a pause when Xurrent says the budget is spent or asks to
+    wait (429).
+
+    Xurrent also refuses more than `burst` calls in any `burst_seconds`. A bucket that holds
+    C tokens and gains r a second lets C + r·W calls through in a window of W seconds, so C
+    and r are chosen to keep that one call under the limit (network jitter can bunch calls
+    up a little on the way).
+    """
 
     def __init__(
         self,
@@ -206,9 +213,9 @@ class RateBudget:
         *,
         clock: Callable[[], float] = time.monotonic,
     ):
-        self.capacity = float(burst)
-        self.rate = min(per_hour / 3600.0, burst / burst_seconds)
-        self.tokens = float(burst)
+        self.rate = min(per_hour / 3600.0, max(burst - 2, 1) / burst_seconds)
+        self.capacity = float(max(1, math.floor(burst - 1 - self.rate * burst_seconds)))
+        self.tokens = self.capacity
         self.clock = clock
         self.updated = clock()
         self.paused_until = 0.0
