@@ -364,9 +364,7 @@ class XurrentClient:
         per_page: int = PER_PAGE,
     ) -> Iterator[Page]:
         """The pages of requests matching `filters`, following Xurrent's `Link` header."""
-        if not 1 <= per_page <= PER_PAGE:
-            raise XurrentError("validation", f"A page holds 1 to {PER_PAGE} requests.")
-        params = {**filter_params(filters), "per_page": str(per_page)}
+        params = {**filter_params(filters), "per_page": _page_size(per_page)}
         if sort:
             _check_filter_name(sort.removeprefix("-"))
             params["sort"] = sort
@@ -399,7 +397,8 @@ class XurrentClient:
 
     def list_notes(self, request_id: int, *, per_page: int = PER_PAGE) -> Iterator[dict]:
         path = f"/requests/{_id(request_id)}/notes"
-        for page in self._pages(path, {"per_page": str(per_page)}, what=f"request {request_id}"):
+        params = {"per_page": _page_size(per_page)}
+        for page in self._pages(path, params, what=f"request {request_id}"):
             yield from page.items
 
     def add_note(self, request_id: int, text: str, *, internal: bool = False) -> dict:
@@ -702,6 +701,12 @@ def _id(request_id: int | str) -> int:
     if isinstance(request_id, bool) or not text.isdigit() or int(text) < 1:
         raise XurrentError("validation", f"{request_id!r} is not an Xurrent record id.")
     return int(text)
+
+
+def _page_size(per_page: int) -> str:
+    if isinstance(per_page, bool) or not isinstance(per_page, int) or not 1 <= per_page <= PER_PAGE:
+        raise XurrentError("validation", f"A page holds 1 to {PER_PAGE} records.")
+    return str(per_page)
 
 
 def _reason(error: Exception) -> str:

@@ -113,6 +113,13 @@ def test_a_filter_that_is_not_a_field_is_refused_before_any_call(xurrent, sim, n
     assert sim.stats()["calls"] == {}
 
 
+@pytest.mark.parametrize("per_page", [0, 101, "100"])
+def test_a_page_size_xurrent_does_not_give_is_refused(xurrent, sim, per_page):
+    assert failure(lambda: list(xurrent.list_requests(per_page=per_page))).kind == "validation"
+    assert failure(lambda: list(xurrent.list_notes(1, per_page=per_page))).kind == "validation"
+    assert sim.stats()["calls"] == {}
+
+
 def test_a_filter_query_reads_as_xurrent_writes_it():
     assert filters_from_query("category=incident&team=12&updated_at=>=2026-11-28T10:00:00Z") == {
         "category": "incident",
