@@ -50,7 +50,7 @@ FAULT_KINDS = {
 API_FAULTS = {"error", "timeout", "disconnect", "rate_limit"}
 
 
-@dataclass
+@dataclass(eq=False)  # faults are told apart by identity: two may have equal fields
 class Fault:
     kind: str
     count: int = 1
