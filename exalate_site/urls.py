@@ -19,9 +19,11 @@ urlpatterns = [
     path("connections/", include("connections.urls")),
     path("connections/", include("invitations.urls")),
     path("connections/", include("sync.urls")),
+    path("settings/xurrent/", include("xurrent.urls")),
     path("api/v1/", include("nodes.api_urls")),
     path("api/v1/", include("connections.api_urls")),
     path("api/v1/", include("invitations.api_urls")),
+    path("api/v1/", include("xurrent.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]
