@@ -1,11 +1,17 @@
 """Benchmarks: `make bench` (or `python bench/run.py`) prints one table.
 
-Every row times a subject against a baseline measured in the same run, on the same
-machine, and reports the ratio: absolute times vary from one machine to the next, the
+Every row measures a subject against a baseline measured in the same run, on the same
+machine, and reports the ratio: absolute figures vary from one machine to the next, the
 ratios much less. Each row has a target ratio; `--strict` exits with 1 when a row misses
-it. Memory is the peak traced by tracemalloc during one call.
+it.
 
-Self-contained: Django runs on an in-memory SQLite database made for this run.
+Two kinds of cases:
+- in process: Django on an in-memory SQLite database made for this run; each time is the
+  best of several rounds, and the notes give the peak memory traced by tracemalloc
+  during one call (case / base);
+- served (bench/served.py): the node under gunicorn on PostgreSQL databases the bench
+  makes and drops, as in production. Without a reachable PostgreSQL they are listed as
+  not run, with the reason.
 """
 
 from __future__ import annotations
@@ -19,14 +25,18 @@ import time
 import timeit
 import tracemalloc
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
-for name, value in {
+from bench.live import progress  # noqa: E402
+from bench.table import NotRun, Row, print_table  # noqa: E402
+
+# The in-process cases' Django; set when the bench runs, never on import.
+IN_PROCESS_ENV = {
     "DJANGO_SETTINGS_MODULE": "exalate_site.settings",
     "SECRET_KEY": "bench-secret-key-not-for-production-0123456789abcdef",
     "DEBUG": "false",
@@ -35,27 +45,7 @@ for name, value in {
     "ALLOWED_HOSTS": "testserver",
     "SECURE_SSL_REDIRECT": "false",
     "LOG_LEVEL": "WARNING",
-}.items():
-    os.environ.setdefault(name, value)
-
-
-@dataclass
-class Row:
-    name: str
-    baseline: str
-    subject_s: float
-    baseline_s: float
-    subject_peak: int
-    baseline_peak: int
-    target: float
-
-    @property
-    def ratio(self) -> float:
-        return self.subject_s / self.baseline_s
-
-    @property
-    def ok(self) -> bool:
-        return self.ratio <= self.target
+}
 
 
 def seconds_per_call(fn: Callable[[], object], *, repeat: int, quick: bool) -> float:
@@ -87,15 +77,10 @@ def compare(
     quick: bool,
     repeat: int = 5,
 ) -> Row:
-    return Row(
-        name=name,
-        baseline=baseline_name,
-        subject_s=seconds_per_call(subject, repeat=repeat, quick=quick),
-        baseline_s=seconds_per_call(baseline, repeat=repeat, quick=quick),
-        subject_peak=peak_bytes(subject),
-        baseline_peak=peak_bytes(baseline),
-        target=target,
-    )
+    subject_s = seconds_per_call(subject, repeat=repeat, quick=quick)
+    baseline_s = seconds_per_call(baseline, repeat=repeat, quick=quick)
+    peaks = f"peak {peak_bytes(subject) / 1024:.0f} / {peak_bytes(baseline) / 1024:.0f} KB"
+    return Row(name, baseline_name, subject_s, baseline_s, target, note=peaks)
 
 
 def compare_interleaved(
@@ -116,15 +101,8 @@ def compare_interleaved(
             started = time.perf_counter()
             fn()
             times.append(time.perf_counter() - started)
-    return Row(
-        name=name,
-        baseline=baseline_name,
-        subject_s=min(subject_times),
-        baseline_s=min(baseline_times),
-        subject_peak=peak_bytes(subject),
-        baseline_peak=peak_bytes(baseline),
-        target=target,
-    )
+    peaks = f"peak {peak_bytes(subject) / 1024:.0f} / {peak_bytes(baseline) / 1024:.0f} KB"
+    return Row(name, baseline_name, min(subject_times), min(baseline_times), target, note=peaks)
 
 
 # --- the cases ----------------------------------------------------------------------------------
@@ -294,44 +272,24 @@ def xurrent_client_rows(quick: bool) -> list[Row]:
         sim.stop()
 
 
-# --- running and printing -------------------------------------------------------------------------
+# --- running -----------------------------------------------------------------------------------
 
 
-def _time(seconds: float) -> str:
-    if seconds >= 1e-3:
-        return f"{seconds * 1e3:.2f} ms"
-    return f"{seconds * 1e6:.1f} µs"
-
-
-def print_table(rows: list[Row]) -> None:
-    header = ("case", "baseline", "case time", "base time", "ratio", "target", "peak KB", "")
-    lines = [
-        (
-            r.name,
-            r.baseline,
-            _time(r.subject_s),
-            _time(r.baseline_s),
-            f"{r.ratio:.1f}x",
-            f"≤ {r.target:g}x",
-            f"{r.subject_peak / 1024:.0f} / {r.baseline_peak / 1024:.0f}",
-            "ok" if r.ok else "OVER",
-        )
-        for r in rows
-    ]
-    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *lines, strict=True)]
-    for i, line in enumerate([header, *lines]):
-        cells = zip(line, widths, strict=True)
-        print("  ".join(str(cell).ljust(width) for cell, width in cells).rstrip())
-        if i == 0:
-            print("  ".join("-" * width for width in widths))
-
-
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds (a rough look)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--only",
+        choices=["in-process", "served"],
+        help="run one kind of case only (served: gunicorn on PostgreSQL)",
+    )
+    return parser.parse_args(argv)
 
+
+def in_process_rows(quick: bool) -> list[Row]:
+    for name, value in IN_PROCESS_ENV.items():
+        os.environ.setdefault(name, value)
     import django
     from django.db import connection
     from django.test.utils import setup_test_environment, teardown_test_environment
@@ -340,18 +298,35 @@ def main(argv: list[str] | None = None) -> int:
     setup_test_environment()
     connection.creation.create_test_db(verbosity=0, autoclobber=True)
     try:
-        rows = [
-            *invitation_code_rows(args.quick),
-            *sync_rule_rows(args.quick),
-            *endpoint_rows(args.quick),
-            *xurrent_client_rows(args.quick),
+        return [
+            *invitation_code_rows(quick),
+            *sync_rule_rows(quick),
+            *endpoint_rows(quick),
+            *xurrent_client_rows(quick),
         ]
     finally:
         connection.creation.destroy_test_db(":memory:", verbosity=0)
         teardown_test_environment()
 
-    print(f"Python {sys.version.split()[0]} · best of several rounds · peak KB: case / base")
-    print_table(rows)
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    rows: list[Row] = []
+    not_run: list[NotRun] = []
+    if args.only != "served":
+        progress("in-process cases")
+        rows += in_process_rows(args.quick)
+    if args.only != "in-process":
+        from bench.served import served_rows
+
+        served, not_run = served_rows(args.quick)
+        rows += served
+
+    print(
+        f"Python {sys.version.split()[0]} · in process: best of several rounds · "
+        "served: gunicorn, 2 sync workers, PostgreSQL"
+    )
+    print_table(rows, not_run)
     return 1 if args.strict and not all(r.ok for r in rows) else 0
 
 

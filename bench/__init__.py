@@ -1,0 +1,1 @@
+"""Benchmarks (`make bench`): outside the product and outside the test run."""

@@ -1,0 +1,50 @@
+"""`make bench` itself, in the cheap parts only: its arguments, its verdicts, and what it
+prints when the served cases cannot run. The benchmarks are never run by the tests."""
+
+import pytest
+
+from bench import run
+from bench.table import NotRun, Row, print_table
+
+
+def test_the_bench_takes_quick_strict_and_one_kind_of_case():
+    args = run.parse_args(["--quick", "--strict", "--only", "served"])
+    assert (args.quick, args.strict, args.only) == (True, True, "served")
+    assert run.parse_args([]).only is None
+
+
+def test_the_bench_refuses_an_unknown_kind_of_case():
+    with pytest.raises(SystemExit):
+        run.parse_args(["--only", "everything"])
+
+
+def test_a_throughput_target_is_a_floor_and_any_other_a_ceiling():
+    assert Row("accept", "insert", 30.0, 100.0, 0.3, unit="req/s").ok
+    assert not Row("accept", "insert", 20.0, 100.0, 0.3, unit="req/s").ok
+    assert Row("page", "page at 100", 0.12, 0.1, 1.5).ok
+    assert not Row("rss", "bare", 90.0, 60.0, 1.3, unit="MB").ok
+
+
+def test_served_cases_without_postgresql_are_listed_as_not_run_with_the_reason(
+    monkeypatch, capsys
+):
+    # Port 1 on loopback: nothing listens there, so the connection is refused at once.
+    monkeypatch.setenv("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:1/postgres")
+    assert run.main(["--only", "served", "--strict"]) == 0
+    out = capsys.readouterr().out
+    assert "Connections page at 10,000: time" in out
+    assert "NOT RUN" in out
+    assert "PostgreSQL not reachable at postgres://postgres@127.0.0.1:1/postgres: " in out
+
+
+def test_the_table_shows_each_ratio_against_its_target_and_marks_a_miss(capsys):
+    rows = [
+        Row("accept", "insert", 20.0, 100.0, 0.3, unit="req/s", note="4 clients"),
+        Row("rss", "bare", 70 * 2**20, 60 * 2**20, 1.3, unit="MB"),
+    ]
+    print_table(rows, [NotRun(["delivery"], "no peer here")])
+    accept, rss, delivery = capsys.readouterr().out.splitlines()[2:5]
+    assert "20.0 req/s" in accept and "0.20x" in accept and "≥ 0.3x" in accept
+    assert accept.endswith("UNDER")
+    assert "70.0 MB" in rss and "≤ 1.3x" in rss and rss.endswith("ok")
+    assert delivery.startswith("delivery") and delivery.endswith("NOT RUN")
