@@ -25,9 +25,7 @@ def test_a_throughput_target_is_a_floor_and_any_other_a_ceiling():
     assert not Row("rss", "bare", 90.0, 60.0, 1.3, unit="MB").ok
 
 
-def test_served_cases_without_postgresql_are_listed_as_not_run_with_the_reason(
-    monkeypatch, capsys
-):
+def test_served_cases_without_postgresql_are_listed_as_not_run_with_the_reason(monkeypatch, capsys):
     # Port 1 on loopback: nothing listens there, so the connection is refused at once.
     monkeypatch.setenv("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:1/postgres")
     assert run.main(["--only", "served", "--strict"]) == 0
