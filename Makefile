@@ -79,8 +79,9 @@ browser:
 test: $(VENV)/.deps-dev browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# Speed as ratios against baselines timed in the same run, printed as a table (under a
-# minute). BENCH_ARGS=--strict fails when a target is missed; --quick is rougher.
+# Speed and memory as ratios against baselines measured in the same run, printed as a
+# table (a few minutes; the served cases need PostgreSQL, else they are listed as not run).
+# BENCH_ARGS=--strict fails when a target is missed; --quick is rougher.
 BENCH_ARGS ?=
 bench: $(VENV)/.deps-dev
 	$(PY) bench/run.py $(BENCH_ARGS)

@@ -104,6 +104,29 @@ class Postgres:
     def drop(self, name: str) -> None:
         self._execute(f"DROP DATABASE IF EXISTS {_checked(name)} WITH (FORCE)")
 
+    def drop_leftovers(self) -> None:
+        """Drop the databases of earlier runs that were killed before they cleaned up
+        (their process is gone); those of a run still going are left alone."""
+        import psycopg
+
+        with psycopg.connect(self.url, connect_timeout=5, autocommit=True) as connection:
+            names = [
+                row[0]
+                for row in connection.execute(
+                    "SELECT datname FROM pg_database WHERE datname LIKE %s",
+                    [DB_PREFIX.replace("_", r"\_") + "%"],
+                )
+            ]
+        for name in names:
+            run = re.fullmatch(rf"{DB_PREFIX}(\d+)_[a-z0-9_]+", name)
+            if run and not Path(f"/proc/{run.group(1)}").exists():
+                self.drop(name)
+
+
+def database_name(name: str) -> str:
+    """This run's database called `name`: runs side by side never touch each other's."""
+    return _checked(f"{DB_PREFIX}{os.getpid()}_{name}")
+
 
 def _checked(name: str) -> str:
     """Only names the bench made itself are ever created or dropped."""
@@ -313,13 +336,13 @@ def median_pair(
     return statistics.median(times[0]), statistics.median(times[1]), sizes[0], sizes[1]
 
 
-def throughput(server: Server, path: str, bodies: list[dict], *, threads: int) -> float:
-    """POST each body once, from `threads` clients at once; requests per second.
+def post_all(server: Server, path: str, bodies: list[dict], *, threads: int) -> float:
+    """POST each body once, from `threads` clients at once; the seconds it took.
     Every answer must be a success, or the figure would time errors."""
     lock = threading.Lock()
     queue = iter(bodies)
 
-    def post_all() -> None:
+    def post_some() -> None:
         with httpx.Client(base_url=server.url, timeout=30) as client:
             while True:
                 with lock:
@@ -334,9 +357,9 @@ def throughput(server: Server, path: str, bodies: list[dict], *, threads: int) -
 
     started = time.perf_counter()
     with ThreadPoolExecutor(threads) as pool:
-        for future in [pool.submit(post_all) for _ in range(threads)]:
+        for future in [pool.submit(post_some) for _ in range(threads)]:
             future.result()
-    return len(bodies) / (time.perf_counter() - started)
+    return time.perf_counter() - started
 
 
 def get_many(client_for, paths: Iterable[str], *, threads: int) -> int:

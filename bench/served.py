@@ -1,6 +1,7 @@
 """The cases served as in production: gunicorn (gunicorn.conf.py, 2 sync workers, DEBUG
 off) on PostgreSQL databases made for this run from one migrated template and dropped
-after it. Each case has its baseline measured in the same run, side by side where it can.
+after it (exalate_bench_<pid>_*, so that two runs side by side keep apart). Each case
+has its baseline measured in the same run, taking turns with it where it can.
 
 Without a PostgreSQL server the bench can create databases on (BENCH_POSTGRES_URL,
 default postgres://postgres@127.0.0.1:5432/postgres) these cases are reported as not run,
@@ -22,15 +23,16 @@ from bench.live import (
     Peer,
     Postgres,
     Server,
+    database_name,
     get_many,
     get_ok,
     launch,
     logged_in_client,
     median_pair,
     node_env,
+    post_all,
     progress,
     run_task,
-    throughput,
 )
 from bench.table import NotRun, Row
 
@@ -38,6 +40,7 @@ SMALL, LARGE = 100, 10_000
 ACCEPT = "/api/v1/invitations/accept/"
 INSERT = "/bench/insert/"
 CLIENT_THREADS = 4
+WARM_ACCEPTS = 8
 
 PAGE_NAMES = [
     "Connections page at 10,000: time",
@@ -62,10 +65,12 @@ def served_rows(quick: bool) -> tuple[list[Row], list[NotRun]]:
     names: list[str] = []
 
     def database(name: str, *, template: str = "") -> str:
-        full = f"exalate_bench_{name}"
-        url = postgres.create(full, template=template and f"exalate_bench_{template}")
+        full = database_name(name)
+        url = postgres.create(full, template=template and database_name(template))
         names.append(full)
         return url
+
+    postgres.drop_leftovers()
 
     try:
         with tempfile.TemporaryDirectory(prefix="exalate-bench-") as tmp:
@@ -75,14 +80,17 @@ def served_rows(quick: bool) -> tuple[list[Row], list[NotRun]]:
             small, large, accept, outbox = (
                 database(name, template="template") for name in ("100", "10k", "accept", "outbox")
             )
-            rounds, per_round = (2, 60) if quick else (2, 150)
+            rounds, per_round = (3, 25) if quick else (8, 30)
             progress(f"inserting {SMALL} and {LARGE} connections, issuing invitations")
             with ThreadPoolExecutor(3) as pool:
                 seeds = [
                     pool.submit(run_task, node_env(small), "connections", str(SMALL)),
                     pool.submit(run_task, node_env(large), "connections", str(LARGE)),
                     pool.submit(
-                        run_task, node_env(accept), "invitations", str(rounds * per_round + 8)
+                        run_task,
+                        node_env(accept),
+                        "invitations",
+                        str(rounds * per_round + WARM_ACCEPTS),
                     ),
                 ]
                 accept_bodies = json.loads(seeds[2].result())
@@ -91,7 +99,7 @@ def served_rows(quick: bool) -> tuple[list[Row], list[NotRun]]:
             return [
                 *page_rows(small, large, logdir, quick),
                 *accept_rows(accept, accept_bodies, logdir, rounds),
-                *memory_rows(small, logdir, quick),
+                *memory_rows(small, logdir),
                 *delivery_rows(outbox, quick),
             ], []
     finally:
@@ -119,8 +127,10 @@ def page_rows(small: str, large: str, logdir: Path, quick: bool) -> list[Row]:
     servers = _started(
         launch("page-100", small, logdir=logdir), launch("page-10k", large, logdir=logdir)
     )
+    clients: list[httpx.Client] = []
     try:
-        at_small, at_large = (logged_in_client(server) for server in servers)
+        clients += [logged_in_client(server) for server in servers]
+        at_small, at_large = clients
         count = 15 if quick else 40
         page = "/connections/"
         large_s, small_s, large_size, small_size = median_pair(
@@ -136,9 +146,9 @@ def page_rows(small: str, large: str, logdir: Path, quick: bool) -> list[Row]:
         large_r, small_r, large_rsize, small_rsize = median_pair(
             at_large, refresh_path(at_large), at_small, refresh_path(at_small), count=count
         )
-        for client in (at_small, at_large):
-            client.close()
     finally:
+        for client in clients:
+            client.close()
         for server in servers:
             server.stop()
     note = f"median of {count}, logged in"
@@ -152,32 +162,45 @@ def page_rows(small: str, large: str, logdir: Path, quick: bool) -> list[Row]:
 
 def accept_rows(accept: str, bodies: list[dict], logdir: Path, rounds: int) -> list[Row]:
     """Accepts per second, each of a fresh invitation, against one-row inserts per second,
-    served by the same workers (bench/settings.py adds the insert endpoint)."""
+    served by the same workers (bench/settings.py adds the insert endpoint). Short rounds
+    of each take turns, so a busy moment of the machine falls on both alike."""
     progress("accept API against a one-row insert")
     (server,) = _started(
         launch("accept", accept, logdir=logdir, DJANGO_SETTINGS_MODULE="bench.settings")
     )
     try:
-        warm, bodies = bodies[:8], bodies[8:]
-        throughput(server, ACCEPT, warm, threads=CLIENT_THREADS)
-        throughput(server, INSERT, [{"note": "warm-up"}] * 8, threads=CLIENT_THREADS)
+        warm, bodies = bodies[:WARM_ACCEPTS], bodies[WARM_ACCEPTS:]
+        post_all(server, ACCEPT, warm, threads=CLIENT_THREADS)
+        post_all(server, INSERT, [{"note": "warm-up"}] * WARM_ACCEPTS, threads=CLIENT_THREADS)
         per_round = len(bodies) // rounds
-        accepts, inserts = [], []
+        accept_s = insert_s = 0.0
         for r in range(rounds):
             batch = bodies[r * per_round : (r + 1) * per_round]
-            accepts.append(throughput(server, ACCEPT, batch, threads=CLIENT_THREADS))
-            inserts.append(
-                throughput(server, INSERT, [{"note": "bench"}] * per_round, threads=CLIENT_THREADS)
-            )
+            accept_s += post_all(server, ACCEPT, batch, threads=CLIENT_THREADS)
+            inserts = [{"note": "bench"}] * per_round
+            insert_s += post_all(server, INSERT, inserts, threads=CLIENT_THREADS)
     finally:
         server.stop()
-    note = f"{per_round} × {rounds} rounds, {CLIENT_THREADS} clients, best"
+    done = per_round * rounds
+    note = f"{rounds} rounds of {per_round} each, {CLIENT_THREADS} clients"
     return [
-        Row(ACCEPT_NAMES[0], "DRF one-row insert", max(accepts), max(inserts), 0.3, "req/s", note)
+        Row(
+            ACCEPT_NAMES[0],
+            "DRF one-row insert",
+            done / accept_s,
+            done / insert_s,
+            0.3,
+            "req/s",
+            note,
+        )
     ]
 
 
-def memory_rows(small: str, logdir: Path, quick: bool) -> list[Row]:
+def _mean(sizes: list[int]) -> float:
+    return sum(sizes) / len(sizes)
+
+
+def memory_rows(small: str, logdir: Path) -> list[Row]:
     """Resident memory of the node's workers after mixed requests, against bare Django +
     DRF workers (bench/bare_settings.py) after as many requests to their one view."""
     progress("worker memory: the node against bare Django + DRF")
@@ -211,17 +234,16 @@ def memory_rows(small: str, logdir: Path, quick: bool) -> list[Row]:
     finally:
         node.stop()
         bare.stop()
-    mean = lambda sizes: sum(sizes) / len(sizes)  # noqa: E731
     return [
         Row(
             MEMORY_NAMES[0],
             "bare Django+DRF worker, as many",
-            mean(node_rss),
-            mean(bare_rss),
+            _mean(node_rss),
+            _mean(bare_rss),
             1.3,
             "MB",
             f"mean of {len(node_rss)} workers; at boot "
-            f"{mean(booted[0]) / 2**20:.0f} / {mean(booted[1]) / 2**20:.0f} MB",
+            f"{_mean(booted[0]) / 2**20:.0f} / {_mean(booted[1]) / 2**20:.0f} MB",
         )
     ]
 
