@@ -9,13 +9,12 @@ from __future__ import annotations
 import uuid
 
 from django.contrib import admin, messages
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Q
 from django.utils.html import format_html
 
 from connections.models import (
     Connection,
     ConnectionEvent,
-    NotificationState,
     PeerNotification,
     RemoteStatus,
 )
@@ -156,22 +155,12 @@ class ConnectionAdmin(admin.ModelAdmin):
         return False
 
     def delete_model(self, request, obj: Connection) -> None:
-        # Deleting here is the page's Delete: the event names the staff user and the peer
-        # is told (or the notice waits in the outbox), never a bare row delete.
-        try:
-            notice = actions.delete_connection(obj, request.user)
-        except actions.ConnectionGone as exc:
-            # Another staff user (or another tab) deleted it first.
-            self.message_user(request, str(exc), messages.WARNING)
-            return
-        if not notice.told:
-            self.message_user(
-                request, f"Peer not told yet. {obj.name}: {notice.message}", messages.WARNING
-            )
+        # Deleting here is the page's Delete: the event names the staff user and the
+        # peer's notification is queued for the worker, never a bare row delete.
+        self._report(request, actions.delete_connections([obj], request.user), "")
 
     def delete_queryset(self, request, queryset) -> None:
-        for connection in queryset:
-            self.delete_model(request, connection)
+        self._report(request, actions.delete_connections(queryset, request.user), "")
 
     def get_search_results(self, request, queryset, search_term):
         # A connection id (this side's or the peer's) finds its row through the primary key
@@ -187,10 +176,7 @@ class ConnectionAdmin(admin.ModelAdmin):
         return [*self.extension_inlines, EventInline, NotificationInline]
 
     def get_queryset(self, request):
-        untold = PeerNotification.objects.filter(
-            connection=OuterRef("pk"), state=NotificationState.PENDING
-        )
-        return super().get_queryset(request).annotate(has_untold=Exists(untold))
+        return super().get_queryset(request).with_untold()
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj: Connection):
@@ -210,33 +196,44 @@ class ConnectionAdmin(admin.ModelAdmin):
     def remote_node(self, obj: Connection) -> str:
         return obj.remote_label
 
+    # The bulk actions change every row in one transaction and a few bulk statements, and
+    # only queue the peers' notifications: however many connections and however slow their
+    # peers, the admin answers at once.
+
     @admin.action(description="Deactivate selected connections", permissions=["change"])
     def deactivate_selected(self, request, queryset):
-        self._run(request, queryset, actions.deactivate_connection, "deactivated")
+        self._report(request, actions.deactivate_connections(queryset, request.user), "deactivated")
 
     @admin.action(description="Activate selected connections", permissions=["change"])
     def activate_selected(self, request, queryset):
-        self._run(request, queryset, actions.activate_connection, "activated")
+        self._report(request, actions.activate_connections(queryset, request.user), "activated")
 
-    def _run(self, request, queryset, action, done: str) -> None:
-        changed, untold = 0, []
-        for connection in queryset:
-            try:
-                notice = action(connection, request.user)
-            except actions.ConnectionActionError as exc:
-                self.message_user(request, f"{connection.name}: {exc}", messages.WARNING)
-                continue
-            changed += 1
-            if not notice.told:
-                untold.append(f"{connection.name}: {notice.message}")
-        if changed:
+    def _report(self, request, outcomes: list[actions.Outcome], done: str) -> None:
+        """One line for the lot (`done`: "deactivated"…; Django says "deleted" itself), one
+        per connection the action did not fit, and one per peer that nothing will tell."""
+        changed = [outcome for outcome in outcomes if outcome.refused is None]
+        for outcome in outcomes:
+            if outcome.refused is not None:
+                text = str(outcome.refused)
+                if not isinstance(outcome.refused, actions.ConnectionGone):
+                    text = f"{outcome.connection.name}: {text}"
+                self.message_user(request, text, messages.WARNING)
+        if done and changed:
+            count = len(changed)
             self.message_user(
-                request,
-                f"{changed} connection{'s' if changed != 1 else ''} {done}.",
-                messages.SUCCESS,
+                request, f"{count} connection{'s' if count != 1 else ''} {done}.", messages.SUCCESS
             )
-        for text in untold:
-            self.message_user(request, f"Peer not told yet. {text}", messages.WARNING)
+        queued = sum(1 for outcome in changed if outcome.notice.queued is not None)
+        if queued:
+            sides = f"The remote sides of {queued} connections" if queued > 1 else "The remote side"
+            self.message_user(request, f"{sides} will be told in a moment.", messages.INFO)
+        for outcome in changed:
+            if outcome.notice.needs_attention:
+                self.message_user(
+                    request,
+                    f"Peer not told. {outcome.connection.name}: {outcome.notice.message}",
+                    messages.WARNING,
+                )
 
 
 @admin.register(ConnectionEvent)
@@ -323,21 +320,21 @@ class PeerNotificationAdmin(admin.ModelAdmin):
 
     @admin.action(description="Send selected notifications now", permissions=["retry"])
     def retry_now(self, request, queryset):
-        pending = list(queryset.filter(state=NotificationState.PENDING))
-        report = outbox.retry_notifications_now(
-            PeerNotification.objects.filter(pk__in=[row.pk for row in pending])
-        )
+        # The worker sends them: this request never waits on a peer.
+        pending = list(queryset.unclaimed())
+        count = outbox.send_soon(PeerNotification.objects.filter(pk__in=[n.pk for n in pending]))
         # Delivery changes no connection state, so no connection event: the admin's own
-        # history records which staff user pushed each row, and how it went.
+        # history records which staff user pushed each row.
         for notification in pending:
-            notification.refresh_from_db(fields=["state", "attempts", "last_error"])
-            outcome = notification.get_state_display().lower()
-            if notification.last_error:
-                outcome = f"{outcome} ({notification.last_error})"
-            self.log_change(request, notification, f"Sent now by staff: {outcome}.")
+            self.log_change(request, notification, "Sent now by staff: queued for the worker.")
+        skipped = queryset.count() - count
         self.message_user(
             request,
-            f"Delivered {report.delivered}, still not delivered {report.retrying}, "
-            f"failed for good {report.failed}.",
-            messages.SUCCESS if report.delivered and not report.retrying else messages.WARNING,
+            f"{count} notification{'s' if count != 1 else ''} will be sent in a moment."
+            + (
+                f" {skipped} not pending or being sent already: left as they are."
+                if skipped
+                else ""
+            ),
+            messages.SUCCESS if count else messages.WARNING,
         )

@@ -1,7 +1,8 @@
 """Live nodes for tests: real server processes on 127.0.0.1, each with its own database.
 
 `start_node()` migrates a fresh SQLite file, seeds General Settings, creates a login and
-serves the project with gunicorn until `stop()`.
+serves the project with gunicorn until `stop()`, with `run_worker` beside it (as `make
+serve` runs them): pages only queue what the peer must hear, and the worker tells it.
 """
 
 from __future__ import annotations
@@ -34,12 +35,18 @@ class LiveNode:
     env: dict[str, str]
     workdir: Path
     process: subprocess.Popen | None = None
+    # The background worker (`run_worker`) that delivers what peers must be told.
+    worker: bool = True
+    worker_process: subprocess.Popen | None = None
     username: str = "admin"
     password: str = PASSWORD
     log_path: Path = field(init=False)
+    worker_log_path: Path = field(init=False)
+    _worker_log_from: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         self.log_path = self.workdir / f"{self.name}.log"
+        self.worker_log_path = self.workdir / f"{self.name}-worker.log"
 
     def manage(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         """Run a management command against this node's database."""
@@ -59,51 +66,110 @@ class LiveNode:
         """Run Python in this node's Django and return what it printed."""
         return self.manage("shell", "-c", code).stdout.strip()
 
-    def start(self) -> LiveNode:
+    def start(self, *, worker: bool | None = None) -> LiveNode:
+        """Serve again; `worker` (default: the node's `worker`) starts its worker too."""
+        worker = self.worker if worker is None else worker
+        try:
+            if worker:
+                self.start_worker(wait=False)
+            self._serve()
+            if worker:
+                self._wait_for_worker()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _serve(self) -> None:
         port = self.url.rsplit(":", 1)[1]
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [
-                str(GUNICORN),
-                "exalate_site.wsgi",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                "2",
-                "--threads",
-                "4",
-                "--timeout",
-                "60",
-            ],
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    str(GUNICORN),
+                    "exalate_site.wsgi",
+                    "--bind",
+                    f"127.0.0.1:{port}",
+                    "--workers",
+                    "2",
+                    "--threads",
+                    "4",
+                    "--timeout",
+                    "60",
+                ],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise AssertionError(f"node {self.name} exited:\n{self.log_path.read_text()}")
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return self
+                    return
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
         raise AssertionError(f"node {self.name} did not start:\n{self.log_path.read_text()}")
 
+    def _wait_for_worker(self) -> None:
+        """Return once the worker says it runs (it polls the queue from then on)."""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.worker_process.poll() is not None:
+                raise AssertionError(
+                    f"the worker of node {self.name} exited:\n{self.worker_log_path.read_text()}"
+                )
+            with self.worker_log_path.open("rb") as log:
+                log.seek(self._worker_log_from)
+                if b"Worker started" in log.read():
+                    return
+            time.sleep(0.1)
+        raise AssertionError(
+            f"the worker of node {self.name} did not start:\n{self.worker_log_path.read_text()}"
+        )
+
+    def start_worker(self, *, wait: bool = True) -> None:
+        """Start `run_worker` against this node's database (its output in the worker log);
+        `wait`: return once it runs."""
+        with self.worker_log_path.open("ab") as log:
+            self._worker_log_from = log.tell()  # an earlier run's lines stay above
+            self.worker_process = subprocess.Popen(
+                [sys.executable, "-u", "manage.py", "run_worker"],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        if wait:
+            self._wait_for_worker()
+
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        _end(self.process)
         self.process = None
+        self.stop_worker()
+
+    def stop_worker(self) -> None:
+        _end(self.worker_process)
+        self.worker_process = None
 
 
-def start_node(workdir: Path, name: str, *, port: int | None = None, **extra_env: str) -> LiveNode:
+def _end(process: subprocess.Popen | None) -> None:
+    if process and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def start_node(
+    workdir: Path, name: str, *, port: int | None = None, worker: bool = True, **extra_env: str
+) -> LiveNode:
+    """A live node; `worker=False` leaves out its `run_worker` (nothing then tells peers
+    what its pages queued, until a test runs `deliver_notifications`)."""
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     workdir.mkdir(parents=True, exist_ok=True)
@@ -126,7 +192,7 @@ def start_node(workdir: Path, name: str, *, port: int | None = None, **extra_env
     # Test-process-only switches must not leak into a node that plays production.
     env.pop("DJANGO_SETTINGS_MODULE", None)
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    node = LiveNode(name=name, url=url, env=env, workdir=workdir)
+    node = LiveNode(name=name, url=url, env=env, workdir=workdir, worker=worker)
     node.manage("migrate", "--noinput")
     node.manage("setup_node")
     node.shell(
@@ -176,3 +242,16 @@ def initiate_between(
     )
     connection_id, code = out.splitlines()[-2:]
     return connection_id, code
+
+
+def eventually(check, *, timeout: float = 10.0, every: float = 0.1):
+    """The first truthy answer of `check()` within `timeout` seconds: a node's worker tells
+    the peer moments after the page answered. Fails with the last answer otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = check()
+        if answer or time.monotonic() > deadline:
+            break
+        time.sleep(every)
+    assert answer, f"still {answer!r} after {timeout} s"
+    return answer

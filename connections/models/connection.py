@@ -81,6 +81,15 @@ class ConnectionQuerySet(models.QuerySet):
     def matching(self, text: str):
         return self.filter(self.search_condition(text))
 
+    def with_untold(self):
+        """Annotate `has_untold`: a change of this side still waits to reach the peer."""
+        from connections.models.outbox import NotificationState, PeerNotification
+
+        untold = PeerNotification.objects.filter(
+            connection=models.OuterRef("pk"), state=NotificationState.PENDING
+        )
+        return self.annotate(has_untold=models.Exists(untold))
+
     def status_counts(self, among: models.Q | None = None) -> dict[str, int]:
         """How many connections there are in each status, among those matching `among`,
         and in all (`"all"`, whatever `among` says): one aggregate query."""
@@ -323,6 +332,39 @@ class Connection(models.Model):
             message=reason or "Connection deactivated.",
         )
 
+    @classmethod
+    def change_status_of_many(
+        cls,
+        connections: list[Connection],
+        to: str,
+        kind: str,
+        *,
+        user=None,
+        reason: str = "",
+        message: str = "",
+    ) -> None:
+        """What `activate`/`deactivate` do, for many connections at once (an admin's bulk
+        action): one update and one bulk insert of their events, whatever their number. The
+        caller holds their rows locked and has checked that the change fits each."""
+        if not connections:
+            return
+        reason = reason[:255]
+        events = [
+            c.event(kind, message or reason, user=user, from_status=c.status, to_status=to)
+            for c in connections
+        ]
+        now = timezone.now()
+        with transaction.atomic():
+            rows = cls.objects.filter(pk__in=[c.pk for c in connections])
+            rows.update(status=to, status_reason=reason)
+            if to == Status.ACTIVE:
+                rows.filter(activated_at__isnull=True).update(activated_at=now)
+            ConnectionEvent.objects.bulk_create(events)
+        for connection in connections:
+            connection.status, connection.status_reason = to, reason
+            if to == Status.ACTIVE and connection.activated_at is None:
+                connection.activated_at = now
+
     def mark_error(self, reason: str, *, user=None, by_remote: bool = False):
         return self._change_status(
             Status.ERROR, EventKind.ERROR, user=user, by_remote=by_remote, reason=reason
@@ -380,7 +422,30 @@ class Connection(models.Model):
         from_status: str = "",
         to_status: str = "",
     ) -> ConnectionEvent:
-        return ConnectionEvent.objects.create(
+        event = self.event(
+            kind,
+            message,
+            user=user,
+            by_remote=by_remote,
+            from_status=from_status,
+            to_status=to_status,
+        )
+        event.save(force_insert=True)
+        return event
+
+    def event(
+        self,
+        kind: str,
+        message: str = "",
+        *,
+        user=None,
+        by_remote: bool = False,
+        from_status: str = "",
+        to_status: str = "",
+    ) -> ConnectionEvent:
+        """An event of this connection, not saved yet (`record` saves one; a bulk action
+        saves many in one insert)."""
+        return ConnectionEvent(
             connection=self,
             connection_name=self.name,
             kind=kind,

@@ -37,6 +37,18 @@ class PeerNotificationQuerySet(models.QuerySet):
         now = now or timezone.now()
         return self.unclaimed(now).filter(next_attempt_at__lte=now)
 
+    def latest_unheard(self) -> PeerNotification | None:
+        """The newest of these notifications if the peer has not heard it: waiting for the
+        worker or for a retry (pending), or given up on (failed). None when the peer is up
+        to date, or was never to be told anything."""
+        latest = self.order_by("-created_at", "-id").first()
+        if latest is not None and latest.state in (
+            NotificationState.PENDING,
+            NotificationState.FAILED,
+        ):
+            return latest
+        return None
+
     def cancel(self, why: str) -> int:
         """Settle these rows unsent; the signing key goes with them."""
         return self.update(state=NotificationState.CANCELLED, last_error=why, signing_key="")
@@ -135,22 +147,39 @@ class PeerNotification(models.Model):
         cls, connection: Connection, status: str, reason: str = ""
     ) -> PeerNotification:
         """Queue telling the peer of `connection` that this side is now `status`."""
+        return cls.for_connections([connection], status, reason)[0]
+
+    @classmethod
+    def for_connections(
+        cls, connections: list[Connection], status: str, reason: str = ""
+    ) -> list[PeerNotification]:
+        """`for_connection` for many at once (an admin's bulk action): one update and one
+        bulk insert, whatever their number."""
+        if not connections:
+            return []
         with transaction.atomic():
             # Only the newest state matters to the peer: drop older unsent ones that no
             # sender holds right now (a held one may be mid-call; the peer's ordering
             # check takes care of it).
             now = timezone.now()
-            connection.notifications.unclaimed(now).cancel("Superseded by a newer change.")
-            return cls.objects.create(
-                connection=connection,
-                connection_name=connection.name,
-                status=status,
-                reason=reason[:255],
-                changed_at=now,
-                remote_url=connection.remote_url,
-                remote_uid=connection.remote_uid,
-                remote_connection_id=connection.remote_connection_id,
-                signing_key=connection.shared_secret,
+            cls.objects.filter(connection__in=connections).unclaimed(now).cancel(
+                "Superseded by a newer change."
+            )
+            return cls.objects.bulk_create(
+                cls(
+                    connection=connection,
+                    connection_name=connection.name,
+                    status=status,
+                    reason=reason[:255],
+                    changed_at=now,
+                    remote_url=connection.remote_url,
+                    remote_uid=connection.remote_uid,
+                    remote_connection_id=connection.remote_connection_id,
+                    signing_key=connection.shared_secret,
+                    next_attempt_at=now,
+                    created_at=now,
+                )
+                for connection in connections
             )
 
     def backoff(self) -> timedelta:

@@ -94,13 +94,15 @@ def deliver_pending_notifications(
             report.count(notification)
 
 
-def retry_notifications_now(notifications) -> DeliveryReport:
-    """Send these pending notifications now, whatever their backoff says (an operator's call)."""
-    report = DeliveryReport()
-    for notification in notifications.unclaimed().claim(100):
-        send_notification(notification)
-        report.count(notification)
-    return report
+def send_soon(notifications) -> int:
+    """Make these pending notifications due now, whatever their backoff says (an operator
+    who knows the peer is back), and wake the workers; returns how many. The worker sends
+    them: the operator's request never waits on a peer."""
+    with transaction.atomic():
+        count = notifications.unclaimed().update(next_attempt_at=timezone.now())
+        if count:
+            wake_workers()
+    return count
 
 
 def purge_settled_notifications(*, keep: timedelta = timedelta(days=30)) -> int:

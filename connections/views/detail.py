@@ -1,7 +1,9 @@
 """One connection's page and its actions: test, deactivate/activate, delete.
 
 Each action is a POST that checks the permission, calls one service and redirects back
-to the page with a message (so a reload never repeats it).
+to the page with a message (so a reload never repeats it). Only "Test connection" calls
+the peer while the page waits (that call is what it shows); every other action queues the
+peer's notification for the worker and answers at once.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ def connection_detail(request: HttpRequest, pk) -> HttpResponse:
         "connection": connection,
         "events": events[:EVENTS_SHOWN],
         "more_events": len(events) > EVENTS_SHOWN,
-        "untold": connection.notifications.pending().order_by("-created_at").first(),
+        "untold": connection.notifications.latest_unheard(),
     }
     return render(request, "connections/detail.html", context)
 
@@ -110,7 +112,7 @@ def refused(request: HttpRequest, connection: Connection, error: actions.Connect
 
 def _report(request: HttpRequest, done: str, notice: actions.PeerNotice) -> None:
     text = f"{done} {notice.message}".strip()
-    if notice.told:
-        messages.success(request, text)
-    else:
+    if notice.needs_attention:
         messages.warning(request, text)
+    else:
+        messages.success(request, text)

@@ -85,7 +85,8 @@ def connection_list(request):
         return _status_of(request)
     filters = Filters.from_query(request.GET)
     among = _among(filters)
-    shown = Connection.objects.filter(among)
+    # Each row also says whether a change of this side still waits to reach the peer.
+    shown = Connection.objects.with_untold().filter(among)
     if filters.status:
         shown = shown.filter(status=filters.status)
     page = Paginator(shown, PAGE_SIZE).get_page(_page_number(request.GET.get("page")))
@@ -132,7 +133,8 @@ def _status_of(request) -> HttpResponse:
     them: {"<id>": {"status": …, "html": "<tr…>"}}; a deleted one has status "deleted"
     and no html. The answer is as small as the change, whatever the size of the table."""
     asked = _asked_states(request.GET.get("status_of", ""))
-    found = {c.pk: c for c in Connection.objects.filter(pk__in=asked)} if asked else {}
+    rows = Connection.objects.with_untold().filter(pk__in=asked)
+    found = {c.pk: c for c in rows} if asked else {}
     now = {pk: (row_state(found[pk]) if pk in found else "deleted") for pk in asked}
     # Same question, same answer: the page already has it.
     seen = sorted((str(pk), asked[pk], state) for pk, state in now.items())

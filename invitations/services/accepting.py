@@ -42,7 +42,8 @@ class AcceptError(Exception):
 class Acceptance:
     connection: Connection
     created: bool
-    # Whether the issuer heard this side's confirmation (else the outbox keeps trying).
+    # This side's confirmation to the issuer: queued for the worker (or, for a local
+    # connection, applied to the issuer's side at once).
     issuer_told: PeerNotice = PeerNotice(True, "")
 
 
@@ -81,7 +82,7 @@ def accept_invitation(
     code_text: str, *, local_short_name: str | None = None, user=None
 ) -> Acceptance:
     """Accept an invitation code on this node: the issuer pairs its side, we store ours and
-    confirm, and both are active.
+    queue our confirmation; once the worker delivers it (moments later) both are active.
 
     Raises AcceptError (nothing created) with a message for the admin. A code already
     accepted here returns the existing connection with `created=False`.
@@ -171,8 +172,8 @@ def _call_issuer(
 def _store_destination(
     code: invitation_code.InvitationCode, answer: AcceptAnswer, acceptor: Acceptor, *, user=None
 ) -> Acceptance:
-    """Create this side of an accepted connection, paired with the issuer's side, then
-    confirm to the issuer that it exists (its side waits for that to go active)."""
+    """Create this side of an accepted connection, paired with the issuer's side, and queue
+    the confirmation that it exists (the issuer's side waits for that to go active)."""
     remote, pk = answer.connection, uuid.UUID(acceptor.connection_id)
     try:
         secret = keys.derive_secret(
@@ -212,13 +213,16 @@ def _store_destination(
                 user=user,
                 message=f"Accepted the invitation from {issuer.short_name} ({issuer.url}).",
             )
+            # Queued with this side, never sent from here: the worker tells the issuer
+            # moments later, so the admin's page does not wait on the issuer a second time.
+            issuer_told = actions.confirm_to_peer(connection)
     except IntegrityError:
         # Two submissions of one code raced; the other one made the row.
         existing = Connection.objects.filter(pk=pk).first()
         if existing is None:
             raise
         return Acceptance(existing, created=False)
-    return Acceptance(connection, created=True, issuer_told=actions.confirm_to_peer(connection))
+    return Acceptance(connection, created=True, issuer_told=issuer_told)
 
 
 def _free_connection_name(name: str, short_name: str) -> str:

@@ -56,14 +56,21 @@ def _confirm(request):
     if not result.created:
         return _already_accepted(request, result.connection)
     name = result.connection.name
-    if result.issuer_told.told:
+    told = result.issuer_told
+    if told.told:
         messages.success(request, f"The connection is set up: “{name}” is active on both sides.")
+    elif told.queued is not None:
+        # The worker delivers the confirmation moments later; the page does not wait.
+        messages.success(
+            request,
+            f"The connection is set up: “{name}” is active on this side. The other side will "
+            "be told in a moment, and its side goes active then.",
+        )
     else:
-        # Active here; the issuer's side goes active when the outbox reaches it.
         messages.warning(
             request,
             f"The connection “{name}” is set up and active on this side, but the other side "
-            f"has not heard it yet. {result.issuer_told.message}",
+            f"has not heard it yet. {told.message}",
         )
     return redirect("connections:detail", pk=result.connection.pk)
 

@@ -1,7 +1,9 @@
 """The admin as the operations view."""
 
 import secrets
+import time
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.contrib.admin import site
@@ -9,10 +11,13 @@ from django.contrib.admin.models import LogEntry
 from django.core.cache import cache
 from django.db import connection as db_connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from connections.models import Connection, ConnectionEvent, PeerNotification
+from connections.services import outbox
 from invitations.services.issuing import issue_invitation
 from sync.models import SyncRuleVersion
+from tests import http_servers
 from tests.connections.peers import make_paired
 
 CHANGELIST = "/admin/connections/connection/"
@@ -178,10 +183,9 @@ def test_the_deactivate_action_records_the_staff_user(admin_client, admin_user, 
     assert "private network" in text
 
 
-def test_deleting_a_connection_in_the_admin_tells_the_peer_and_records_the_staff_user(
+def test_deleting_a_connection_in_the_admin_queues_telling_the_peer_and_records_the_staff_user(
     admin_client, admin_user, node
 ):
-    # The outbound guard refuses this address, so the notice waits in the outbox.
     connection = make_paired(remote_url="http://127.0.0.1:9")
     response = admin_client.post(
         f"/admin/connections/connection/{connection.pk}/delete/", {"post": "yes"}, follow=True
@@ -191,9 +195,8 @@ def test_deleting_a_connection_in_the_admin_tells_the_peer_and_records_the_staff
     event = ConnectionEvent.objects.get(connection_name=connection.name, kind="deleted")
     assert event.actor_user == admin_user
     notice = PeerNotification.objects.get(connection_name=connection.name)
-    assert notice.status == "deleted"
-    assert notice.state == "pending"
-    assert "Peer not told yet" in messages_of(response)
+    assert (notice.status, notice.state, notice.attempts) == ("deleted", "pending", 0)
+    assert "The remote side will be told in a moment." in messages_of(response)
 
 
 def test_deleting_in_the_admin_a_connection_deleted_meanwhile_says_so(rf, admin_user, node):
@@ -321,13 +324,15 @@ def test_the_outbox_admin_never_shows_the_signing_key(admin_client, node):
     assert connection.shared_secret not in page
 
 
-def test_staff_can_send_an_untold_notification_now(admin_client, node, settings):
+def test_staff_can_have_an_untold_notification_sent_now(admin_client, node, settings):
     from tests.connections.peers import FakePeer
 
     settings.EXALATE_ALLOW_PRIVATE_NETWORKS = True
     peer = FakePeer()
     connection = make_paired(remote_url=peer.url)
     notification = PeerNotification.for_connection(connection, "deactivated")
+    # Its last try failed: the next one is an hour away.
+    PeerNotification.objects.update(attempts=9, next_attempt_at=timezone.now() + timedelta(hours=1))
     peer.start()
     try:
         response = admin_client.post(
@@ -335,26 +340,87 @@ def test_staff_can_send_an_untold_notification_now(admin_client, node, settings)
             {"action": "retry_now", "_selected_action": [notification.pk]},
             follow=True,
         )
+        # The request only made it due: the worker sends it, never the admin's request.
+        assert peer.received == []
+        assert "1 notification will be sent in a moment." in messages_of(response)
+        assert outbox.deliver_pending_notifications().delivered == 1
     finally:
         peer.stop()
-    assert "Delivered 1, still not delivered 0" in messages_of(response)
+    assert [r.body["status"] for r in peer.received] == ["deactivated"]
     notification.refresh_from_db()
     assert notification.state == "delivered"
 
 
 def test_sending_a_notification_now_records_the_staff_user(admin_client, admin_user, node):
-    # The outbound guard refuses this address: the attempt fails, and the record says so.
     connection = make_paired(remote_url="http://127.0.0.1:9")
     notification = PeerNotification.for_connection(connection, "deactivated")
-    admin_client.post(
+    delivered = PeerNotification.for_connection(make_paired(name="Other"), "active")
+    PeerNotification.objects.filter(pk=delivered.pk).update(state="delivered")
+    response = admin_client.post(
         "/admin/connections/peernotification/",
-        {"action": "retry_now", "_selected_action": [notification.pk]},
+        {"action": "retry_now", "_selected_action": [notification.pk, delivered.pk]},
+        follow=True,
     )
+    text = messages_of(response)
+    assert "1 notification will be sent in a moment." in text
+    assert "1 not pending or being sent already: left as they are." in text
     entry = LogEntry.objects.get(object_id=str(notification.pk))
     assert entry.user == admin_user
-    assert entry.get_change_message().startswith("Sent now by staff: not delivered yet (")
+    assert entry.get_change_message() == "Sent now by staff: queued for the worker."
+    assert not LogEntry.objects.filter(object_id=str(delivered.pk)).exists()
     history = admin_client.get(f"/admin/connections/peernotification/{notification.pk}/history/")
     assert "Sent now by staff" in history.content.decode()
+
+
+@pytest.mark.parametrize("action", ["deactivate_selected", "activate_selected", "delete_selected"])
+def test_a_bulk_action_over_100_connections_to_a_hung_peer_answers_within_a_second(
+    admin_client, node, settings, action, capsys
+):
+    settings.EXALATE_ALLOW_PRIVATE_NETWORKS = True
+    status = "deactivated" if action == "activate_selected" else "active"
+    with http_servers.silent() as hung:
+        connections = [
+            make_paired(name=f"Hung {n}", remote_url=hung.url, status=status) for n in range(100)
+        ]
+        data = {"action": action, "_selected_action": [str(c.pk) for c in connections]}
+        if action == "delete_selected":
+            data["post"] = "yes"  # past Django's confirmation page
+        admin_client.get(CHANGELIST)  # a server that has answered before: imports done
+        started = time.monotonic()
+        response = admin_client.post(CHANGELIST, data)
+        took = time.monotonic() - started
+        assert hung.requests == []  # no call to the peer, not even a connection
+    assert response.status_code == 302
+    with capsys.disabled():
+        print(f"\n{action} over 100 connections to a hung peer: {took * 1000:.0f} ms")
+    assert took < 1.0
+    expected = {"deactivate_selected": "deactivated", "activate_selected": "active"}
+    queued = PeerNotification.objects.filter(state="pending", attempts=0)
+    assert queued.count() == 100
+    assert set(queued.values_list("status", flat=True)) == {expected.get(action, "deleted")}
+    text = messages_of(admin_client.get(CHANGELIST))
+    assert "The remote sides of 100 connections will be told in a moment." in text
+    assert "Peer not told" not in text
+
+
+def test_after_a_bulk_action_the_outbox_tells_every_peer(admin_client, node, settings):
+    from tests.connections.peers import FakePeer
+
+    settings.EXALATE_ALLOW_PRIVATE_NETWORKS = True
+    peer = FakePeer().start()
+    try:
+        connections = [make_paired(name=f"Told {n}", remote_url=peer.url) for n in range(3)]
+        response = run_action(admin_client, "deactivate_selected", connections)
+        assert "3 connections deactivated." in messages_of(response)
+        assert peer.received == []
+        assert outbox.deliver_pending_notifications().delivered == 3
+    finally:
+        peer.stop()
+    told = sorted(r.path for r in peer.received)
+    assert told == sorted(
+        f"/api/v1/connections/{c.remote_connection_id}/status/" for c in connections
+    )
+    assert {r.body["status"] for r in peer.received} == {"deactivated"}
 
 
 def general_settings_form(node, **changes) -> dict:

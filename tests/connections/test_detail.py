@@ -8,7 +8,9 @@ from django.contrib.auth.models import Permission
 from django.core.cache import cache
 
 from connections.models import Connection, ConnectionEvent, PeerNotification
+from connections.services import outbox
 from nodes import client as node_client
+from tests import http_servers
 from tests.connections.peers import make_paired
 
 
@@ -101,41 +103,84 @@ def test_actions_do_nothing_on_a_get(admin_client, connection, action):
     assert Connection.objects.get().status == "active"
 
 
-def test_deactivate_changes_this_side_and_tells_the_peer(client, operator, connection, peer):
+def test_deactivate_changes_this_side_and_queues_telling_the_peer(
+    client, operator, connection, peer
+):
     peer.start()
     client.force_login(operator)
     response = client.post(f"/connections/{connection.id}/deactivate/", follow=True)
     assert response.redirect_chain[-1][0] == f"/connections/{connection.id}/"
-    assert "The remote side was told." in " ".join(messages_after(response))
+    assert [str(m) for m in response.context["messages"]] == [
+        "The connection is deactivated on this side. The remote side will be told in a moment."
+    ]
+    assert [m.level_tag for m in response.context["messages"]] == ["success"]
     connection.refresh_from_db()
     assert connection.status == "deactivated"
     assert connection.events.get(kind="deactivated").actor_user == operator
-    assert [r.body["status"] for r in peer.received] == ["deactivated"]
+    # The page answered without calling the peer; the notification waits for the worker.
+    assert peer.received == []
     html = response.content.decode()
     assert 'data-status="deactivated"' in html
     assert 'id="activate"' in html
-    assert 'id="peer-not-told"' not in html
+    assert 'data-notification-state="queued"' in html
+    assert "the remote side will be told in a moment that this side is now deactivated" in html
+    assert outbox.deliver_pending_notifications().delivered == 1
+    assert [r.body["status"] for r in peer.received] == ["deactivated"]
+    assert 'id="peer-not-told"' not in page_of(client, connection)
 
 
-def test_deactivate_with_the_peer_down_says_the_peer_was_not_told_yet(admin_client, connection):
+def test_deactivate_with_the_peer_down_shows_the_retries_with_the_last_error(
+    admin_client, connection
+):
     response = admin_client.post(f"/connections/{connection.id}/deactivate/", follow=True)
-    assert "could not be told yet" in " ".join(messages_after(response))
-    html = response.content.decode()
+    assert "The remote side will be told in a moment." in " ".join(messages_after(response))
+    assert 'data-notification-state="queued"' in response.content.decode()
+    assert outbox.deliver_pending_notifications().retrying == 1  # the worker's first try
+    html = page_of(admin_client, connection)
     assert 'data-status="deactivated"' in html
-    assert 'id="peer-not-told"' in html
+    assert 'data-notification-state="retrying"' in html
     assert "Peer not told yet" in html
+    assert "1 attempt so far; next try after " in html
+    notification = PeerNotification.objects.get()
+    assert notification.next_attempt_at.strftime("%Y-%m-%d %H:%M:%S") in html
 
 
-def test_the_peer_not_told_messages_read_as_plain_sentences(admin_client, connection):
-    response = admin_client.post(f"/connections/{connection.id}/deactivate/", follow=True)
-    message = " ".join(messages_after(response))
-    assert message.startswith("The connection is deactivated on this side. ")
-    assert "The remote side could not be told yet. Could not connect to " in message
-    assert message.endswith(". This node keeps trying.")
-    html = response.content.decode()
-    assert ".)" not in message
-    assert ".)" not in html.split('id="peer-not-told"')[1].split("</p>")[0]
-    assert "Last error: Could not connect to " in html
+def test_the_peer_not_told_note_reads_as_plain_sentences(admin_client, connection):
+    admin_client.post(f"/connections/{connection.id}/deactivate/")
+    outbox.deliver_pending_notifications()
+    html = page_of(admin_client, connection)
+    note = html.split('id="peer-not-told"')[1].split("</p>")[0]
+    assert ".)" not in note
+    assert "Last error: Could not connect to " in note
+
+
+def test_a_notification_the_peer_refused_for_good_is_shown_with_its_error(
+    admin_client, connection, peer
+):
+    peer.answer = lambda r: (401, {"code": "unknown_connection", "detail": "No such connection."})
+    peer.start()
+    admin_client.post(f"/connections/{connection.id}/deactivate/")
+    assert outbox.deliver_pending_notifications().failed == 1
+    html = page_of(admin_client, connection)
+    note = html.split('id="peer-not-told"')[1].split("</p>")[0]
+    assert 'data-notification-state="failed"' in note
+    assert "could not be told that this side is now deactivated" in note
+    assert "this node has stopped trying (1 attempt)" in note
+    assert "Last error: " in note and "does not know this connection" in note
+    assert "next try" not in note
+
+
+def test_a_page_action_answers_at_once_even_when_the_peer_hangs(admin_client, node, settings):
+    settings.EXALATE_ALLOW_PRIVATE_NETWORKS = True
+    with http_servers.silent() as hung:
+        connection = make_paired(remote_url=hung.url)
+        started = time.monotonic()
+        response = admin_client.post(f"/connections/{connection.id}/deactivate/")
+        took = time.monotonic() - started
+        assert hung.requests == []
+    assert response.status_code == 302
+    assert took < 1.0
+    assert PeerNotification.objects.get().state == "pending"
 
 
 def test_the_description_keeps_its_line_breaks_and_markup_is_escaped(admin_client, connection):
@@ -150,8 +195,10 @@ def test_activate_brings_a_deactivated_connection_back(admin_client, connection,
     response = admin_client.post(f"/connections/{connection.id}/activate/", follow=True)
     connection.refresh_from_db()
     assert connection.status == "active"
-    assert peer.received[-1].body["status"] == "active"
     assert "active again" in " ".join(messages_after(response))
+    assert peer.received == []
+    assert outbox.deliver_pending_notifications().delivered == 1
+    assert peer.received[-1].body["status"] == "active"
 
 
 def test_activating_an_active_connection_is_refused_with_a_message(admin_client, connection):
@@ -194,17 +241,22 @@ def test_the_delete_message_quotes_the_name_as_typed(admin_client, connection):
     assert message.startswith('The connection \u201cBob\'s "desk"\u201d is deleted.')
 
 
-def test_delete_removes_this_side_keeps_its_events_and_tells_the_peer(
+def test_delete_removes_this_side_keeps_its_events_and_queues_telling_the_peer(
     admin_client, admin_user, connection, peer
 ):
     peer.start()
     response = admin_client.post(f"/connections/{connection.id}/delete/", follow=True)
     assert response.redirect_chain[-1][0] == "/connections/"
-    assert "is deleted" in " ".join(messages_after(response))
+    assert messages_after(response) == [
+        "The connection “Acme to Globex” is deleted. The remote side will be told in a moment."
+    ]
     assert not Connection.objects.exists()
     event = ConnectionEvent.objects.get(kind="deleted")
     assert event.connection_name == "Acme to Globex"
     assert event.actor_user == admin_user
+    assert peer.received == []
+    assert PeerNotification.objects.get().status == "deleted"
+    assert outbox.deliver_pending_notifications().delivered == 1
     assert [r.body["status"] for r in peer.received] == ["deleted"]
 
 

@@ -328,3 +328,26 @@ def test_a_viewer_may_see_the_page_and_ask_about_statuses(viewer_client, add):
     (c,) = add(1, status="pending")
     assert viewer_client.get("/connections/").status_code == 200
     assert status_of(viewer_client, str(c.id)).status_code == 200
+
+
+def test_a_row_says_when_its_peer_has_not_been_told_yet(admin_client, node, settings):
+    from connections.services import actions, outbox
+    from tests.connections.peers import FakePeer, make_paired
+
+    settings.EXALATE_ALLOW_PRIVATE_NETWORKS = True
+    peer = FakePeer().start()
+    try:
+        told = make_paired(name="Told", remote_url=peer.url)
+        untold = make_paired(name="Untold", remote_url=peer.url)
+        actions.deactivate_connection(untold)
+
+        def row(connection) -> str:
+            html = admin_client.get("/connections/").content.decode()
+            return html.split(f'data-connection-id="{connection.id}"')[1].split("</tr>")[0]
+
+        assert "peer not told yet" in row(untold)
+        assert "peer not told yet" not in row(told)
+        assert outbox.deliver_pending_notifications().delivered == 1
+        assert "peer not told yet" not in row(untold)
+    finally:
+        peer.stop()

@@ -4,6 +4,7 @@ import datetime as dt
 import os
 import subprocess
 import sys
+import time
 from collections import Counter
 from io import StringIO
 from pathlib import Path
@@ -16,6 +17,7 @@ from django.utils import timezone
 
 from connections.models import Connection, ConnectionEvent, PeerNotification
 from connections.services import actions, outbox
+from tests import http_servers
 from tests.connections.peers import FakePeer, make_paired
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,10 +27,21 @@ def later(seconds: float):
     return time_machine.travel(timezone.now() + dt.timedelta(seconds=seconds), tick=True)
 
 
-def test_a_change_is_told_to_a_reachable_peer_at_once(connection, peer, admin_user):
+def test_a_change_is_queued_and_the_outbox_then_tells_a_reachable_peer(
+    connection, peer, admin_user
+):
     peer.start()
     notice = actions.deactivate_connection(connection, admin_user)
-    assert notice.told
+    # The action itself never calls the peer: it queues, and the worker delivers.
+    assert not notice.told
+    assert notice.queued == PeerNotification.objects.get()
+    assert notice.message == "The remote side will be told in a moment."
+    assert not notice.needs_attention
+    assert peer.received == []
+    queued = PeerNotification.objects.get()
+    assert (queued.state, queued.attempts, queued.status) == ("pending", 0, "deactivated")
+    assert queued.next_attempt_at <= timezone.now()  # due at once
+    assert outbox.deliver_pending_notifications().delivered == 1
     [received] = peer.received
     assert received.method == "POST"
     assert received.path == f"/api/v1/connections/{connection.remote_connection_id}/status/"
@@ -42,12 +55,12 @@ def test_a_change_is_told_to_a_reachable_peer_at_once(connection, peer, admin_us
 
 def test_an_unreachable_peer_never_blocks_the_change_on_this_side(connection, admin_user):
     notice = actions.deactivate_connection(connection, admin_user)
-    assert not notice.told
-    assert "keeps trying" in notice.message
+    assert notice.queued is not None
     connection.refresh_from_db()
     assert connection.status == "deactivated"
     event = connection.events.get(kind="deactivated")
     assert event.actor_user == admin_user
+    assert outbox.deliver_pending_notifications().retrying == 1
     notification = PeerNotification.objects.get()
     assert notification.state == "pending"
     assert notification.attempts == 1
@@ -58,6 +71,7 @@ def test_an_unreachable_peer_never_blocks_the_change_on_this_side(connection, ad
 
 def test_the_outbox_delivers_once_the_peer_is_back_and_the_wait_is_over(connection, peer):
     actions.deactivate_connection(connection)
+    assert outbox.deliver_pending_notifications().retrying == 1  # the peer is down
     peer.start()
     assert outbox.deliver_pending_notifications().attempted == 0  # still waiting
     assert peer.received == []
@@ -74,6 +88,7 @@ def test_the_outbox_delivers_once_the_peer_is_back_and_the_wait_is_over(connecti
 
 def test_the_wait_between_attempts_doubles_up_to_an_hour(connection):
     actions.deactivate_connection(connection)
+    outbox.deliver_pending_notifications()  # the first attempt
     waits = []
     for _ in range(12):
         outbox.deliver_pending_notifications(ignore_backoff=True)
@@ -91,8 +106,8 @@ def test_the_wait_between_attempts_doubles_up_to_an_hour(connection):
 def test_a_peer_that_no_longer_knows_the_connection_ends_the_retries(connection, peer):
     peer.answer = lambda r: (401, {"code": "unknown_connection", "detail": "No such connection."})
     peer.start()
-    notice = actions.deactivate_connection(connection)
-    assert not notice.told
+    actions.deactivate_connection(connection)
+    assert outbox.deliver_pending_notifications().failed == 1
     notification = PeerNotification.objects.get()
     assert notification.state == "failed"
     assert "does not know this connection" in notification.last_error
@@ -104,6 +119,7 @@ def test_a_peer_that_rejects_the_token_is_asked_again_later(connection, peer):
     peer.answer = lambda r: (401, {"code": "token_expired", "detail": "Check the clocks."})
     peer.start()
     actions.deactivate_connection(connection)
+    assert outbox.deliver_pending_notifications().retrying == 1
     notification = PeerNotification.objects.get()
     assert notification.state == "pending"
     assert "rejected this node's token (token_expired)" in notification.last_error
@@ -128,6 +144,7 @@ def test_a_deleted_connection_is_still_told_to_the_peer_later(connection, peer, 
     remote_uid = connection.remote_uid
     notice = actions.delete_connection(connection, admin_user)
     assert not notice.told
+    assert notice.queued is not None
     assert not Connection.objects.exists()
     deleted = ConnectionEvent.objects.get(kind="deleted")
     assert deleted.connection is None
@@ -198,6 +215,7 @@ def test_a_private_network_peer_cannot_be_told(node):
 
 def test_the_command_delivers_what_is_due(connection, peer):
     actions.deactivate_connection(connection)
+    outbox.deliver_pending_notifications()  # the peer is down: the next try is 15 s ahead
     peer.start()
     out = StringIO()
     call_command("deliver_notifications", stdout=out)
@@ -266,8 +284,9 @@ def test_a_pending_notification_is_never_forgotten(connection):
 def test_a_change_the_peer_can_never_hear_does_not_promise_more_attempts(connection, peer):
     peer.answer = lambda r: (401, {"code": "unknown_connection", "detail": "No such connection."})
     peer.start()
-    notice = actions.deactivate_connection(connection)
+    notice = actions.tell_peer_now(actions.deactivate_connection(connection))
     assert not notice.told
+    assert notice.queued is None
     assert notice.message.startswith("The remote side could not be told.")
     assert "does not know this connection" in notice.message
     assert "keeps trying" not in notice.message
@@ -286,3 +305,108 @@ def test_deleting_after_the_peer_deleted_its_side_tells_nobody(connection, peer,
     assert peer.received == []
     assert not PeerNotification.objects.exists()
     assert not Connection.objects.exists()
+
+
+@pytest.mark.parametrize("action", ["deactivate", "activate", "delete"])
+def test_an_action_answers_at_once_and_never_calls_even_a_hung_peer(node, settings, action):
+    settings.EXALATE_ALLOW_PRIVATE_NETWORKS = True
+    with http_servers.silent() as hung:
+        status = "deactivated" if action == "activate" else "active"
+        connection = make_paired(remote_url=hung.url, status=status)
+        started = time.monotonic()
+        notice = getattr(actions, f"{action}_connection")(connection)
+        took = time.monotonic() - started
+        assert hung.requests == []  # not even a connection was opened
+    assert took < 1.0
+    assert notice.queued is not None
+    expected = {"deactivate": "deactivated", "activate": "active", "delete": "deleted"}[action]
+    assert PeerNotification.objects.get().status == expected
+
+
+def test_telling_a_peer_now_reports_that_it_heard(connection, peer):
+    peer.start()
+    notice = actions.tell_peer_now(actions.deactivate_connection(connection))
+    assert notice.told
+    assert notice.message == "The remote side was told."
+    assert [r.body["status"] for r in peer.received] == ["deactivated"]
+    assert PeerNotification.objects.get().state == "delivered"
+
+
+def test_telling_a_peer_now_that_is_down_leaves_it_to_the_outbox(connection):
+    notice = actions.tell_peer_now(actions.deactivate_connection(connection))
+    assert not notice.told
+    assert notice.queued is not None  # the worker retries it
+    assert notice.message.startswith("The remote side could not be told yet. Could not connect")
+    assert notice.message.endswith(". This node keeps trying.")
+    notification = PeerNotification.objects.get()
+    assert (notification.state, notification.attempts) == ("pending", 1)
+
+
+def test_telling_a_peer_now_leaves_a_notification_the_worker_holds_to_the_worker(connection, peer):
+    peer.start()
+    queued = actions.deactivate_connection(connection)
+    [held] = PeerNotification.objects.due().claim(1)  # the worker took it first
+    assert actions.tell_peer_now(queued) == queued
+    assert peer.received == []
+    assert held.mark_delivered()
+
+
+def test_a_local_side_confirms_its_issuer_in_process_without_queuing(node):
+    pending = make_paired(name="Local A", status="pending", remote_uid=node.uid)
+    accepted = make_paired(
+        name="Local B",
+        role="destination",
+        remote_uid=node.uid,
+        remote_connection_id=str(pending.id),
+        shared_secret=pending.shared_secret,
+    )
+    pending.remote_connection_id = str(accepted.id)
+    pending.save()
+    notice = actions.confirm_to_peer(accepted)
+    assert notice.told
+    pending.refresh_from_db()
+    assert (pending.status, pending.remote_status) == ("active", "active")
+    assert not PeerNotification.objects.exists()
+
+
+def test_a_bulk_action_says_what_became_of_each_connection(node, admin_user):
+    queued = make_paired(name="Queued")
+    private = make_paired(name="Private", remote_url="")
+    waiting = make_paired(name="Waiting", status="pending")
+    gone = make_paired(name="Gone")
+    Connection.objects.filter(pk=gone.pk).delete()
+    outcomes = actions.deactivate_connections([queued, private, waiting, gone], admin_user)
+    by_name = {outcome.connection.name: outcome for outcome in outcomes}
+    assert by_name["Queued"].notice.queued == PeerNotification.objects.get()
+    assert by_name["Private"].notice.needs_attention
+    assert "private network" in by_name["Private"].notice.message
+    assert isinstance(by_name["Waiting"].refused, actions.ConnectionActionError)
+    assert str(by_name["Waiting"].refused).startswith("Only an active connection")
+    assert isinstance(by_name["Gone"].refused, actions.ConnectionGone)
+    assert dict(Connection.objects.values_list("name", "status")) == {
+        "Queued": "deactivated",
+        "Private": "deactivated",
+        "Waiting": "pending",
+    }
+    events = ConnectionEvent.objects.filter(kind="deactivated")
+    assert sorted(e.connection.name for e in events) == ["Private", "Queued"]
+    assert {e.actor_user for e in events} == {admin_user}
+
+
+@pytest.mark.parametrize("action", ["deactivate", "activate", "delete"])
+def test_a_bulk_action_costs_the_same_statements_for_3_or_40_connections(node, action):
+    from django.db import connection as db_connection
+    from django.test.utils import CaptureQueriesContext
+
+    status = "deactivated" if action == "activate" else "active"
+    run = getattr(actions, f"{action}_connections")
+    counts = []
+    # (Past 40 or so, SQLite's limit on query parameters splits an insert in two.)
+    for number in (3, 40):
+        rows = [make_paired(name=f"{number}-{n}", status=status) for n in range(number)]
+        with CaptureQueriesContext(db_connection) as queries:
+            outcomes = run(rows)
+        assert all(outcome.notice.queued is not None for outcome in outcomes)
+        counts.append(len(queries))
+    assert counts[0] == counts[1]
+    assert PeerNotification.objects.filter(state="pending").count() == 43

@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import log_in
-from tests.livenodes import LiveNode, logged_in_client, post_form
+from tests.livenodes import LiveNode, eventually, logged_in_client, post_form
 
 pytestmark = pytest.mark.e2e
 
@@ -57,36 +57,43 @@ def test_two_nodes_test_deactivate_reactivate_and_delete_and_each_sees_the_other
     text = flash(post_form(on_b, f"/connections/{b_id}/test/", {}), on_b)
     assert "its side is active" in text, text
 
+    # The page answers at once; A's worker tells B moments later.
     text = flash(post_form(on_a, f"/connections/{a_id}/deactivate/", {}), on_a)
-    assert "The remote side was told." in text
+    assert "The remote side will be told in a moment." in text
     assert side(on_a, a_id)["status"] == "deactivated"
+    eventually(lambda: side(on_b, b_id)["remote"] == "deactivated")
     assert side(on_b, b_id) | {"html": ""} == {
         "status": "active",
         "remote": "deactivated",
         "untold": False,
         "html": "",
     }
+    eventually(lambda: not side(on_a, a_id)["untold"])
 
     post_form(on_a, f"/connections/{a_id}/activate/", {})
-    assert side(on_b, b_id)["remote"] == "active"
+    eventually(lambda: side(on_b, b_id)["remote"] == "active")
     post_form(on_b, f"/connections/{b_id}/deactivate/", {})
-    assert side(on_a, a_id)["remote"] == "deactivated"
+    eventually(lambda: side(on_a, a_id)["remote"] == "deactivated")
 
-    # B goes down: A's change waits in the outbox, shown as "peer not told yet"...
+    # B goes down: A's change waits in the outbox, shown as "peer not told yet", with the
+    # error of the worker's failed try...
     b.stop()
     text = flash(post_form(on_a, f"/connections/{a_id}/deactivate/", {}), on_a)
-    assert "could not be told yet" in text
-    assert side(on_a, a_id)["untold"]
-    # ...survives A's restart, and reaches B once B is back.
+    assert "The remote side will be told in a moment." in text
+    retrying = eventually(lambda: 'data-notification-state="retrying"' in side(on_a, a_id)["html"])
+    assert retrying and "Last error: " in side(on_a, a_id)["html"]
+    # ...survives A's restart (without its worker for now, so that nothing tells B yet)...
     a.stop()
-    a.start()
+    a.start(worker=False)
     b.start()
     on_a, on_b = logged_in_client(a), logged_in_client(b)
     assert side(on_a, a_id)["untold"]
     assert side(on_b, b_id)["remote"] == "active"
+    # ...and reaches B once B is back, here by the operator's command, skipping the wait.
     assert "delivered 1" in a.manage("deliver_notifications", "--now").stdout
     assert side(on_b, b_id)["remote"] == "deactivated"
     assert not side(on_a, a_id)["untold"]
+    a.start_worker()
 
     # Finally A deletes it, in a real browser, through the confirmation page.
     log_in(page, a.url, a.username, a.password)
@@ -96,8 +103,8 @@ def test_two_nodes_test_deactivate_reactivate_and_delete_and_each_sees_the_other
     assert "cannot be undone" in page.inner_text("main")
     page.click("#confirm-delete")
     page.wait_for_url(f"{a.url}/connections/")
-    assert "is deleted. The remote side was told." in page.inner_text(".messages")
-    seen = side(on_b, b_id)
+    assert "is deleted. The remote side will be told in a moment." in page.inner_text(".messages")
+    seen = eventually(lambda: (found := side(on_b, b_id))["status"] == "error" and found)
     assert seen["status"] == "error"
     assert seen["remote"] == "deleted"
     assert "deleted on the remote side" in seen["html"]

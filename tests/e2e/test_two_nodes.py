@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from tests.livenodes import initiate_between, logged_in_client, post_form
+from tests.livenodes import eventually, initiate_between, logged_in_client, post_form
 
 pytestmark = pytest.mark.e2e
 
@@ -38,8 +38,10 @@ def test_accepting_on_b_through_its_pages_makes_both_sides_active(nodes):
     assert row_status(destination_page.text, destination_id) == "active"
     assert row_status(admin_b.get("/connections/").text, destination_id) == "active"
 
-    # A's pages show its side active too, and that it knows B's side.
-    assert row_status(admin_a.get("/connections/").text, source_id) == "active"
+    # B's page answered at once; B's worker confirms to A moments later. Then A's pages
+    # show its side active too, and that it knows B's side.
+    assert "The other side will be told in a moment" in destination_page.text
+    eventually(lambda: row_status(admin_a.get("/connections/").text, source_id) == "active")
     source_page = admin_a.get(f"/connections/{source_id}/").text
     assert row_status(source_page, source_id) == "active"
     assert "helpdesk-b" in source_page
@@ -89,7 +91,7 @@ def test_both_nodes_become_active_through_their_web_pages_alone(nodes):
     source_id = re.search(
         r'data-connection-id="([0-9a-f-]+)"[^>]*>\s*<td><a[^>]*>Made with the wizard<', listing_a
     )[1]
-    assert row_status(listing_a, source_id) == "active"
+    eventually(lambda: row_status(admin_a.get("/connections/").text, source_id) == "active")
 
 
 def test_pasting_an_accepted_code_again_leads_to_the_same_connection(nodes):
@@ -129,7 +131,9 @@ def test_the_accept_invitation_command_accepts_a_code_from_another_node(nodes):
     out = b.manage("accept_invitation", code, "--local-short-name", "cli-b").stdout
     destination_id, status = out.strip().splitlines()[-1].split()
     assert status == "active"
-    assert row_status(logged_in_client(a).get("/connections/").text, source_id) == "active"
+    # The command confirms to A itself (or B's worker, if it was quicker to take it).
+    admin_a = logged_in_client(a)
+    eventually(lambda: row_status(admin_a.get("/connections/").text, source_id) == "active")
     page = logged_in_client(b).get(f"/connections/{destination_id}/").text
     assert row_status(page, destination_id) == "active"
     failed = b.manage("accept_invitation", code[:-2], check=False)
@@ -139,6 +143,7 @@ def test_the_accept_invitation_command_accepts_a_code_from_another_node(nodes):
 
 def test_this_process_accepts_a_code_from_a_live_node_over_http(nodes, admin_client, settings):
     from connections.models import Connection
+    from connections.services.outbox import deliver_pending_notifications
     from nodes.models import GeneralSettings
 
     a, _b = nodes
@@ -160,4 +165,10 @@ def test_this_process_accepts_a_code_from_a_live_node_over_http(nodes, admin_cli
     assert mine.status == "active" and mine.role == "destination"
     assert mine.remote_url == a.url
     assert len(mine.shared_secret) == 43
-    assert row_status(logged_in_client(a).get("/connections/").text, source_id) == "active"
+    # This process runs no worker: the confirmation waits in its outbox until delivered.
+    admin_a = logged_in_client(a)
+    assert row_status(admin_a.get("/connections/").text, source_id) == "pending"
+    [confirmation] = mine.notifications.pending()
+    assert confirmation.status == "active"
+    assert deliver_pending_notifications().delivered == 1
+    assert row_status(admin_a.get("/connections/").text, source_id) == "active"

@@ -1,12 +1,16 @@
 """The acceptor side: the Accept invitation page, with the issuer played by a fake."""
 
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from io import StringIO
 
 import jwt
 import pytest
+from django.core.management import call_command
 
 from connections.models import Connection, EventKind
+from connections.services import outbox
 from invitations import code as invitation_code
 from invitations import keys
 from invitations.models import hash_token
@@ -222,13 +226,23 @@ def test_confirming_sets_up_an_active_destination_connection(
         "connection_id": str(connection.id),
         "public_key": call["body"]["acceptor"]["public_key"],
     }
-    # Then it confirmed, with a call signed with the secret both derived: no secret was sent.
-    assert issuer.confirmed
-    assert issuer.secret not in str(issuer.calls)
+    # The confirmation is queued with the new side, for the worker: the page did not wait
+    # on the issuer a second time.
+    assert issuer.calls == [call]
+    [queued] = connection.notifications.all()
+    assert (queued.status, queued.state, queued.attempts) == ("active", "pending", 0)
     detail = admin_client.get(response["Location"]).content.decode()
-    assert "The connection is set up" in detail
+    assert (
+        "The connection is set up: \u201cSupport sync\u201d is active on this side. "
+        "The other side will be told in a moment, and its side goes active then."
+    ) in detail
     assert 'data-status="active"' in detail
     assert issuer.secret not in detail
+    # The worker then confirms, with a call signed with the secret both derived: no secret
+    # was sent.
+    assert outbox.deliver_pending_notifications().delivered == 1
+    assert issuer.confirmed
+    assert issuer.secret not in str(issuer.calls)
 
 
 def test_a_private_instance_gives_no_url(admin_client, node, issuer):
@@ -358,9 +372,10 @@ def test_an_issuer_that_cannot_hear_the_confirmation_is_told_later(
     admin_client, node, issuer, monkeypatch
 ):
     """The acceptor's side is set up; the confirmation waits in the outbox until it lands."""
+    reachable = {"now": False}
 
     def refuse_confirmation(method, base_url, path, **kwargs):
-        if path.endswith("/status/"):
+        if path.endswith("/status/") and not reachable["now"]:
             raise node_client.NodeError("unreachable", "Could not connect.")
         return issuer(method, base_url, path, **kwargs)
 
@@ -368,8 +383,57 @@ def test_an_issuer_that_cannot_hear_the_confirmation_is_told_later(
     response = confirm(admin_client, make_code(node))
     connection = Connection.objects.get()
     assert connection.status == "active"
+    assert outbox.deliver_pending_notifications().retrying == 1
     page = admin_client.get(response["Location"]).content.decode()
-    assert "has not heard it yet" in page
+    assert "Peer not told yet" in page
+    assert "Last error: Could not connect." in page
     [waiting] = connection.notifications.pending()
     assert waiting.status == "active"
     assert not issuer.confirmed
+    reachable["now"] = True
+    assert outbox.deliver_pending_notifications(ignore_backoff=True).delivered == 1
+    assert issuer.confirmed
+
+
+def test_the_accept_page_answers_at_once_when_the_issuer_hangs_after_pairing(
+    admin_client, node, issuer, monkeypatch
+):
+    def hang_on_confirmation(method, base_url, path, **kwargs):
+        if path.endswith("/status/"):
+            time.sleep(5)  # as a hung issuer would hold the call until the client gives up
+            raise node_client.NodeError("timeout", "Remote node timed out.")
+        return issuer(method, base_url, path, **kwargs)
+
+    monkeypatch.setattr(node_client, "request", hang_on_confirmation)
+    started = time.monotonic()
+    response = confirm(admin_client, make_code(node))
+    assert time.monotonic() - started < 2
+    assert response.status_code == 302
+    [queued] = Connection.objects.get().notifications.all()
+    assert (queued.state, queued.attempts) == ("pending", 0)
+
+
+def test_the_accept_command_confirms_to_the_issuer_before_it_ends(node, issuer):
+    """No web request waits there: the command tells the issuer itself, and says so."""
+    out = StringIO()
+    call_command("accept_invitation", make_code(node), stdout=out)
+    assert issuer.confirmed
+    assert Connection.objects.get().notifications.get().state == "delivered"
+    assert "has not heard it yet" not in out.getvalue()
+
+
+def test_the_accept_command_leaves_an_unheard_confirmation_to_the_worker(node, issuer, monkeypatch):
+    def refuse_confirmation(method, base_url, path, **kwargs):
+        if path.endswith("/status/"):
+            raise node_client.NodeError("unreachable", "Could not connect.")
+        return issuer(method, base_url, path, **kwargs)
+
+    monkeypatch.setattr(node_client, "request", refuse_confirmation)
+    out = StringIO()
+    call_command("accept_invitation", make_code(node), stdout=out)
+    assert (
+        "The other side has not heard it yet. The remote side could not be told yet. "
+        "Could not connect. This node keeps trying."
+    ) in out.getvalue()
+    assert out.getvalue().strip().endswith(" active")
+    assert Connection.objects.get().notifications.get().state == "pending"

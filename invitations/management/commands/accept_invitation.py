@@ -2,6 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
+from connections.services.actions import tell_peer_now
 from invitations.services.accepting import AcceptError, accept_invitation
 
 
@@ -26,10 +27,11 @@ class Command(BaseCommand):
         connection = result.connection
         if result.created:
             self.stdout.write(f"The connection “{connection.name}” is set up.")
-            if not result.issuer_told.told:
-                self.stdout.write(
-                    f"The other side has not heard it yet. {result.issuer_told.message}"
-                )
+            # No web request waits here: tell the issuer at once rather than leave it to a
+            # worker that a scripted setup may not run (the worker retries a failure).
+            told = tell_peer_now(result.issuer_told)
+            if not told.told:
+                self.stdout.write(f"The other side has not heard it yet. {told.message}")
         else:
             self.stdout.write(f"This code was already accepted here: “{connection.name}”.")
         self.stdout.write(f"{connection.id} {connection.status}")
