@@ -26,7 +26,7 @@ install-dev: $(VENV)/.deps-dev
 # This node's Xurrent account, by default a simulator (xurrent_sim) started beside the node,
 # with its requests kept in var/. Its token is made once. Setting XURRENT_API_URL (and
 # XURRENT_ACCOUNT, XURRENT_API_TOKEN) before the first start uses a real account instead;
-# afterwards the account is changed on the page Settings > Xurrent account.
+# afterwards the account is changed on the Xurrent page (/settings/xurrent/).
 SIM_TOKEN = $$(cat var/xurrent-sim-token)
 sim-token = @mkdir -p var; test -s var/xurrent-sim-token || \
   $(PY) -c 'import secrets; print(secrets.token_urlsafe(24))' > var/xurrent-sim-token
