@@ -51,7 +51,8 @@ run: $(VENV)/.deps
 	  while kill -0 $$w 2>/dev/null && kill -0 $$s 2>/dev/null && kill -0 $$n 2>/dev/null; \
 	  do sleep 1; done; echo "A process stopped (see above); stopping the others." >&2; exit 1
 
-# The same node as in production: gunicorn (gunicorn.conf.py) and the worker, DEBUG off.
+# The same node as in production: gunicorn (gunicorn.conf.py) and the worker, DEBUG off,
+# static files collected into var/static (hashed names, gzip copies).
 # A secret key is made once in var/; the node is served over plain http on 127.0.0.1.
 SERVE_ENV = SECRET_KEY="$$(cat var/serve-secret-key)" DEBUG=0 SECURE_SSL_REDIRECT=false \
   SESSION_COOKIE_SECURE=false CSRF_COOKIE_SECURE=false SECURE_HSTS_SECONDS=0 \
@@ -60,6 +61,7 @@ serve: $(VENV)/.deps
 	@mkdir -p var; test -s var/serve-secret-key || $(PY) -c 'import secrets; print(secrets.token_urlsafe(50))' > var/serve-secret-key
 	$(SERVE_ENV) $(PY) manage.py migrate --noinput
 	$(SERVE_ENV) $(PY) manage.py setup_node
+	$(SERVE_ENV) $(PY) manage.py collectstatic --noinput -v 0
 	@trap 'kill $$w $$g 2>/dev/null; wait' EXIT; trap 'exit 0' INT TERM; \
 	  $(SERVE_ENV) $(PY) manage.py run_worker & w=$$!; \
 	  $(SERVE_ENV) $(VENV)/bin/gunicorn -c gunicorn.conf.py exalate_site.wsgi & g=$$!; \

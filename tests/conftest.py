@@ -1,9 +1,18 @@
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
+from django.core.management import call_command
 
 from nodes.models import GeneralSettings, end_request
 from tests.livenodes import LiveNode, start_node
+
+
+@pytest.fixture(scope="session", autouse=True)
+def collected_static_files():
+    """Pages name their static files through production's manifest storage (hashed names),
+    which knows only collected files: collect them once for the run (STATIC_ROOT is a
+    temporary folder, tests/env_defaults.py)."""
+    call_command("collectstatic", interactive=False, verbosity=0)
 
 
 @pytest.fixture(autouse=True)

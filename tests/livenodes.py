@@ -199,7 +199,16 @@ def start_node(
         "from django.contrib.auth import get_user_model as g; "
         f"u = g().objects.get(username='admin'); u.set_password('{PASSWORD}'); u.save()"
     )
+    collect_static_files(node)
     return node.start()
+
+
+def collect_static_files(node: LiveNode) -> None:
+    """A node plays production, whose pages name only collected files (hashed names, from
+    collectstatic's manifest): collect them unless the run already did (tests/conftest.py)."""
+    root = Path(node.env.get("STATIC_ROOT") or ROOT / "var" / "static")
+    if not (root / "staticfiles.json").is_file():
+        node.manage("collectstatic", "--noinput", "-v", "0")
 
 
 def logged_in_client(node: LiveNode) -> httpx.Client:
