@@ -10,6 +10,7 @@ from django.contrib.admin import site
 from django.contrib.admin.models import LogEntry
 from django.core.cache import cache
 from django.db import connection as db_connection
+from django.templatetags.static import static
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -81,7 +82,7 @@ def test_the_changelist_shows_statuses_badges_and_the_remote_side(admin_client, 
     assert '<span class="badge status-error">Error</span>' in html
     assert '<span class="badge status-deactivated">Deactivated</span>' in html
     assert "https://peer3.example" in html
-    assert "css/operations.css" in html
+    assert static("css/operations.css") in html
     assert "peer told" in html.lower()
 
 

@@ -1,5 +1,7 @@
 """The Connections page refreshes its rows by itself while a connection is pending."""
 
+from django.templatetags.static import static
+
 
 def test_the_rows_fragment_carries_each_connection_and_its_status(viewer_client, invite):
     connection, _code = invite()
@@ -14,7 +16,7 @@ def test_the_rows_fragment_carries_each_connection_and_its_status(viewer_client,
 def test_the_list_polls_only_while_something_is_pending(viewer_client, invite):
     connection, _code = invite()
     page = viewer_client.get("/connections/").content.decode()
-    assert "js/live-status.js" in page
+    assert static("js/live-status.js") in page
     assert 'data-refresh-url="/connections/?fragment=rows"' in page
     assert 'id="live-note">' in page  # shown: the script keeps it in step afterwards
 
