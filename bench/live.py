@@ -37,6 +37,9 @@ SECRET_KEY = "bench-node-secret-key-not-for-production-0123456789abcdefghij"
 USERNAME = "admin"
 PASSWORD = "bench-admin-pw-123456"
 WORKERS = 2
+# Production's pages name static files from collectstatic's manifest (hashed names), so the
+# served cases collect them here once per run (`collect_static`).
+STATIC_ROOT = ROOT / "var" / "bench-static"
 
 
 _STARTED = time.monotonic()
@@ -163,10 +166,25 @@ def node_env(database_url: str, *, url: str = "http://127.0.0.1:8000", **extra: 
         # The bench posts hundreds of accepts from one address on purpose.
         "EXALATE_ACCEPT_RATE": "1000000/min",
         "LOG_LEVEL": "WARNING",
+        "STATIC_ROOT": str(STATIC_ROOT),
         **extra,
     }
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     return env
+
+
+def collect_static(env: dict) -> None:
+    """Gather the static files the nodes serve, as `make serve` does before starting."""
+    result = subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"collectstatic failed:\n{result.stderr[-4000:]}")
 
 
 def run_task(env: dict, *args: str, timeout: float = 300) -> str:

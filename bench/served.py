@@ -23,6 +23,7 @@ from bench.live import (
     Peer,
     Postgres,
     Server,
+    collect_static,
     database_name,
     get_many,
     get_ok,
@@ -75,8 +76,10 @@ def served_rows(quick: bool) -> tuple[list[Row], list[NotRun]]:
     try:
         with tempfile.TemporaryDirectory(prefix="exalate-bench-") as tmp:
             logdir = Path(tmp)
-            progress("served cases: migrating a template database")
-            run_task(node_env(database("template")), "prepare")
+            progress("served cases: migrating a template database, collecting static files")
+            template_env = node_env(database("template"))
+            run_task(template_env, "prepare")
+            collect_static(template_env)
             small, large, accept, outbox = (
                 database(name, template="template") for name in ("100", "10k", "accept", "outbox")
             )
