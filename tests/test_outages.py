@@ -148,7 +148,13 @@ def test_an_outage_is_logged_in_one_warning_line_per_request(admin_client):
 
 @pytest.fixture
 def cache_down(settings):
+    redis_down(settings)
+
+
+def redis_down(settings) -> None:
     settings.CACHES = DOWN_REDIS
+    # As on a node whose CACHE_URL is Redis: its sessions are kept in the cache too.
+    settings.SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 
 
 def test_healthz_names_the_cache_when_redis_cannot_be_reached(client, db, cache_down):
@@ -178,8 +184,10 @@ def test_healthz_names_the_cache_when_its_client_library_is_missing(
 
 
 def test_a_page_while_redis_is_down_gets_the_503_page(admin_client, settings):
+    # As on a node whose CACHE_URL is Redis, from the first request on.
+    settings.SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
     admin_client.get("/connections/")  # the session exists
-    settings.CACHES = DOWN_REDIS
+    redis_down(settings)
     assert_page_503(admin_client.get("/connections/"), "cache")
 
 

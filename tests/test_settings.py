@@ -112,6 +112,22 @@ def test_a_redis_cache_url_uses_djangos_own_redis_backend_with_short_timeouts():
     )
 
 
+def test_sessions_are_read_from_the_database_unless_the_cache_is_shared():
+    # A cache of each process's own would serve one gunicorn worker a stale copy of a
+    # session another worker saved (tests/e2e/test_several_servers.py walks into it).
+    code = "import django; django.setup(); from django.conf import settings as s; "
+    code += "print(s.SESSION_ENGINE.rsplit('.', 1)[-1])"
+    engines = {
+        url: run_django(code, DEBUG="1", CACHE_URL=url).stdout.strip()
+        for url in ["locmemcache://x", "dummycache://", "redis://127.0.0.1:6379/3"]
+    }
+    assert engines == {
+        "locmemcache://x": "db",
+        "dummycache://": "db",
+        "redis://127.0.0.1:6379/3": "cached_db",
+    }
+
+
 def test_logs_are_one_json_object_a_line_when_asked():
     result = run_django(
         "import django, logging; django.setup(); "

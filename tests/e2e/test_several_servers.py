@@ -4,6 +4,8 @@ workers over one PostgreSQL database and one Redis, with one SECRET_KEY.
 Whatever a request leaves behind must hold on the other server: the wizard's state (in the
 session), the accept throttle's count (in the cache), the node tokens already used (in the
 database); and the outbox, worked by two workers at once, reaches the peer once per row.
+Without Redis (the embedded default: SQLite and a cache in each process), the wizard must
+still go on across processes. The tests that need PostgreSQL are marked so.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from tests.connections.peers import FakePeer
 from tests.http_servers import answering, discovery_answer
 from tests.livenodes import ROOT, LiveNode, logged_in_client, start_servers
 
-pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
+pytestmark = pytest.mark.e2e
 
 # Database 15 belongs to tests/test_redis_cache.py; keys of this module carry a prefix of
 # their own besides, so that nothing another run left there is counted.
@@ -160,7 +162,8 @@ def post_step(browser: httpx.Client, server: LiveNode, step: str, **fields) -> h
     return response
 
 
-def test_the_initiate_wizard_goes_on_whichever_server_each_step_reaches(servers):
+def walk_the_wizard(servers: list[LiveNode], name: str) -> None:
+    """Initiate a connection with the wizard, each step on the other server."""
     one, two = servers
     # One browser, one cookie jar: cookies are per host, not per port.
     with (
@@ -180,14 +183,14 @@ def test_the_initiate_wizard_goes_on_whichever_server_each_step_reaches(servers)
             "details",
             local_short_name="acme",
             remote_short_name="globex",
-            name="Acme to Globex across servers",
+            name=name,
             description="",
             destination_check=check.group(1),
         )
         shown = re.search(r'id="invitation-code"[^>]*>([^<]+)<', page.text)
         assert shown, page.text
         invitation = invitation_code.decode(shown.group(1).strip())
-        assert invitation.name == "Acme to Globex across servers"
+        assert invitation.name == name
         assert invitation.source_url == one.url
         # The destination's answer, kept in the session, served the later steps on both.
         assert globex.requests == ["/api/v1/instance/"]
@@ -197,6 +200,23 @@ def test_the_initiate_wizard_goes_on_whichever_server_each_step_reaches(servers)
             assert row in listing
 
 
+@pytest.mark.postgres
+def test_the_initiate_wizard_goes_on_whichever_server_each_step_reaches(servers):
+    walk_the_wizard(servers, "Acme to Globex across servers")
+
+
+def test_without_redis_the_wizard_still_goes_on_whichever_process_each_step_reaches(tmp_path):
+    # Two servers over one SQLite file, each process with its own local-memory cache (the
+    # default): sessions must then be read from the database, never from a stale copy.
+    servers = start_servers(tmp_path, "local")
+    try:
+        walk_the_wizard(servers, "Acme to Globex without Redis")
+    finally:
+        for server in servers:
+            server.stop()
+
+
+@pytest.mark.postgres
 def test_the_accept_throttle_counts_the_calls_to_both_servers_together(servers):
     answers = [
         httpx.post(
@@ -213,6 +233,7 @@ def test_the_accept_throttle_counts_the_calls_to_both_servers_together(servers):
         assert httpx.post(f"{server.url}/api/v1/invitations/accept/", json={}).status_code == 429
 
 
+@pytest.mark.postgres
 def test_a_node_token_used_on_one_server_is_refused_on_the_other(servers, paired):
     one, two = servers
 
@@ -235,6 +256,7 @@ def test_a_node_token_used_on_one_server_is_refused_on_the_other(servers, paired
     assert httpx.get(f"{two.url}{path}", headers=token()).status_code == 200
 
 
+@pytest.mark.postgres
 def test_two_workers_deliver_each_of_200_notifications_once(servers, workers, paired, peer):
     node = servers[0]
     before = len(peer.received)
