@@ -204,24 +204,28 @@ def start_node(
 
 
 def start_servers(
-    workdir: Path, name: str, *, servers: int = 2, **extra_env: str
+    workdir: Path, name: str, *, servers: int = 2, worker: bool = True, **extra_env: str
 ) -> list[LiveNode]:
     """One node served by several app servers, as behind a load balancer: gunicorn processes
-    on ports of their own over one database and cache (pass a PostgreSQL DATABASE_URL and a
-    Redis CACHE_URL), with one SECRET_KEY. The first is set up and started as `start_node`
-    does; the node's own URL (EXALATE_NODE_URL) is the first's."""
+    on ports of their own, each with its worker beside it, over one database and cache (pass
+    a PostgreSQL DATABASE_URL and a Redis CACHE_URL), with one SECRET_KEY. The first is set
+    up and started as `start_node` does; the node's own URL (EXALATE_NODE_URL) is the
+    first's."""
     urls = [f"http://127.0.0.1:{free_port()}" for _ in range(servers)]
     first = start_node(
         workdir,
         name,
         port=int(urls[0].rsplit(":", 1)[1]),
+        worker=worker,
         CSRF_TRUSTED_ORIGINS=",".join(urls),
         **extra_env,
     )
     started = [first]
     try:
         for number, url in enumerate(urls[1:], start=2):
-            server = LiveNode(name=f"{name}-{number}", url=url, env=first.env, workdir=workdir)
+            server = LiveNode(
+                name=f"{name}-{number}", url=url, env=first.env, workdir=workdir, worker=worker
+            )
             started.append(server.start())
     except BaseException:
         for server in started:

@@ -1,5 +1,5 @@
-"""One node on several servers, as behind a load balancer: two gunicorn servers and two
-workers over one PostgreSQL database and one Redis, with one SECRET_KEY.
+"""One node on several servers, as behind a load balancer: two gunicorn servers, each with
+its worker, over one PostgreSQL database and one Redis, with one SECRET_KEY.
 
 Whatever a request leaves behind must hold on the other server: the wizard's state (in the
 session), the accept throttle's count (in the cache), the node tokens already used (in the
@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import re
 import secrets
-import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
 from contextlib import closing
-from pathlib import Path
 from urllib.parse import quote
 
 import httpx
@@ -31,7 +28,7 @@ from connections.auth import sign_token
 from invitations import code as invitation_code
 from tests.connections.peers import FakePeer
 from tests.http_servers import answering, discovery_answer
-from tests.livenodes import ROOT, LiveNode, logged_in_client, start_servers
+from tests.livenodes import LiveNode, logged_in_client, start_servers
 
 pytestmark = pytest.mark.e2e
 
@@ -87,36 +84,6 @@ def servers(tmp_path_factory, database_url, cache_url) -> list[LiveNode]:
     yield started
     for server in started:
         server.stop()
-
-
-@pytest.fixture(scope="module")
-def workers(servers) -> list[Path]:
-    """Two `run_worker` processes of the node; yields their logs."""
-    node = servers[0]
-    processes, logs = [], []
-    try:
-        for number in (1, 2):
-            log_path = node.workdir / f"worker-{number}.log"
-            with log_path.open("wb") as log:
-                processes.append(
-                    subprocess.Popen(
-                        # Woken by NOTIFY; --idle 1 bounds the wait of one that missed it.
-                        [sys.executable, "-u", "manage.py", "run_worker", "--idle", "1"],
-                        cwd=ROOT,
-                        env=node.env,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                    )
-                )
-            logs.append(log_path)
-        for process, log_path in zip(processes, logs, strict=True):
-            wait_until(lambda log_path=log_path: "Worker started" in log_path.read_text())
-            assert process.poll() is None, log_path.read_text()
-        yield logs
-    finally:
-        for process in processes:
-            process.terminate()
-            process.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -208,7 +175,7 @@ def test_the_initiate_wizard_goes_on_whichever_server_each_step_reaches(servers)
 def test_without_redis_the_wizard_still_goes_on_whichever_process_each_step_reaches(tmp_path):
     # Two servers over one SQLite file, each process with its own local-memory cache (the
     # default): sessions must then be read from the database, never from a stale copy.
-    servers = start_servers(tmp_path, "local")
+    servers = start_servers(tmp_path, "local", worker=False)
     try:
         walk_the_wizard(servers, "Acme to Globex without Redis")
     finally:
@@ -257,9 +224,12 @@ def test_a_node_token_used_on_one_server_is_refused_on_the_other(servers, paired
 
 
 @pytest.mark.postgres
-def test_two_workers_deliver_each_of_200_notifications_once(servers, workers, paired, peer):
+def test_two_workers_deliver_each_of_200_notifications_once(servers, paired, peer):
     node = servers[0]
     before = len(peer.received)
+    worker_logs = [
+        (server.worker_log_path, server.worker_log_path.stat().st_size) for server in servers
+    ]
     # Queued in one transaction that wakes both workers at once (LISTEN/NOTIFY).
     node.shell(
         "from django.db import transaction\n"
@@ -285,8 +255,11 @@ def test_two_workers_deliver_each_of_200_notifications_once(servers, workers, pa
     assert received == Counter(f"row {n}" for n in range(NOTIFICATIONS))
     # Both workers took part; together they sent each row once.
     delivered = [
-        sum(int(n) for n in re.findall(r"^delivered (\d+),", log.read_text(), re.M))
-        for log in workers
+        sum(
+            int(n)
+            for n in re.findall(r"^delivered (\d+),", log.read_bytes()[start:].decode(), re.M)
+        )
+        for log, start in worker_logs
     ]
     assert sum(delivered) == NOTIFICATIONS
     assert all(count > 0 for count in delivered), delivered
