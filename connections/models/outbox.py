@@ -65,22 +65,27 @@ class PeerNotificationQuerySet(models.QuerySet):
         other; on SQLite the write transaction itself keeps senders apart. The claim is a
         lease, not a lock held during the call: the lock lasts only for this short
         transaction, and a sender that dies mid-call frees its rows when the lease ends.
+        The rows of one claim share its token, so that they can be settled together.
         """
-        now = timezone.now()
+        until = timezone.now() + PeerNotification.CLAIM_LEASE
         token = uuid.uuid4()
-        with transaction.atomic(using=self.db):
+        # No savepoint when the caller's transaction holds the claim (the sender settling
+        # a batch claims the next in the same commit): a failure here fails it all anyway.
+        with transaction.atomic(using=self.db, savepoint=False):
             rows = self.order_by("next_attempt_at", "id")
             if db_connections[self.db].features.has_select_for_update_skip_locked:
                 rows = rows.select_for_update(skip_locked=True)
-            ids = list(rows.values_list("pk", flat=True)[:limit])
-            if not ids:
+            # The rows themselves, not their ids then the rows: locked (or, on SQLite,
+            # inside the write transaction), nobody can change them before the update.
+            claimed = list(rows[:limit])
+            if not claimed:
                 return []
-            PeerNotification.objects.filter(pk__in=ids).update(
-                claimed_until=now + PeerNotification.CLAIM_LEASE,
-                claim_token=token,
-                attempts=models.F("attempts") + 1,
+            PeerNotification.objects.filter(pk__in=[row.pk for row in claimed]).update(
+                claimed_until=until, claim_token=token, attempts=models.F("attempts") + 1
             )
-        return list(PeerNotification.objects.filter(pk__in=ids, claim_token=token))
+        for row in claimed:
+            row.claimed_until, row.claim_token, row.attempts = until, token, row.attempts + 1
+        return claimed
 
 
 class PeerNotification(models.Model):
@@ -189,18 +194,52 @@ class PeerNotification(models.Model):
         return step * random.uniform(0.9, 1.1)
 
     # Settling a row only counts while this sender still holds the claim: if its lease
-    # ran out and another sender took the row over, the other sender settles it.
+    # ran out and another sender took the row over, the other sender settles it. A
+    # settled row keeps its claim's token: it tells which claim settled it.
 
     def mark_delivered(self) -> bool:
         return self._settle(
             state=NotificationState.DELIVERED, delivered_at=timezone.now(), last_error=""
         )
 
+    @classmethod
+    def mark_all_delivered(cls, notifications: list[PeerNotification]) -> int:
+        """`mark_delivered` for a sender's batch: one UPDATE per claim (a batch is one
+        claim), instead of one UPDATE and one commit per row. Returns how many it settled."""
+        values = {
+            "state": NotificationState.DELIVERED,
+            "delivered_at": timezone.now(),
+            "last_error": "",
+            "signing_key": "",
+            "claimed_until": None,
+        }
+        by_claim: dict[uuid.UUID | None, list[PeerNotification]] = {}
+        for notification in notifications:
+            by_claim.setdefault(notification.claim_token, []).append(notification)
+        settled = 0
+        for token, rows in by_claim.items():
+            ids = {row.pk for row in rows}
+            mine = cls.objects.filter(pk__in=ids, claim_token=token)
+            done = mine.filter(state=NotificationState.PENDING).update(**values)
+            if done < len(rows):
+                # Some leases ran out and another sender took those rows over (rare: a
+                # batch that took minutes). The token tells the rows settled here.
+                ids = set(
+                    mine.filter(state=NotificationState.DELIVERED).values_list("pk", flat=True)
+                )
+            for row in rows:
+                if row.pk in ids:
+                    for name, value in values.items():
+                        setattr(row, name, value)
+            settled += done
+        return settled
+
     def mark_failed(self, error: str) -> bool:
         """The peer answered in a way no retry can change (it no longer knows us)."""
         return self._settle(state=NotificationState.FAILED, last_error=error[:500])
 
     def mark_attempt_failed(self, error: str) -> bool:
+        """Back to the queue, for another attempt after the backoff (by any sender)."""
         return self._update(
             last_error=error[:500],
             next_attempt_at=timezone.now() + self.backoff(),
@@ -209,7 +248,7 @@ class PeerNotification(models.Model):
         )
 
     def _settle(self, **values) -> bool:
-        return self._update(**values, signing_key="", claimed_until=None, claim_token=None)
+        return self._update(**values, signing_key="", claimed_until=None)
 
     def _update(self, **values) -> bool:
         rows = type(self).objects.filter(

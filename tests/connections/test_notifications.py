@@ -5,10 +5,12 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
 from io import StringIO
 from pathlib import Path
 
+import jwt
 import pytest
 import time_machine
 from django.conf import settings as django_settings
@@ -410,3 +412,108 @@ def test_a_bulk_action_costs_the_same_statements_for_3_or_40_connections(node, a
         counts.append(len(queries))
     assert counts[0] == counts[1]
     assert PeerNotification.objects.filter(state="pending").count() == 43
+
+
+def queue_for(peer_url: str, number: int, prefix: str = "Batch") -> list[PeerNotification]:
+    connections = [make_paired(name=f"{prefix} {n}", remote_url=peer_url) for n in range(number)]
+    return PeerNotification.for_connections(connections, "deactivated")
+
+
+def test_a_batch_costs_the_same_statements_for_3_or_20_notifications(node, peer, settings):
+    from django.db import connection as db_connection
+    from django.test.utils import CaptureQueriesContext
+
+    settings.EXALATE_ALLOW_PRIVATE_NETWORKS = True
+    peer.start()
+    counts = []
+    for number in (3, 20):
+        queue_for(peer.url, number, prefix=f"Of {number}")
+        with CaptureQueriesContext(db_connection) as queries:
+            report = outbox.deliver_pending_notifications(batch_size=20)
+        assert report.delivered == number
+        counts.append(len(queries))
+    # Its claim, one update for all it delivered, and the look for a next batch.
+    assert counts[0] == counts[1]
+    assert len(peer.received) == 23
+    assert set(PeerNotification.objects.values_list("state", flat=True)) == {"delivered"}
+    assert set(PeerNotification.objects.values_list("signing_key", flat=True)) == {""}
+
+
+def test_the_node_settings_are_read_once_per_run_not_per_notification(node, peer, settings):
+    from django.db import connection as db_connection
+    from django.test.utils import CaptureQueriesContext
+
+    settings.EXALATE_ALLOW_PRIVATE_NETWORKS = True
+    peer.start()
+    queue_for(peer.url, 5)
+    with CaptureQueriesContext(db_connection) as queries:
+        assert outbox.deliver_pending_notifications(batch_size=2).delivered == 5
+    reads = [q for q in queries if "nodes_generalsettings" in q["sql"]]
+    assert len(reads) == 1
+    # Every token still names this node as its issuer.
+    issuers = {
+        jwt.decode(r.headers["authorization"][7:], options={"verify_signature": False})["iss"]
+        for r in peer.received
+    }
+    assert issuers == {str(node.uid)}
+
+
+def test_one_batch_settles_each_notification_as_its_peer_answered(node, settings):
+    settings.EXALATE_ALLOW_PRIVATE_NETWORKS = True
+    heard, gone = make_paired(name="Heard"), make_paired(name="Gone")
+
+    def answer(received):
+        if gone.remote_connection_id in received.path:
+            return 401, {"code": "unknown_connection", "detail": "No such connection."}
+        return 200, {"id": "x", "name": "n", "mode": "script", "status": "active"}
+
+    up = FakePeer(answer=answer).start()
+    try:
+        for connection in (heard, gone):
+            connection.remote_url = up.url
+            connection.save()
+        down = make_paired(name="Down", remote_url=FakePeer().url)  # nobody listens there
+        PeerNotification.for_connections([heard, gone, down], "deactivated")
+        report = outbox.deliver_pending_notifications(batch_size=20)
+    finally:
+        up.stop()
+    assert (report.delivered, report.failed, report.retrying) == (1, 1, 1)
+    states = dict(PeerNotification.objects.values_list("connection_name", "state"))
+    assert states == {"Heard": "delivered", "Gone": "failed", "Down": "pending"}
+    down_row = PeerNotification.objects.get(connection_name="Down")
+    assert down_row.signing_key  # kept for the retry
+    assert down_row.claim_token is None and down_row.claimed_until is None
+    assert "Could not connect" in down_row.last_error
+    assert PeerNotification.objects.get(connection_name="Heard").delivered_at is not None
+
+
+def test_a_batch_leaves_a_row_another_sender_took_over_to_that_sender(connection, peer):
+    PeerNotification.for_connections(
+        [connection, make_paired(name="Second"), make_paired(name="Third")], "deactivated"
+    )
+    claimed = PeerNotification.objects.due().claim(3)
+    assert len({n.claim_token for n in claimed}) == 1  # one claim, one token
+    # The lease of the first ran out meanwhile and another sender claimed it.
+    later_claim = uuid.uuid4()
+    PeerNotification.objects.filter(pk=claimed[0].pk).update(claim_token=later_claim)
+    assert PeerNotification.mark_all_delivered(claimed) == 2
+    assert [n.state for n in claimed] == ["pending", "delivered", "delivered"]
+    taken_over = PeerNotification.objects.get(pk=claimed[0].pk)
+    assert (taken_over.state, taken_over.claim_token) == ("pending", later_claim)
+    assert taken_over.signing_key  # the other sender still signs with it
+    assert PeerNotification.objects.filter(state="delivered").count() == 2
+
+
+def test_a_slow_peer_gets_a_batch_several_calls_at_a_time(node, settings):
+    settings.EXALATE_ALLOW_PRIVATE_NETWORKS = True
+    slow = FakePeer(delay=0.4).start()
+    try:
+        queue_for(slow.url, 8)
+        started = time.monotonic()
+        assert outbox.deliver_pending_notifications(batch_size=20).delivered == 8
+        took = time.monotonic() - started
+    finally:
+        slow.stop()
+    # One call after another would take 8 × 0.4 s = 3.2 s; four at a time about 0.8 s.
+    assert took < 2.6
+    assert len(slow.received) == 8
