@@ -89,12 +89,16 @@ def connection_list(request):
     shown = Connection.objects.with_untold().filter(among)
     if filters.status:
         shown = shown.filter(status=filters.status)
-    page = Paginator(shown, PAGE_SIZE).get_page(_page_number(request.GET.get("page")))
+    # One aggregate query counts every status among the filtered rows; the paginator takes
+    # its total from it rather than counting the whole table a second time.
+    counts = Connection.objects.status_counts(among)
+    paginator = Paginator(shown, PAGE_SIZE)
+    paginator.count = counts[filters.status] if filters.status else counts["matching"]
+    page = paginator.get_page(_page_number(request.GET.get("page")))
     connections = list(page.object_list)
     if request.GET.get("fragment") == "rows":
         # Kept for older copies of static/js/live-status.js: the current page's rows.
         return render(request, "connections/_rows.html", {"connections": connections})
-    counts = Connection.objects.status_counts(among)
     return render(
         request,
         "connections/list.html",

@@ -209,6 +209,23 @@ def test_the_page_stays_small_at_2000_connections(admin_client, add, django_asse
     assert len(response.content) < 60_000
 
 
+@pytest.mark.parametrize(
+    ("query", "total"), [({}, 63), ({"status": "error"}, 3), ({"q": "connection"}, 63)]
+)
+def test_the_page_counts_the_table_once(admin_client, add, query, total):
+    add(PAGE_SIZE + 10)
+    add(3, status="error")
+    with CaptureQueriesContext(db_connection) as queries:
+        response = admin_client.get("/connections/", {**query, "page": 2})
+    counting = [q["sql"] for q in queries if "COUNT(" in q["sql"].upper()]
+    # The status counts (one aggregate query); the paginator takes its total from them.
+    assert len(counting) == 1, counting
+    page_2 = total - PAGE_SIZE if total > PAGE_SIZE else total
+    assert len(ids_in(response)) == page_2
+    if total > PAGE_SIZE:
+        assert f"of {total}</span>" in response.content.decode()
+
+
 # --- the rows fragment (older scripts) ----------------------------------------------------
 
 
