@@ -1,12 +1,13 @@
 """The API the peer of a connection calls once it is active (signed node tokens)."""
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from connections.auth import IsPeerOfThisConnection, NodeTokenAuthentication
 from connections.serializers import ERROR_BODY, ConnectionSideSerializer, StatusReportSerializer
 from connections.services.actions import record_remote_status
+from exalate_site.openapi import extend_schema
 
 # The id in the address must be a UUID; any other text matches no route.
 MALFORMED_ID = OpenApiResponse(

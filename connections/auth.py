@@ -19,11 +19,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-import jwt
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 
@@ -37,10 +35,14 @@ LIFETIME_SECONDS = 60
 LEEWAY_SECONDS = 30
 MAX_AGE_SECONDS = 120
 REQUIRED_CLAIMS = ["iss", "aud", "conn", "iat", "exp", "jti"]
+# PyJWT (which loads every algorithm cryptography offers) is imported by the first token
+# signed or checked, not with this module: most requests of a web worker need none.
 
 
 def sign_token(*, key: str, issuer: str, audience: str, connection_id: str) -> str:
     """A fresh token for one call to the peer."""
+    import jwt
+
     now = int(time.time())
     claims = {
         "iss": str(issuer),
@@ -112,6 +114,8 @@ class NodeTokenAuthentication(BaseAuthentication):
     def _connection_named_in(self, token: str) -> Connection:
         # The key depends on the connection, so the `conn` claim is read before the
         # signature can be checked; nothing else is trusted until `_verify` has run.
+        import jwt
+
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})
@@ -135,6 +139,8 @@ class NodeTokenAuthentication(BaseAuthentication):
         return connection
 
     def _verify(self, token: str, connection: Connection) -> dict:
+        import jwt
+
         audience = str(GeneralSettings.load().uid)
         try:
             claims = jwt.decode(
@@ -235,21 +241,3 @@ class IsPeerOfThisConnection:
 
     def has_object_permission(self, request, view, obj) -> bool:
         return True
-
-
-class NodeTokenScheme(OpenApiAuthenticationExtension):
-    """How the API documentation describes the node token."""
-
-    target_class = "connections.auth.NodeTokenAuthentication"
-    name = "nodeToken"
-
-    def get_security_definition(self, auto_schema) -> dict:
-        return {
-            "type": "http",
-            "scheme": "bearer",
-            "bearerFormat": "JWT",
-            "description": "HS256 with the connection's shared secret; claims iss (sender uid), "
-            "aud (receiver uid, a single string), conn (receiver's connection id), iat (at "
-            "most 2 minutes old, at most 30 s in the future), exp (at most 60 s after iat) "
-            "and a jti that is accepted only once.",
-        }

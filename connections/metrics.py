@@ -2,7 +2,8 @@
 
 Read at each scrape with two small aggregate queries: how many notifications peers have
 not heard yet and how old the oldest is (a stuck outbox shows as a growing age), and how
-many connections are in each status.
+many connections are in each status. prometheus_client is imported by the first scrape:
+a web worker that is never scraped does not load it.
 """
 
 from __future__ import annotations
@@ -14,15 +15,14 @@ from django.db.models import Count, Min
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.process_collector import ProcessCollector
 
 from connections.models import Connection, PeerNotification, Status
 
 
 class NodeCollector:
     def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+
         outbox = PeerNotification.objects.pending().aggregate(
             waiting=Count("pk"), oldest=Min("created_at")
         )
@@ -64,6 +64,9 @@ def metrics(request: HttpRequest) -> HttpResponse:
             status=403,
             content_type="text/plain",
         )
+    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+    from prometheus_client.process_collector import ProcessCollector
+
     registry = CollectorRegistry()
     registry.register(NodeCollector())
     registry.register(ProcessCollector(registry=None))

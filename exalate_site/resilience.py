@@ -9,19 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
-
-try:
-    from redis import exceptions as redis_exceptions
-except ImportError:  # the node may run without Redis; checks.py reports a cache that needs it
-    CACHE_ERRORS: tuple[type[BaseException], ...] = ()
-else:
-    # TimeoutError: a Redis that accepts the connection but does not answer in time.
-    CACHE_ERRORS = (redis_exceptions.ConnectionError, redis_exceptions.TimeoutError)
 
 DATABASE = "database"
 CACHE = "cache"
@@ -35,9 +28,20 @@ def unavailable_dependency(error: BaseException) -> str | None:
     """
     if isinstance(error, OperationalError | InterfaceError):
         return DATABASE
-    if CACHE_ERRORS and isinstance(error, CACHE_ERRORS):
+    if isinstance(error, _cache_errors()):
         return CACHE
     return None
+
+
+def _cache_errors() -> tuple[type[BaseException], ...]:
+    """What redis-py raises when Redis cannot be reached. Looked up, not imported: a
+    process that never loaded redis (no Redis cache) cannot have met one, and a web
+    worker should not load the Redis client for nothing (some 60 modules)."""
+    exceptions = sys.modules.get("redis.exceptions")
+    if exceptions is None:
+        return ()
+    # TimeoutError: a Redis that accepts the connection but does not answer in time.
+    return (exceptions.ConnectionError, exceptions.TimeoutError)
 
 
 def close_database_connections() -> None:

@@ -307,6 +307,12 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Exalate for Xurrent node API",
     "DESCRIPTION": "The REST API that connected nodes use to talk to this node.",
     "VERSION": EXALATE_VERSION,
+    # Applies the views' annotations before the first schema (exalate_site/openapi.py).
+    "DEFAULT_GENERATOR_CLASS": "exalate_site.schema_generator.SchemaGenerator",
+    # What operation ids and tags leave out of the path ("v1_instance_retrieve", tag
+    # "v1"). Said here, not guessed from the endpoints (their common prefix), so that the
+    # ids stay as they are whatever views are served beside the API.
+    "SCHEMA_PATH_PREFIX": "/api",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

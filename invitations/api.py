@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.throttling import ScopedRateThrottle
@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 
 from exalate_site.api_errors import APIError
 from exalate_site.client_address import client_address
+from exalate_site.openapi import extend_schema
 from invitations.serializers import (
     AcceptRequestSerializer,
     AcceptResponseSerializer,

@@ -1,9 +1,9 @@
 """`GET /api/v1/instance/`: discovery, who this node is (no auth)."""
 
-from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from exalate_site.openapi import extend_schema
 from nodes.models import GeneralSettings
 from nodes.serializers import InstanceInfo, InstanceSerializer
 

@@ -14,13 +14,18 @@ import socket
 import threading
 import time
 from collections import OrderedDict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
 from django.conf import settings
 
 from nodes.serializers import InstanceInfo, InstanceSerializer
+
+if TYPE_CHECKING:
+    import httpx
+
+# httpx (with the modules it brings, some 100 with its command line's) is imported by the
+# first call, not with this module: most requests of a web worker never call a node.
 
 CONNECT_TIMEOUT = 3.0
 READ_TIMEOUT = 5.0
@@ -129,6 +134,8 @@ MAX_POOLED_HOSTS = 64
 
 
 def pooled_client(host: str) -> httpx.Client:
+    import httpx
+
     global _clients_pid
     with _clients_lock:
         if _clients_pid != os.getpid():  # a forked worker must not share its parent's sockets
@@ -163,6 +170,8 @@ def request(
     Raises NodeError when the node cannot be reached, times out, or does not answer JSON.
     A JSON error answer (4xx) is returned, not raised: callers map its `code`.
     """
+    import httpx
+
     url = base_url.rstrip("/") + path
     target, pin_headers, extensions = pinned_target(url)
     timeout = httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT)

@@ -11,7 +11,6 @@ from __future__ import annotations
 from drf_spectacular.utils import (
     OpenApiResponse,
     PolymorphicProxySerializer,
-    extend_schema,
     inline_serializer,
 )
 from rest_framework import serializers
@@ -22,6 +21,7 @@ from rest_framework.views import APIView
 
 from exalate_site.api_errors import APIError
 from exalate_site.client_address import client_address
+from exalate_site.openapi import extend_schema
 from nodes.models import GeneralSettings
 from xurrent.serializers import RECEIVED, SignedWebhookSerializer, WebhookSerializer
 from xurrent.services import WebhookRefused, record_webhook, webhook_data

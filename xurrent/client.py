@@ -29,14 +29,18 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
-import httpx
 from django.conf import settings
 from django.views.decorators.debug import sensitive_variables
 
 from nodes.client import NodeError, pinned_target, pooled_client
+
+if TYPE_CHECKING:
+    # Imported by the first call (as in nodes.client): a web worker whose requests never
+    # reach Xurrent does not load it.
+    import httpx
 
 logger = logging.getLogger(__name__)
 
@@ -531,6 +535,8 @@ class XurrentClient:
 
     @sensitive_variables("headers")
     def _send(self, method, url, params, json_body, deadline) -> _Answer:
+        import httpx
+
         try:
             target, pin_headers, extensions = pinned_target(url)
         except NodeError as error:
@@ -596,6 +602,8 @@ class XurrentClient:
         return XurrentError("unreachable", f"Could not reach {self.base_url}: {error.message}")
 
     def _read_capped(self, response: httpx.Response, deadline: float) -> bytes:
+        import httpx
+
         chunks, size = [], 0
         for chunk in response.iter_bytes():
             size += len(chunk)

@@ -6,9 +6,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-import jwt
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
-
 from nodes.models import GeneralSettings
 from xurrent.client import XurrentClient, XurrentError
 from xurrent.models import WebhookHint
@@ -56,6 +53,8 @@ def webhook_data(body: Any, public_key_pem: str) -> dict:
 
 
 def _checked_claims(token: Any, public_key_pem: str) -> dict:
+    import jwt  # by the first signed webhook, not by every web worker (connections/auth.py)
+
     if not isinstance(token, str):
         raise WebhookRefused(400, "invalid_request", "jwt must be a string.")
     key = _policy_key(public_key_pem)
@@ -98,6 +97,8 @@ def _checked_claims(token: Any, public_key_pem: str) -> dict:
 @lru_cache(maxsize=4)
 def _policy_key(public_key_pem: str):
     """The policy's public key (saved only after it was checked, so normally readable)."""
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
     try:
         return load_pem_public_key(public_key_pem.encode("ascii"))
     except (ValueError, UnicodeError, TypeError):
@@ -105,6 +106,8 @@ def _policy_key(public_key_pem: str):
 
 
 def _unchecked_claims(token: Any) -> dict:
+    import jwt
+
     if not isinstance(token, str):
         raise WebhookRefused(400, "invalid_request", "jwt must be a string.")
     try:
