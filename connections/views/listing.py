@@ -89,8 +89,8 @@ def connection_list(request):
     shown = Connection.objects.with_untold().filter(among)
     if filters.status:
         shown = shown.filter(status=filters.status)
-    # One aggregate query counts every status among the filtered rows; the paginator takes
-    # its total from it rather than counting the whole table a second time.
+    # The status counts (connections/models/connection.py) are taken anyway: the paginator
+    # takes its total from them rather than counting the rows once more.
     counts = Connection.objects.status_counts(among)
     paginator = Paginator(shown, PAGE_SIZE)
     paginator.count = counts[filters.status] if filters.status else counts["matching"]
