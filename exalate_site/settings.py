@@ -326,18 +326,20 @@ SPECTACULAR_SETTINGS = {
 LOG_FORMAT = env.str("LOG_FORMAT", default="plain").lower()
 if LOG_FORMAT not in {"plain", "json"}:
     raise ImproperlyConfigured("LOG_FORMAT must be plain or json.")
+_formatters = {
+    "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    # One JSON object a line, for log collectors (LOG_FORMAT=json).
+    "json": {
+        "()": "pythonjsonlogger.json.JsonFormatter",
+        "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+    },
+}
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-        # One JSON object a line, for log collectors (LOG_FORMAT=json).
-        "json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
-            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
-            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
-        },
-    },
+    # Only the formatter in use: logging builds every one listed (and imports its module).
+    "formatters": {LOG_FORMAT: _formatters[LOG_FORMAT]},
     "filters": {
         "no_client_error_tracebacks": {"()": "exalate_site.logging.NoClientErrorTracebacks"},
     },
