@@ -252,6 +252,18 @@ class Server:
                 sizes.append(int(kb.group(1)) * 1024)
         return sizes
 
+    def worker_shares(self) -> list[tuple[int, int]]:
+        """(USS, PSS) of each worker, in bytes, from /proc/<pid>/smaps_rollup: its private
+        pages (what one more worker adds), and those plus its share of the pages it maps
+        with other processes (a library's code is in memory once, whoever maps it)."""
+        sizes = []
+        for pid in self.worker_pids():
+            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+            kb = dict(re.findall(r"^(\w+):\s+(\d+) kB", rollup, re.MULTILINE))
+            private = int(kb.get("Private_Clean", 0)) + int(kb.get("Private_Dirty", 0))
+            sizes.append((private * 1024, int(kb.get("Pss", 0)) * 1024))
+        return sizes
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)  # gunicorn: graceful shutdown

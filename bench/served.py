@@ -234,6 +234,7 @@ def memory_rows(small: str, logdir: Path) -> list[Row]:
         )
         get_many(lambda: httpx.Client(base_url=bare.url, timeout=30), ["/"] * count, threads=2)
         node_rss, bare_rss = node.worker_rss(), bare.worker_rss()
+        node_shares, bare_shares = node.worker_shares(), bare.worker_shares()
     finally:
         node.stop()
         bare.stop()
@@ -246,9 +247,21 @@ def memory_rows(small: str, logdir: Path) -> list[Row]:
             1.3,
             "MB",
             f"mean of {len(node_rss)} workers; at boot "
-            f"{_mean(booted[0]) / 2**20:.0f} / {_mean(booted[1]) / 2**20:.0f} MB",
+            f"{_mean(booted[0]) / 2**20:.0f} / {_mean(booted[1]) / 2**20:.0f} MB; "
+            f"{_shares(node_shares, bare_shares)}",
         )
     ]
+
+
+def _shares(node: list[tuple[int, int]], bare: list[tuple[int, int]]) -> str:
+    """USS and PSS beside RSS: RSS counts in every worker the pages of shared libraries
+    (cryptography's, psycopg's), which are in memory once however many workers map them;
+    USS is what one more worker adds."""
+
+    def mb(sizes: list[tuple[int, int]], which: int) -> str:
+        return f"{_mean([size[which] for size in sizes]) / 2**20:.0f}"
+
+    return f"USS {mb(node, 0)} / {mb(bare, 0)} MB, PSS {mb(node, 1)} / {mb(bare, 1)} MB"
 
 
 def delivery_rows(outbox: str, quick: bool) -> list[Row]:
@@ -267,6 +280,8 @@ def delivery_rows(outbox: str, quick: bool) -> list[Row]:
             figures["subject"],
             figures["baseline"],
             1.5,
-            note=f"{count} to a stand-in peer, best of {rounds}",
+            note=f"{count} to a stand-in peer, best of {rounds}; the worker sends "
+            f"{figures['at_once']} at a time (one at a time: "
+            f"{figures['one_at_a_time'] / figures['baseline']:.2f}x)",
         )
     ]

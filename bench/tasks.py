@@ -151,28 +151,45 @@ def time_delivery(count: int, rounds: int, peer_url: str) -> None:
     from connections.auth import sign_token
     from connections.models import PeerNotification
     from connections.serializers import StatusReportSerializer
-    from connections.services.outbox import deliver_pending_notifications
+    from connections.services import outbox
     from nodes.models import GeneralSettings
 
+    def queue() -> list[PeerNotification]:
+        now = timezone.now()
+        return PeerNotification.objects.bulk_create(
+            PeerNotification(
+                connection_name=f"Delivery bench {i}",
+                status="deactivated",
+                reason="Switched off for the night.",
+                changed_at=now,
+                remote_url=peer_url,
+                remote_uid=uuid.uuid4(),
+                remote_connection_id=str(uuid.uuid4()),
+                signing_key=secrets.token_urlsafe(32),
+                next_attempt_at=now,
+            )
+            for i in range(count)
+        )
+
+    def deliver() -> float:
+        started = time.perf_counter()
+        report = outbox.deliver_pending_notifications()
+        took = time.perf_counter() - started
+        if report.delivered != count:
+            raise SystemExit(f"delivered {report.delivered} of {count}: {report}")
+        return took
+
     issuer = str(GeneralSettings.load().uid)
-    subject, baseline = [], []
+    at_once = outbox.SEND_AT_ONCE
+    subject, one_at_a_time, baseline = [], [], []
     with httpx.Client(timeout=10) as raw:
         for _ in range(rounds):
-            now = timezone.now()
-            queued = PeerNotification.objects.bulk_create(
-                PeerNotification(
-                    connection_name=f"Delivery bench {i}",
-                    status="deactivated",
-                    reason="Switched off for the night.",
-                    changed_at=now,
-                    remote_url=peer_url,
-                    remote_uid=uuid.uuid4(),
-                    remote_connection_id=str(uuid.uuid4()),
-                    signing_key=secrets.token_urlsafe(32),
-                    next_attempt_at=now,
-                )
-                for i in range(count)
-            )
+            # The worker also sends one call at a time, as the baseline does (for the note).
+            queue()
+            outbox.SEND_AT_ONCE = 1
+            one_at_a_time.append(deliver())
+            outbox.SEND_AT_ONCE = at_once
+            queued = queue()
             calls = [
                 (
                     f"{peer_url}/api/v1/connections/{n.remote_connection_id}/status/",
@@ -189,17 +206,22 @@ def time_delivery(count: int, rounds: int, peer_url: str) -> None:
                 )
                 for n in queued
             ]
-            started = time.perf_counter()
-            report = deliver_pending_notifications()
-            subject.append(time.perf_counter() - started)
-            if report.delivered != count:
-                raise SystemExit(f"delivered {report.delivered} of {count}: {report}")
+            subject.append(deliver())
             started = time.perf_counter()
             for url, body, headers in calls:
                 if raw.post(url, json=body, headers=headers).status_code != 200:
                     raise SystemExit(f"the peer refused {url}")
             baseline.append(time.perf_counter() - started)
-    print(json.dumps({"subject": min(subject), "baseline": min(baseline)}))
+    print(
+        json.dumps(
+            {
+                "subject": min(subject),
+                "baseline": min(baseline),
+                "one_at_a_time": min(one_at_a_time),
+                "at_once": at_once,
+            }
+        )
+    )
 
 
 def main(argv: list[str]) -> None:
