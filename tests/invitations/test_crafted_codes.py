@@ -377,7 +377,8 @@ def test_the_accept_command_refuses_a_crafted_code_with_a_message(db, node, no_n
     def check(code):
         message = refusal(code)
         try:
-            call_command("accept_invitation", code)
+            # "--": a crafted code may start with "-", which would read as an option.
+            call_command("accept_invitation", "--", code)
         except CommandError as error:
             if message is not None:
                 assert str(error) == message
