@@ -22,6 +22,7 @@ urlpatterns = [
     path("api/v1/", include("nodes.api_urls")),
     path("api/v1/", include("connections.api_urls")),
     path("api/v1/", include("invitations.api_urls")),
+    path("api/v1/", include("sync.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

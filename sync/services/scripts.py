@@ -1,0 +1,104 @@
+"""Running a connection's sync rules on real requests (the sandbox does the running)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from connections.models import Connection
+from nodes.models import Mode
+from sync.defaults import BASIC_INCOMING, BASIC_OUTGOING
+from sync.entity import entity_from_request
+from sync.models import NoteMap, Twin
+from sync.sandbox import Outcome, Problem, run_incoming, run_outgoing
+from sync.services.gateway import RequestState
+from sync.services.rules import get_current_rules
+
+
+@dataclass(frozen=True)
+class Rules:
+    outgoing: str
+    incoming: str
+
+
+def rules_for(connection: Connection) -> Rules:
+    """The scripts in force on this side: Basic mode's fixed ones, or the latest version."""
+    if connection.mode == Mode.BASIC:
+        return Rules(BASIC_OUTGOING, BASIC_INCOMING)
+    current = get_current_rules(connection)
+    return Rules(current.outgoing, current.incoming)
+
+
+class ScriptFailed(Exception):
+    """A sync rule script failed on a real request; `problem` says where and why."""
+
+    def __init__(self, direction: str, problem: Problem):
+        super().__init__(f"The {direction} script failed: {problem}")
+        self.direction = direction
+        self.problem = problem
+
+
+def remote_key(note_id: Any) -> str:
+    """A note id of the other side as stored in a note map: its JSON, so that 12 and "12"
+    (a Xurrent id and a Jira one) stay apart and come back as they were."""
+    return json.dumps(note_id, sort_keys=True)
+
+
+def remote_value(key: str) -> Any:
+    try:
+        return json.loads(key)
+    except ValueError:
+        return key
+
+
+def notes_with_remote_ids(twin: Twin | None, notes: list[dict]) -> list[dict]:
+    """The notes, each copy of (or copied to) the other side marked with its id there."""
+    if twin is None or twin.pk is None:
+        return notes
+    mapped = dict(
+        NoteMap.objects.filter(twin=twin, local_note_id__isnull=False).values_list(
+            "local_note_id", "remote_note_id"
+        )
+    )
+    marked = []
+    for note in notes:
+        key = mapped.get(note.get("id")) if isinstance(note.get("id"), int) else None
+        marked.append({**note, "remote_id": remote_value(key)} if key is not None else note)
+    return marked
+
+
+def request_for_scripts(twin: Twin | None, state: RequestState) -> dict[str, Any]:
+    return {**state.request, "notes": notes_with_remote_ids(twin, state.notes)}
+
+
+def outgoing_replica(rules: Rules, twin: Twin | None, state: RequestState) -> dict[str, Any]:
+    """The replica of a local request; ScriptFailed when the outgoing script fails."""
+    outcome = run_outgoing(rules.outgoing, request_for_scripts(twin, state))
+    return _result(outcome, "outgoing")
+
+
+def incoming_entity(
+    rules: Rules,
+    twin: Twin,
+    replica: dict[str, Any],
+    state: RequestState | None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(entity before, entity after) of applying `replica`; `state` is None on the first
+    sync. ScriptFailed when the incoming script fails."""
+    request = request_for_scripts(twin, state) if state is not None else None
+    outcome = run_incoming(rules.incoming, replica, request, previous=twin.received or {})
+    after = _result(outcome, "incoming")
+    before = dict(outcome.before or {}) if request is not None else {}
+    return before, after
+
+
+def entity_of(twin: Twin | None, state: RequestState) -> dict[str, Any]:
+    return json.loads(json.dumps(entity_from_request(request_for_scripts(twin, state))))
+
+
+def _result(outcome: Outcome, direction: str) -> dict[str, Any]:
+    if not outcome.ok or outcome.result is None:
+        problem = outcome.problems[0] if outcome.problems else Problem(None, "The script failed.")
+        raise ScriptFailed(direction, problem)
+    return outcome.result

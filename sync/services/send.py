@@ -1,0 +1,266 @@
+"""Sending: this side's events to the other side, and the results of the other side's
+events back to it (acks). Both with the node token of the connection."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.db import connections, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from connections.auth import token_for
+from connections.models import Connection
+from connections.services.peer import describe_rejection
+from nodes import client
+from sync.models import (
+    ErrorKind,
+    ErrorPlace,
+    EventState,
+    InboundEvent,
+    SyncEvent,
+    Twin,
+    TwinStatus,
+)
+from sync.models.claims import claim
+from sync.serializers import PROTOCOL
+from sync.services.errors import record_error, resolve_errors
+from sync.services.receive import Refused, receive_event, receive_result, record_result
+
+logger = logging.getLogger(__name__)
+
+# The other side's connection is not active: ask again after this long (no error).
+HOLD = timedelta(seconds=5)
+HOLD_MAX = timedelta(seconds=60)
+
+
+@dataclass
+class SendReport:
+    sent: int = 0
+    held: int = 0
+    retrying: int = 0
+    failed: int = 0
+
+    @property
+    def attempted(self) -> int:
+        return self.sent + self.held + self.retrying + self.failed
+
+
+def call_peer(connection: Connection, path: str, body: dict) -> tuple[int, Any]:
+    """POST to the other side of `connection`; a local connection (both sides on this
+    node) is served in-process: a single-worker server must never call itself."""
+    if connection.is_local:
+        return _call_local(connection, path, body)
+    base = f"/api/v1/connections/{connection.remote_connection_id}"
+    return client.request(
+        "POST",
+        connection.remote_url,
+        base + path,
+        json_body=body,
+        headers={"Authorization": f"Bearer {token_for(connection)}"},
+    )
+
+
+def _call_local(connection: Connection, path: str, body: dict) -> tuple[int, Any]:
+    peer = connection.local_peer()
+    if peer is None:
+        return 404, {"code": "unknown_connection", "detail": "The other side is gone."}
+    try:
+        if path == "/sync/":
+            return 202, receive_event(peer, body)
+        return 200, receive_result(peer, body)
+    except Refused as exc:
+        return exc.status, {"code": exc.code, "detail": exc.detail}
+
+
+# --- events ---------------------------------------------------------------------------------
+
+
+def send_events(*, limit: int = 20) -> SendReport:
+    """Send up to `limit` due events (at most one per twin, the oldest unsent)."""
+    report = SendReport()
+    events = claim(
+        SyncEvent.objects.sendable().select_related("twin", "connection"),
+        limit,
+        SyncEvent.LEASE,
+        order_by=("next_try_at", "id"),
+        state=EventState.IN_PROGRESS,
+        attempts=F("attempts") + 1,
+    )
+    for event in events:
+        outcome = send_event(event)
+        setattr(report, outcome, getattr(report, outcome) + 1)
+    return report
+
+
+def send_event(event: SyncEvent) -> str:
+    """One attempt at a claimed event: "sent", "held", "retrying" or "failed"."""
+    connection = event.connection
+    try:
+        status, answer = call_peer(connection, "/sync/", event.wire_body())
+    except client.NodeError as exc:
+        return _retry(event, ErrorKind.NETWORK, exc.message)
+    code = answer.get("code") if isinstance(answer, dict) else None
+    if status in (200, 202) and isinstance(answer, dict) and answer.get("state"):
+        _record(event, answer)
+        resolve_errors(twin=event.twin, place=ErrorPlace.SEND)
+        resolve_errors(connection=connection, place=ErrorPlace.SEND)
+        return "sent"
+    if status == 409 and code == "connection_inactive":
+        _hold(event)
+        return "held"
+    if status == 410 and code == "twin_unexalated":
+        _unexalated_there(event)
+        return "sent"
+    if status == 429 or status >= 500:
+        return _retry(event, ErrorKind.PEER, f"The other side answered HTTP {status}.")
+    if status in (401, 403) or code == "unknown_connection":
+        # The connection itself is broken (keys, a side deleted): every event would fail.
+        return _retry(event, ErrorKind.PEER, describe_rejection(status, answer).message, level=True)
+    detail = answer.get("detail") if isinstance(answer, dict) else ""
+    message = f"The other side refused the event (HTTP {status}, {code or 'no code'}): {detail}"
+    _fail(event, message)
+    return "failed"
+
+
+def _record(event: SyncEvent, answer: dict) -> None:
+    state = answer.get("state")
+    if state not in ("queued", "applied", "superseded", "failed"):
+        state = "queued"
+    record_result(event, {**answer, "state": state})
+
+
+def _hold(event: SyncEvent) -> None:
+    """The other side's connection is not active: keep the event, ask again later."""
+    wait = min(HOLD * 2 ** min(event.attempts - 1, 6), HOLD_MAX)
+    SyncEvent.objects.filter(pk=event.pk, lease_token=event.lease_token).update(
+        state=EventState.QUEUED,
+        next_try_at=timezone.now() + wait,
+        lease_until=None,
+        lease_token=None,
+        last_error="The other side's connection is not active: waiting for it.",
+    )
+
+
+def _retry(event: SyncEvent, kind: str, message: str, *, level: bool = False) -> str:
+    next_try = timezone.now() + event.backoff()
+    SyncEvent.objects.filter(pk=event.pk, lease_token=event.lease_token).update(
+        state=EventState.QUEUED,
+        next_try_at=next_try,
+        lease_until=None,
+        lease_token=None,
+        last_error=message[:5000],
+    )
+    error = record_error(
+        connection=event.connection,
+        twin=None if level else event.twin,
+        event_uuid=event.uuid,
+        place=ErrorPlace.SEND,
+        kind=kind,
+        message=f"{message} Next try at {next_try:%H:%M:%S}.",
+        next_try_at=next_try,
+    )
+    if error.blocking:
+        _fail(event, message, record=False)
+        return "failed"
+    return "retrying"
+
+
+def _fail(event: SyncEvent, message: str, *, record: bool = True) -> None:
+    SyncEvent.objects.filter(pk=event.pk).update(
+        state=EventState.FAILED,
+        finished_at=timezone.now(),
+        lease_until=None,
+        lease_token=None,
+        last_error=message[:5000],
+    )
+    if record:
+        record_error(
+            connection=event.connection,
+            twin=event.twin,
+            event_uuid=event.uuid,
+            place=ErrorPlace.SEND,
+            kind=ErrorKind.PEER,
+            message=message,
+            blocking=True,
+        )
+
+
+def _unexalated_there(event: SyncEvent) -> None:
+    """The other side closed the twin: close it here too; nothing more is sent for it."""
+    from sync.services.scope import close_twin
+
+    with transaction.atomic():
+        twin = Twin.objects.select_for_update().get(pk=event.twin_id)
+        SyncEvent.objects.filter(pk=event.pk).update(
+            state=EventState.SUPERSEDED,
+            finished_at=timezone.now(),
+            lease_until=None,
+            lease_token=None,
+            last_error="The other side unexalated this request.",
+        )
+        if twin.status != TwinStatus.CLOSED:
+            close_twin(twin, tell_peer=False)
+
+
+# --- acks -----------------------------------------------------------------------------------
+
+
+def send_acks(*, limit: int = 50) -> int:
+    """Tell the other side the results of its events; returns how many were delivered."""
+    delivered = 0
+    for inbound in _claim_acks(limit):
+        if send_ack(inbound):
+            delivered += 1
+    return delivered
+
+
+def _claim_acks(limit: int) -> list[InboundEvent]:
+    now = timezone.now()
+    db = InboundEvent.objects.db
+    with transaction.atomic():
+        due = InboundEvent.objects.acks_due(now).order_by("ack_next_try_at", "id")
+        if connections[db].features.has_select_for_update_skip_locked:
+            due = due.select_for_update(skip_locked=True)
+        ids = list(due.values_list("pk", flat=True)[:limit])
+        # Pushing the next try ahead is the claim: nobody else takes them for a minute.
+        InboundEvent.objects.filter(pk__in=ids).update(ack_next_try_at=now + timedelta(minutes=1))
+    return list(InboundEvent.objects.filter(pk__in=ids).select_related("connection"))
+
+
+def send_ack(inbound: InboundEvent) -> bool:
+    body = {"protocol": PROTOCOL, **inbound.answer()}
+    if inbound.twin_id:
+        body.setdefault("line", _error_line(inbound))
+    try:
+        status, answer = call_peer(inbound.connection, "/sync/ack/", body)
+    except client.NodeError as exc:
+        _ack_later(inbound, exc.message)
+        return False
+    code = answer.get("code") if isinstance(answer, dict) else None
+    if status == 200 or code == "event_not_found":
+        InboundEvent.objects.filter(pk=inbound.pk).update(ack_pending=False)
+        return True
+    _ack_later(inbound, f"The other side answered HTTP {status} ({code or 'no code'}).")
+    return False
+
+
+def _error_line(inbound: InboundEvent) -> int | None:
+    if not inbound.error:
+        return None
+    error = inbound.twin.errors.filter(event_uuid=inbound.uuid).first()
+    return error.line if error else None
+
+
+def _ack_later(inbound: InboundEvent, message: str) -> None:
+    inbound.ack_attempts += 1
+    next_try = timezone.now() + inbound.ack_backoff()
+    InboundEvent.objects.filter(pk=inbound.pk).update(
+        ack_attempts=F("ack_attempts") + 1, ack_next_try_at=next_try
+    )
+    logger.warning(
+        "Result of event %s not delivered (next try %s): %s", inbound.uuid, next_try, message
+    )
