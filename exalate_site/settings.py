@@ -66,6 +66,20 @@ for _key in EXALATE_SECRET_KEYS:
             'print(Fernet.generate_key().decode())"`).'
         ) from None
 
+# --- This node's Xurrent account (DESIGN.md §11) ------------------------------------------
+# They seed the General Settings, where an admin can change them; the token is kept there
+# encrypted. `make run` and `make demo` point them at the local simulator.
+XURRENT_API_URL = env.str("XURRENT_API_URL", default="https://api.xurrent.com/v1").rstrip("/")
+if urlsplit(XURRENT_API_URL).scheme not in ("http", "https"):
+    raise ImproperlyConfigured(
+        "XURRENT_API_URL must be an http(s) address, such as https://api.xurrent.com/v1."
+    )
+XURRENT_ACCOUNT = env.str("XURRENT_ACCOUNT", default="")
+XURRENT_API_TOKEN = env.str("XURRENT_API_TOKEN", default="")
+# How often Xurrent's webhooks may reach the receiver, per sending address (a DRF rate):
+# a bulk update in Xurrent sends one call per request changed.
+XURRENT_WEBHOOK_RATE = env.str("XURRENT_WEBHOOK_RATE", default="1200/min")
+
 _node_host = urlsplit(EXALATE_NODE_URL).hostname or "127.0.0.1"
 _local_hosts = ["localhost", "127.0.0.1", "[::1]"]
 ALLOWED_HOSTS = env.list(
@@ -93,6 +107,7 @@ INSTALLED_APPS = [
     "exalate_site",
     # Lowest first: each app imports only those above it (DESIGN.md §2).
     "nodes",
+    "xurrent",
     "connections",
     "invitations",
     "sync",
@@ -251,7 +266,10 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "UNAUTHENTICATED_USER": None,
-    "DEFAULT_THROTTLE_RATES": {"accept": EXALATE_ACCEPT_RATE},
+    "DEFAULT_THROTTLE_RATES": {
+        "accept": EXALATE_ACCEPT_RATE,
+        "xurrent_webhook": XURRENT_WEBHOOK_RATE,
+    },
     # DRF's default (None) believes any X-Forwarded-For; any throttle that keeps DRF's own
     # get_ident follows the same rule as exalate_site.client_address.
     "NUM_PROXIES": EXALATE_TRUSTED_PROXIES,

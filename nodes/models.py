@@ -11,7 +11,10 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from nodes.fields import NodeURLField, ShortNameField
+from nodes.fields import EncryptedTextField, NodeURLField, ShortNameField
+from nodes.validators import validate_rsa_public_key, validate_xurrent_account
+
+XURRENT_DEFAULT_API_URL = "https://api.xurrent.com/v1"
 
 
 class _RequestCache(threading.local):
@@ -44,7 +47,8 @@ class License(models.TextChoices):
 
 
 class GeneralSettings(models.Model):
-    """This node's identity and licence: one row per node, seeded from the environment."""
+    """This node's identity, licence and Xurrent account: one row per node, seeded from the
+    environment."""
 
     SINGLETON_PK = 1
 
@@ -67,6 +71,29 @@ class GeneralSettings(models.Model):
     license = models.CharField(max_length=20, choices=License.choices)
     evaluation_ends_on = models.DateField(
         null=True, blank=True, help_text="After this day an evaluation counts as Free."
+    )
+    xurrent_api_url = NodeURLField(
+        "Xurrent API URL",
+        default=XURRENT_DEFAULT_API_URL,
+        help_text="Where this node calls its Xurrent account: https://api.xurrent.com/v1, "
+        "a regional address such as https://api.uk.xurrent.com/v1, or a simulator.",
+    )
+    xurrent_account = models.CharField(
+        "Xurrent account id",
+        max_length=100,
+        blank=True,
+        validators=[validate_xurrent_account],
+        help_text="The account this node synchronises, sent with every call (X-Xurrent-Account).",
+    )
+    # Read back only to call Xurrent; never shown, logged or put in a form's initial data.
+    xurrent_api_token = EncryptedTextField("Xurrent API token")
+    xurrent_webhook_key = models.TextField(
+        "webhook policy public key",
+        blank=True,
+        validators=[validate_rsa_public_key],
+        help_text="When Xurrent signs its webhooks (a webhook policy), paste the policy's "
+        "public key (PEM): unsigned or badly signed webhooks are then refused. Empty: "
+        "webhooks are taken unsigned.",
     )
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -117,9 +144,39 @@ class GeneralSettings(models.Model):
                 "public": settings.EXALATE_PUBLIC,
                 "license": license,
                 "evaluation_ends_on": ends,
+                **xurrent_account_from_env(),
             },
         )
         return obj
+
+    @property
+    def has_xurrent_token(self) -> bool:
+        return bool(self.xurrent_api_token)
+
+    @property
+    def xurrent_configured(self) -> bool:
+        """Whether there is an account and a token to call Xurrent with."""
+        return bool(self.xurrent_account and self.xurrent_api_token)
+
+    def set_xurrent_token(self, token: str) -> None:
+        """Replace the API token (an empty one removes it). Saved with the rest."""
+        self.xurrent_api_token = token.strip()
+
+    def fill_xurrent_account_from_env(self) -> bool:
+        """Take the Xurrent account from the environment when this node has none yet.
+
+        A node whose account an admin has set up (an account id or a token) keeps it: the
+        environment only seeds. True when something was filled in and saved.
+        """
+        if self.xurrent_account or self.xurrent_api_token:
+            return False
+        values = xurrent_account_from_env()
+        if not values.get("xurrent_account") and not values.get("xurrent_api_token"):
+            return False
+        for name, value in values.items():
+            setattr(self, name, value)
+        self.save()
+        return True
 
     @property
     def effective_license(self) -> str:
@@ -140,6 +197,17 @@ class GeneralSettings(models.Model):
     @property
     def base_url(self) -> str:
         return self.node_url.rstrip("/")
+
+
+def xurrent_account_from_env() -> dict[str, str]:
+    """The Xurrent account the environment names (XURRENT_API_URL, XURRENT_ACCOUNT,
+    XURRENT_API_TOKEN), as General Settings field values; unset ones are left out."""
+    values = {
+        "xurrent_api_url": settings.XURRENT_API_URL,
+        "xurrent_account": settings.XURRENT_ACCOUNT,
+        "xurrent_api_token": settings.XURRENT_API_TOKEN,
+    }
+    return {name: value for name, value in values.items() if value}
 
 
 def default_short_name(url: str) -> str:

@@ -103,3 +103,47 @@ def _checked_host(host: str) -> str:
 def normalize_newlines(text: str) -> str:
     """Browsers send CRLF from text areas; everything is compared and stored with LF."""
     return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+# An Xurrent account id travels in a header (X-Xurrent-Account): a short name of letters,
+# digits and dashes ("widget-data-center"), nothing that could break a header line.
+XURRENT_ACCOUNT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+MIN_RSA_BITS = 2048
+
+
+def validate_xurrent_account(value: str) -> None:
+    if value and not XURRENT_ACCOUNT_PATTERN.match(value):
+        raise ValidationError(
+            "An Xurrent account id has only letters, digits, dots, dashes and underscores "
+            "(at most 100), as in the address of the account: https://ACCOUNT.xurrent.com.",
+            code="xurrent_account",
+        )
+
+
+def validate_rsa_public_key(value: str) -> None:
+    """A webhook policy's public key: PEM text of an RSA public key of 2048 bits or more."""
+    if not value:
+        return
+    # Imported here: only saving a key needs it, and page loads should not pay for it.
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    try:
+        key = load_pem_public_key(value.strip().encode("ascii"))
+    except (ValueError, UnicodeError, TypeError):
+        raise ValidationError(
+            "This is not a public key in PEM form: paste the whole key of the webhook policy, "
+            'from "-----BEGIN PUBLIC KEY-----" to "-----END PUBLIC KEY-----".',
+            code="webhook_key",
+        ) from None
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise ValidationError(
+            "Xurrent signs webhooks with RS256: the key must be an RSA public key.",
+            code="webhook_key",
+        )
+    if key.key_size < MIN_RSA_BITS:
+        raise ValidationError(
+            f"The key has {key.key_size} bits; an RSA key of at least {MIN_RSA_BITS} bits "
+            "is needed.",
+            code="webhook_key",
+        )

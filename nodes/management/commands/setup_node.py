@@ -16,9 +16,16 @@ class Command(BaseCommand):
 
     def handle(self, *args, username: str, **options):
         node = GeneralSettings.load()
+        # A node made before its Xurrent account was configured takes it from the
+        # environment now; one whose admin set an account keeps it.
+        node.fill_xurrent_account_from_env()
         self.stdout.write(
             f"Node {node.short_name} ({node.uid}) at {node.base_url}, "
             f"licence {node.effective_license}, modes: {', '.join(node.available_modes())}"
+        )
+        self.stdout.write(
+            f"Xurrent account {node.xurrent_account or '(none)'} at {node.xurrent_api_url}, "
+            f"API token {'set' if node.has_xurrent_token else 'not set'}"
         )
         User = get_user_model()
         if User.objects.filter(username=username).exists():

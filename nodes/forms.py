@@ -1,0 +1,69 @@
+"""The form for this node's Xurrent account, shared by the admin and the Xurrent page."""
+
+from __future__ import annotations
+
+from django import forms
+
+from nodes.models import GeneralSettings
+from nodes.validators import normalize_newlines
+
+
+class XurrentAccountForm(forms.ModelForm):
+    """Edits the Xurrent account of the General Settings.
+
+    The API token is write-only: the form never holds it, not even as a hidden initial
+    value. A new one is typed into a password field; left blank, the token stays as it is.
+    """
+
+    new_xurrent_api_token = forms.CharField(
+        label="Set a new API token",
+        required=False,
+        strip=True,
+        max_length=4000,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="A personal access token of the Xurrent account. Leave blank to keep the "
+        "current token; it is stored encrypted and never shown again.",
+    )
+    remove_xurrent_api_token = forms.BooleanField(
+        label="Remove the API token",
+        required=False,
+        help_text="This node then stops calling Xurrent until a new token is set.",
+    )
+
+    class Meta:
+        model = GeneralSettings
+        fields = ["xurrent_api_url", "xurrent_account", "xurrent_webhook_key"]
+        widgets = {
+            "xurrent_webhook_key": forms.Textarea(
+                attrs={"rows": 7, "cols": 66, "class": "code", "spellcheck": "false"}
+            ),
+        }
+
+    def clean_new_xurrent_api_token(self) -> str:
+        token = self.cleaned_data.get("new_xurrent_api_token", "")
+        if token and any(ch.isspace() or not ch.isprintable() for ch in token):
+            # A token travels in a header line: a space or line break inside it is a
+            # paste gone wrong, not part of the token.
+            raise forms.ValidationError(
+                "The token has spaces or line breaks inside it: paste just the token."
+            )
+        return token
+
+    def clean_xurrent_webhook_key(self) -> str:
+        key = normalize_newlines(self.cleaned_data.get("xurrent_webhook_key", "")).strip()
+        return f"{key}\n" if key else ""
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("new_xurrent_api_token") and cleaned.get("remove_xurrent_api_token"):
+            raise forms.ValidationError(
+                "Either set a new API token or remove the current one, not both."
+            )
+        return cleaned
+
+    def save(self, commit: bool = True) -> GeneralSettings:
+        if self.cleaned_data.get("new_xurrent_api_token"):
+            self.instance.set_xurrent_token(self.cleaned_data["new_xurrent_api_token"])
+        elif self.cleaned_data.get("remove_xurrent_api_token"):
+            self.instance.set_xurrent_token("")
+        return super().save(commit)

@@ -1,0 +1,1 @@
+"""This node's Xurrent account: the API client, the webhook receiver, "Check Xurrent"."""

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class XurrentConfig(AppConfig):
+    name = "xurrent"
+    verbose_name = "Xurrent account"

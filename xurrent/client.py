@@ -1,0 +1,739 @@
+"""The one place where this node calls its Xurrent account (DESIGN.md §11).
+
+`XurrentClient` makes exactly the calls the sync needs: requests (list with filters, sort
+and pages; read; create; update) and their notes (list; add), plus `me()` and `account()`
+to check the settings. Every failure comes out as one exception, `XurrentError`, whose
+`kind` a program can act on and whose message an admin understands.
+
+Calls go through the node's outbound guard (nodes.client.pinned_target): with
+EXALATE_ALLOW_PRIVATE_NETWORKS off, an API URL that is or resolves to a private address is
+refused before anything is sent. Answers are capped in size and must be JSON.
+
+Limits, as Xurrent's own SDKs handle them: 429 waits for `Retry-After`; a 5xx or a broken
+connection is retried with a doubling pause, for reads and updates (a create or a note that
+failed that way may have been stored, so it is not sent twice blindly: the error says so
+with `uncertain`, and the sync engine looks before it writes again). Everything, waits
+included, stays within the client's `time_limit`. A token bucket per account and process
+keeps calls under the hourly budget and the burst limit, and follows what Xurrent says is
+left (`X-RateLimit-Remaining`).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import httpx
+from django.conf import settings
+
+from nodes.client import NodeError, pinned_target, pooled_client
+
+DEFAULT_SOURCE = "exalate"
+PER_PAGE = 100  # the largest page Xurrent gives
+CONNECT_TIMEOUT = 5.0
+READ_TIMEOUT = 30.0
+# Within this time a call has its answer or its error, retries and waits included.
+TIME_LIMIT = 60.0
+RETRY_BASE = 2.0  # the first pause before a retry, doubled each time (as the SDKs do)
+RETRY_MAX = 30.0
+# A page of 100 requests is some hundred KB; 100 notes of up to 64 KB each is the most a
+# sane answer holds.
+MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+HOURLY_BUDGET = 3600
+BURST = 20
+BURST_SECONDS = 2.0
+USER_AGENT = f"exalate-xurrent-node/{settings.EXALATE_VERSION}"
+
+# Filter fields are plain names; these query parameters are the client's own business.
+RESERVED_PARAMS = frozenset({"page", "per_page", "sort", "fields", "api_token"})
+_FIELD_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.")
+
+
+class XurrentError(Exception):
+    """A call to Xurrent failed.
+
+    `kind` is one of KINDS; `message` is a sentence for an admin; `status` the HTTP status
+    when there was an answer; `errors` the validation errors Xurrent listed; `retry_at`
+    when Xurrent may be asked again (rate limits); `uncertain` is True when a write may
+    have been stored although it failed (an answer lost after the call was sent).
+    """
+
+    KINDS = (
+        "bad_token",
+        "unknown_account",
+        "not_found",
+        "validation",
+        "rate_limited",
+        "unreachable",
+        "server_error",
+        "bad_answer",
+    )
+
+    def __init__(
+        self,
+        kind: str,
+        message: str,
+        *,
+        status: int | None = None,
+        errors: list[str] | None = None,
+        retry_at: datetime | None = None,
+        uncertain: bool = False,
+    ):
+        assert kind in self.KINDS, kind
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.status = status
+        self.errors = errors or []
+        self.retry_at = retry_at
+        self.uncertain = uncertain
+
+    @property
+    def retryable(self) -> bool:
+        """Whether the same call may succeed later without anyone changing anything."""
+        return self.kind in ("rate_limited", "unreachable", "server_error")
+
+
+@dataclass(frozen=True)
+class AnswerInfo:
+    """What Xurrent's last answer said about time and budget."""
+
+    date: datetime | None = None  # Xurrent's clock (the Date header): polls use it
+    rate_limit: int | None = None
+    rate_remaining: int | None = None
+    rate_reset: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[dict]
+    info: AnswerInfo
+    total_entries: int | None = None
+
+
+# --- filters -------------------------------------------------------------------------------
+
+
+def xurrent_time(moment: datetime) -> str:
+    """A moment as Xurrent writes it: ISO 8601 in UTC to the second."""
+    if moment.tzinfo is None:
+        raise ValueError("A naive datetime has no place in a filter: give it a time zone.")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _filter_value(value: Any) -> str:
+    if value is None:
+        return ""  # Xurrent's "is empty"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return xurrent_time(value)
+    if isinstance(value, list | tuple | set | frozenset):
+        return ",".join(_filter_value(item) for item in value)
+    return str(value)
+
+
+def _check_filter_name(name: str) -> None:
+    if not name or not set(name) <= _FIELD_CHARACTERS:
+        raise XurrentError("validation", f"{name!r} is not a field Xurrent can filter on.")
+    if name in RESERVED_PARAMS:
+        raise XurrentError(
+            "validation", f"{name!r} sets pages or the order of a list; it is not a filter."
+        )
+
+
+def filter_params(filters: Mapping[str, Any] | None) -> dict[str, str]:
+    """A filter dict as Xurrent's query parameters: `{"updated_at": ">=2026-…"}` gives
+    `updated_at=>=2026-…`. The operator is part of the value (`!`, `<`, `<=`, `>`, `>=`,
+    `a<>b`); a list means any of; None means empty; datetimes are written in UTC."""
+    params = {}
+    for name, value in (filters or {}).items():
+        _check_filter_name(name)
+        params[name] = _filter_value(value)
+    return params
+
+
+def filters_from_query(query: str) -> dict[str, str]:
+    """A filter typed as Xurrent writes it in a URL (`category=incident&team=12`) as a
+    filter dict; XurrentError("validation") for anything else."""
+    text = query.strip().lstrip("?")
+    if not text:
+        return {}
+    try:
+        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=True)
+    except ValueError:
+        raise XurrentError(
+            "validation",
+            "A filter is field=value pairs joined with &, such as category=incident&team=12.",
+        ) from None
+    filters: dict[str, str] = {}
+    for name, value in pairs:
+        _check_filter_name(name)
+        if name in filters:
+            raise XurrentError(
+                "validation",
+                f"{name} appears twice; Xurrent joins filters with AND only, once per field "
+                "(use a list for several values: status=assigned,in_progress).",
+            )
+        filters[name] = value
+    return filters
+
+
+# --- the rate budget -------------------------------------------------------------------------
+
+
+class RateBudget:
+    """A token bucket for one account in this process: at most `burst` calls at once, then
+    as many as the hourly budget (and the burst window) allow; a pause when Xurrent says
+    the budget is spent or asks to wait (429)."""
+
+    def __init__(
+        self,
+        per_hour: int = HOURLY_BUDGET,
+        burst: int = BURST,
+        burst_seconds: float = BURST_SECONDS,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.capacity = float(burst)
+        self.rate = min(per_hour / 3600.0, burst / burst_seconds)
+        self.tokens = float(burst)
+        self.clock = clock
+        self.updated = clock()
+        self.paused_until = 0.0
+        self.lock = threading.Lock()
+
+    def _refill(self, now: float) -> None:
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+
+    def wait_needed(self) -> float:
+        """Take a token and return 0, or return how long to wait before trying again."""
+        with self.lock:
+            now = self.clock()
+            self._refill(now)
+            if now < self.paused_until:
+                return self.paused_until - now
+            if self.tokens >= 1:
+                self.tokens -= 1
+                return 0.0
+            return (1 - self.tokens) / self.rate
+
+    def pause(self, seconds: float) -> None:
+        """Nobody calls this account for `seconds` (a 429's Retry-After)."""
+        with self.lock:
+            self.paused_until = max(self.paused_until, self.clock() + seconds)
+
+    def observe(self, remaining: int | None, reset_in: float | None) -> None:
+        """Follow what Xurrent counts: never more tokens than calls left, and a pause
+        until the reset when nothing is left."""
+        if remaining is None:
+            return
+        with self.lock:
+            self._refill(self.clock())
+            self.tokens = min(self.tokens, float(max(remaining, 0)))
+            if remaining <= 0 and reset_in is not None and reset_in > 0:
+                self.paused_until = max(self.paused_until, self.clock() + reset_in)
+
+
+_budgets: dict[tuple[str, str], RateBudget] = {}
+_budgets_lock = threading.Lock()
+
+
+def budget_for(base_url: str, account: str, **options) -> RateBudget:
+    """The process's budget for an account (one per account, whatever number of clients)."""
+    key = (base_url, account)
+    with _budgets_lock:
+        budget = _budgets.get(key)
+        if budget is None:
+            budget = _budgets[key] = RateBudget(**options)
+        return budget
+
+
+# --- the client ------------------------------------------------------------------------------
+
+
+def _utc_clock() -> str:
+    return datetime.now(UTC).strftime("%H:%M:%S UTC")
+
+
+def _at(seconds: float) -> datetime:
+    return datetime.now(UTC) + timedelta(seconds=seconds)
+
+
+@dataclass
+class _Answer:
+    status: int
+    headers: httpx.Headers
+    body: Any
+    links: dict = field(default_factory=dict)
+
+
+class XurrentClient:
+    """Calls one Xurrent account. Cheap to make: the connections are pooled per process.
+
+    One instance is meant for one thread at a time (`last_answer` is the instance's); the
+    rate budget is shared by every instance for the same account.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        account: str,
+        token: str,
+        *,
+        source: str = DEFAULT_SOURCE,
+        time_limit: float = TIME_LIMIT,
+        retry_base: float = RETRY_BASE,
+        retry_max: float = RETRY_MAX,
+        read_timeout: float = READ_TIMEOUT,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
+        budget: RateBudget | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self.account = account
+        self._token = token
+        self.source = source
+        self.time_limit = time_limit
+        self.retry_base = retry_base
+        self.retry_max = retry_max
+        self.read_timeout = read_timeout
+        self.max_response_bytes = max_response_bytes
+        self.budget = budget or budget_for(self.base_url, account)
+        self.sleep = sleep
+        self.last_answer = AnswerInfo()
+        self._base = urlsplit(self.base_url)
+
+    def __repr__(self) -> str:  # the token stays out of every trace and log line
+        return f"<XurrentClient {self.account} at {self.base_url}>"
+
+    @classmethod
+    def from_settings(cls, node=None, **options) -> XurrentClient:
+        """The client of this node's account, as its General Settings name it."""
+        from nodes.models import GeneralSettings
+
+        node = node or GeneralSettings.load()
+        return cls(node.xurrent_api_url, node.xurrent_account, node.xurrent_api_token, **options)
+
+    # --- the calls the sync makes ------------------------------------------------------------
+
+    def me(self) -> dict:
+        """The person the token belongs to (proves the token and the account)."""
+        return self._object("GET", "/me")
+
+    def account_info(self) -> dict:
+        """The account itself."""
+        return self._object("GET", "/account")
+
+    def request_pages(
+        self,
+        filters: Mapping[str, Any] | None = None,
+        *,
+        sort: str | None = None,
+        per_page: int = PER_PAGE,
+    ) -> Iterator[Page]:
+        """The pages of requests matching `filters`, following Xurrent's `Link` header."""
+        params = {**filter_params(filters), "per_page": str(per_page)}
+        if sort:
+            _check_filter_name(sort.removeprefix("-"))
+            params["sort"] = sort
+        return self._pages("/requests", params)
+
+    def list_requests(
+        self,
+        filters: Mapping[str, Any] | None = None,
+        *,
+        sort: str | None = None,
+        per_page: int = PER_PAGE,
+    ) -> Iterator[dict]:
+        """Every request matching `filters`, page after page as they are read."""
+        for page in self.request_pages(filters, sort=sort, per_page=per_page):
+            yield from page.items
+
+    def get_request(self, request_id: int) -> dict:
+        return self._object("GET", f"/requests/{_id(request_id)}", what=f"request {request_id}")
+
+    def create_request(self, fields: Mapping[str, Any]) -> dict:
+        return self._object("POST", "/requests", json_body=dict(fields))
+
+    def update_request(self, request_id: int, fields: Mapping[str, Any]) -> dict:
+        return self._object(
+            "PATCH",
+            f"/requests/{_id(request_id)}",
+            json_body=dict(fields),
+            what=f"request {request_id}",
+        )
+
+    def list_notes(self, request_id: int, *, per_page: int = PER_PAGE) -> Iterator[dict]:
+        path = f"/requests/{_id(request_id)}/notes"
+        for page in self._pages(path, {"per_page": str(per_page)}, what=f"request {request_id}"):
+            yield from page.items
+
+    def add_note(self, request_id: int, text: str, *, internal: bool = False) -> dict:
+        return self._object(
+            "POST",
+            f"/requests/{_id(request_id)}/notes",
+            json_body={"text": text, "internal": internal},
+            what=f"request {request_id}",
+        )
+
+    # --- answers of the right shape ------------------------------------------------------------
+
+    def _object(self, method: str, path: str, *, json_body=None, what: str = "") -> dict:
+        answer = self._call(method, self.base_url + path, json_body=json_body, what=what)
+        if not isinstance(answer.body, dict):
+            raise self._bad_answer(f"{method} {path} did not answer with a JSON object")
+        return answer.body
+
+    def _pages(self, path: str, params: dict[str, str], *, what: str = "") -> Iterator[Page]:
+        url: str | None = self.base_url + path
+        while url is not None:
+            answer = self._call("GET", url, params=params, what=what)
+            params = {}  # the next page's address carries the query itself
+            body = answer.body
+            if not isinstance(body, list) or not all(isinstance(item, dict) for item in body):
+                raise self._bad_answer(f"GET {path} did not answer with a JSON list")
+            total = _int_header(answer.headers, "X-Pagination-Total-Entries")
+            yield Page(items=body, info=self.last_answer, total_entries=total)
+            url = self._next_url(answer.links)
+
+    def _next_url(self, links: dict) -> str | None:
+        link = links.get("next")
+        if not link or not link.get("url"):
+            return None
+        url = link["url"]
+        parts = urlsplit(url)
+        # The token goes wherever the link points: only ever to the API itself.
+        if (parts.scheme, parts.netloc) != (self._base.scheme, self._base.netloc) or not (
+            parts.path.startswith(self._base.path)
+        ):
+            raise self._bad_answer("the next page's link points away from the API URL")
+        return url
+
+    def _bad_answer(self, what: str, status: int | None = None) -> XurrentError:
+        return XurrentError(
+            "bad_answer",
+            f"{self.base_url} answered, but not like Xurrent: {what}. Check the Xurrent API "
+            "URL in the settings.",
+            status=status,
+        )
+
+    # --- one call, with retries --------------------------------------------------------------
+
+    def _call(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: dict[str, str] | None = None,
+        json_body=None,
+        what: str = "",
+    ) -> _Answer:
+        deadline = time.monotonic() + self.time_limit
+        # A create or a note that may have reached Xurrent is never sent again blindly.
+        repeatable = method in ("GET", "PATCH", "HEAD")
+        attempt = 0
+        while True:
+            self._wait_for_budget(deadline)
+            try:
+                answer = self._send(method, url, params, json_body, deadline)
+            except _Transient as failure:
+                if failure.sent and not repeatable:
+                    raise failure.error(uncertain=True) from None
+                self._pause_before_retry(attempt, deadline, failure.error())
+                attempt += 1
+                continue
+            if answer.status == 429:
+                wait = _retry_after(answer.headers)
+                if wait is None:
+                    wait = self._backoff(attempt)
+                self.budget.pause(wait)
+                if time.monotonic() + wait > deadline:
+                    raise XurrentError(
+                        "rate_limited",
+                        f"Rate limited by Xurrent until {_at(wait):%H:%M:%S} UTC (429): "
+                        "this node's calls wait until then.",
+                        status=429,
+                        retry_at=_at(wait),
+                    )
+                attempt += 1
+                continue
+            if answer.status >= 500:
+                error = XurrentError(
+                    "server_error",
+                    f"Xurrent answered with a server error ({answer.status}) at "
+                    f"{_utc_clock()}; it is usually passing.",
+                    status=answer.status,
+                    uncertain=not repeatable,
+                )
+                if not repeatable:
+                    raise error
+                self._pause_before_retry(attempt, deadline, error)
+                attempt += 1
+                continue
+            return self._checked(answer, what)
+
+    def _backoff(self, attempt: int) -> float:
+        return min(self.retry_base * (2**attempt), self.retry_max)
+
+    def _pause_before_retry(self, attempt: int, deadline: float, error: XurrentError) -> None:
+        delay = self._backoff(attempt)
+        if time.monotonic() + delay > deadline:
+            raise error
+        self.sleep(delay)
+
+    def _wait_for_budget(self, deadline: float) -> None:
+        while (wait := self.budget.wait_needed()) > 0:
+            if time.monotonic() + wait > deadline:
+                raise XurrentError(
+                    "rate_limited",
+                    f"Rate limited by Xurrent until {_at(wait):%H:%M:%S} UTC: this node keeps "
+                    "within the account's hourly budget of calls.",
+                    retry_at=_at(wait),
+                )
+            self.sleep(wait)
+
+    def _send(self, method, url, params, json_body, deadline) -> _Answer:
+        try:
+            target, pin_headers, extensions = pinned_target(url)
+        except NodeError as error:
+            raise self._guard_error(error) from None
+        headers = {
+            "Accept": "application/json",
+            "User-Agent": USER_AGENT,
+            "Authorization": f"Bearer {self._token}",
+            "X-Xurrent-Account": self.account,
+            "X-4me-Source": self.source,
+            **pin_headers,
+        }
+        left = max(deadline - time.monotonic(), 0.1)
+        timeout = httpx.Timeout(min(self.read_timeout, left), connect=min(CONNECT_TIMEOUT, left))
+        client = pooled_client(pin_headers.get("Host") or urlsplit(url).netloc)
+        try:
+            with client.stream(
+                method,
+                target,
+                params=params or None,
+                json=json_body,
+                headers=headers,
+                extensions=extensions,
+                timeout=timeout,
+            ) as response:
+                raw = self._read_capped(response, deadline)
+                status, answer_headers, links = (
+                    response.status_code,
+                    response.headers,
+                    response.links,
+                )
+        except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+            raise _Transient(self, f"{_reason(error)}", sent=False) from None
+        except httpx.TimeoutException:
+            raise _Transient(self, "no answer in time", sent=True) from None
+        except (httpx.TransportError, UnicodeError) as error:
+            raise _Transient(self, _reason(error), sent=True) from None
+        except httpx.InvalidURL:
+            raise XurrentError(
+                "unreachable", f"Could not reach {self.base_url}: the URL is not valid."
+            ) from None
+        answer = _Answer(status, answer_headers, None, links)
+        self._note_answer(answer_headers)
+        if 300 <= status < 400:
+            raise XurrentError(
+                "bad_answer",
+                f"{self.base_url} answered with a redirect ({status}): enter the API URL "
+                "exactly, such as https://api.xurrent.com/v1.",
+                status=status,
+            )
+        answer.body = self._json(raw, status)
+        return answer
+
+    def _guard_error(self, error: NodeError) -> XurrentError:
+        if error.kind == "blocked":
+            host = self._base.hostname
+            return XurrentError(
+                "unreachable",
+                f"Could not reach {self.base_url}: {host} is a private or local network "
+                "address, which this node is not allowed to call "
+                "(EXALATE_ALLOW_PRIVATE_NETWORKS is off).",
+            )
+        return XurrentError("unreachable", f"Could not reach {self.base_url}: {error.message}")
+
+    def _read_capped(self, response: httpx.Response, deadline: float) -> bytes:
+        chunks, size = [], 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > self.max_response_bytes:
+                raise self._bad_answer("the answer is far too large", response.status_code)
+            if time.monotonic() > deadline:
+                raise httpx.ReadTimeout("the answer took too long")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _json(self, raw: bytes, status: int) -> Any:
+        if not raw:
+            return None
+        try:
+            return json.loads(raw)
+        except (ValueError, UnicodeError):
+            if status >= 500:
+                return None  # a proxy's error page: the status says enough
+            raise self._bad_answer(f"the answer is not JSON (HTTP {status})", status) from None
+
+    def _note_answer(self, headers: httpx.Headers) -> None:
+        reset = _int_header(headers, "X-RateLimit-Reset")
+        reset_in = None
+        reset_at = None
+        if reset is not None:
+            # Epoch seconds; some gateways send seconds from now instead.
+            if reset > 1_000_000_000:
+                reset_at = datetime.fromtimestamp(reset, UTC)
+                reset_in = reset - time.time()
+            else:
+                reset_at = _at(reset)
+                reset_in = float(reset)
+        remaining = _int_header(headers, "X-RateLimit-Remaining")
+        self.last_answer = AnswerInfo(
+            date=_http_date(headers.get("Date")),
+            rate_limit=_int_header(headers, "X-RateLimit-Limit"),
+            rate_remaining=remaining,
+            rate_reset=reset_at,
+        )
+        self.budget.observe(remaining, reset_in)
+
+    # --- what a 4xx means ----------------------------------------------------------------------
+
+    def _checked(self, answer: _Answer, what: str) -> _Answer:
+        status = answer.status
+        if status < 400:
+            return answer
+        said = _message(answer.body)
+        detail = f"{status}: {said}" if said else str(status)
+        if status in (401, 403, 404) and "account" in said.lower():
+            raise XurrentError(
+                "unknown_account",
+                f"Xurrent does not know the account {self.account!r} ({detail}): check the "
+                "account id in the settings.",
+                status=status,
+            )
+        if status == 401:
+            raise XurrentError(
+                "bad_token",
+                f"The API token was refused ({detail}): set a valid personal access token "
+                "of the account in the settings.",
+                status=status,
+            )
+        if status == 403:
+            raise XurrentError(
+                "bad_token",
+                f"The API token is not allowed to do this ({detail}): give its person the "
+                "roles the sync needs in Xurrent.",
+                status=status,
+            )
+        if status == 404:
+            raise XurrentError(
+                "not_found", f"Not found in Xurrent: {what or 'the address'} (404).", status=status
+            )
+        errors = _errors(answer.body)
+        if status == 422 or errors:
+            text = "; ".join(errors) if errors else said or "no reason given"
+            message = f"Validation failed: {text} ({status})."
+        else:
+            message = f"Xurrent refused the call ({detail})."
+        raise XurrentError("validation", message, status=status, errors=errors)
+
+
+class _Transient(Exception):
+    """A call that got no answer; `sent` when the request may have reached Xurrent."""
+
+    def __init__(self, client: XurrentClient, reason: str, *, sent: bool):
+        self.client = client
+        self.reason = reason
+        self.sent = sent
+
+    def error(self, uncertain: bool = False) -> XurrentError:
+        return XurrentError(
+            "unreachable",
+            f"Could not reach {self.client.base_url}: {self.reason}.",
+            uncertain=uncertain,
+        )
+
+
+def _id(request_id: int | str) -> int:
+    """A record id fit for a path: a positive whole number, nothing else."""
+    text = str(request_id).strip()
+    if isinstance(request_id, bool) or not text.isdigit() or int(text) < 1:
+        raise XurrentError("validation", f"{request_id!r} is not an Xurrent record id.")
+    return int(text)
+
+
+def _reason(error: Exception) -> str:
+    text = str(error).strip()
+    return text or type(error).__name__
+
+
+def _int_header(headers: httpx.Headers, name: str) -> int | None:
+    try:
+        return int(headers.get(name, "").strip())
+    except ValueError:
+        return None
+
+
+def _http_date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return parsedate_to_datetime(value).astimezone(UTC)
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def _retry_after(headers: httpx.Headers) -> float | None:
+    """Retry-After in seconds (it may be a number of seconds or an HTTP date)."""
+    value = headers.get("Retry-After", "").strip()
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        moment = _http_date(value)
+        if moment is None:
+            return None
+        return max((moment - datetime.now(UTC)).total_seconds(), 0.0)
+
+
+def _message(body: Any) -> str:
+    if isinstance(body, dict):
+        message = body.get("message") or body.get("error")
+        if isinstance(message, str):
+            return message.strip()[:300]
+    return ""
+
+
+def _errors(body: Any) -> list[str]:
+    """Xurrent's validation errors, as sentences: `[["subject", "can't be blank"]]`, plain
+    strings, or a {field: [messages]} object."""
+    if not isinstance(body, dict):
+        return []
+    raw = body.get("errors")
+    found: list[str] = []
+    if isinstance(raw, dict):
+        for name, messages in raw.items():
+            for text in messages if isinstance(messages, list) else [messages]:
+                found.append(f"{name} {text}")
+    elif isinstance(raw, list):
+        for item in raw:
+            if isinstance(item, list | tuple):
+                found.append(" ".join(str(part) for part in item))
+            elif isinstance(item, dict):
+                found.append(" ".join(str(value) for value in item.values()))
+            else:
+                found.append(str(item))
+    return [text.strip()[:300] for text in found[:20] if str(text).strip()]

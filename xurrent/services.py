@@ -1,0 +1,222 @@
+"""Xurrent's webhooks taken as hints, and "Check Xurrent"."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+from nodes.models import GeneralSettings
+from xurrent.client import XurrentClient, XurrentError
+from xurrent.models import WebhookHint
+
+# Clocks differ a little between Xurrent and this node.
+WEBHOOK_LEEWAY_SECONDS = 60
+# "Check Xurrent" answers an admin who waits: a short limit and short pauses.
+CHECK_TIME_LIMIT = 12.0
+CHECK_RETRY_BASE = 0.5
+WEBHOOK_PATH = "/api/v1/xurrent/webhook/"
+
+
+# --- webhooks --------------------------------------------------------------------------------
+
+
+class WebhookRefused(Exception):
+    def __init__(self, status: int, code: str, detail: str):
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+
+
+def webhook_data(body: Any, public_key_pem: str) -> dict:
+    """The fields of a webhook call: its body, or the `data` of its checked JWT.
+
+    With a policy key every call must be signed with it; without one a plain body is taken
+    (and a signed one too, unchecked: there is nothing to check it with).
+    """
+    if not isinstance(body, dict):
+        raise WebhookRefused(400, "invalid_request", "A webhook body is a JSON object.")
+    token = body.get("jwt")
+    if public_key_pem:
+        if token is None:
+            raise WebhookRefused(
+                401,
+                "signature_required",
+                "This node checks the signature of Xurrent's webhooks (a webhook policy key "
+                'is set): send the call signed, as {"jwt": "…"}.',
+            )
+        return _checked_claims(token, public_key_pem)
+    if token is not None:
+        return _unchecked_claims(token)
+    return body
+
+
+def _checked_claims(token: Any, public_key_pem: str) -> dict:
+    if not isinstance(token, str):
+        raise WebhookRefused(400, "invalid_request", "jwt must be a string.")
+    key = load_pem_public_key(public_key_pem.encode("ascii"))
+    try:
+        claims = jwt.decode(
+            token,
+            key,
+            algorithms=["RS256"],
+            leeway=WEBHOOK_LEEWAY_SECONDS,
+            # The audience is the policy's own choice; the signature is what proves the sender.
+            options={"verify_aud": False, "require": ["iat"]},
+        )
+    except jwt.ExpiredSignatureError:
+        raise WebhookRefused(
+            401, "signature_expired", "The webhook's signature has expired."
+        ) from None
+    except jwt.ImmatureSignatureError:
+        raise WebhookRefused(
+            401, "signature_not_yet_valid", "The webhook is signed for a later time."
+        ) from None
+    except jwt.InvalidSignatureError:
+        raise WebhookRefused(
+            401,
+            "invalid_signature",
+            "The webhook's signature does not match the webhook policy key set on this node.",
+        ) from None
+    except jwt.InvalidTokenError as error:
+        raise WebhookRefused(
+            401, "invalid_signature", f"The webhook's JWT is not valid: {error}."
+        ) from None
+    return _data_of(claims)
+
+
+def _unchecked_claims(token: Any) -> dict:
+    if not isinstance(token, str):
+        raise WebhookRefused(400, "invalid_request", "jwt must be a string.")
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.InvalidTokenError:
+        raise WebhookRefused(400, "invalid_request", "jwt is not a JWT.") from None
+    return _data_of(claims)
+
+
+def _data_of(claims: dict) -> dict:
+    data = claims.get("data", claims)
+    if not isinstance(data, dict):
+        raise WebhookRefused(400, "invalid_request", "The JWT's data claim is not an object.")
+    return data
+
+
+def record_webhook(node: GeneralSettings, *, event: str, object_id: int | None, account: str):
+    """Keep the hint of a webhook for the account this node serves; refuse any other."""
+    mine = node.xurrent_account.strip().lower()
+    if not mine:
+        raise WebhookRefused(
+            403,
+            "no_account",
+            "This node has no Xurrent account set up, so it takes no webhooks.",
+        )
+    if account.strip().lower() != mine:
+        raise WebhookRefused(
+            403,
+            "wrong_account",
+            f"This webhook is for the account {account!r}; this node serves another one.",
+        )
+    return WebhookHint.objects.create(event=event, object_id=object_id, account=mine)
+
+
+# --- Check Xurrent ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CheckLine:
+    label: str
+    ok: bool
+    text: str
+
+    def __str__(self) -> str:
+        return f"{'ok  ' if self.ok else 'FAIL'}  {self.label}: {self.text}"
+
+
+def check_xurrent(node: GeneralSettings | None = None, **client_options) -> list[CheckLine]:
+    """Whether this node's Xurrent account answers, and what is wrong if not: one line for
+    the URL, the token, the account, the rate budget and webhooks."""
+    node = node or GeneralSettings.load()
+    url = node.xurrent_api_url
+    missing = []
+    if not node.xurrent_account:
+        missing.append(CheckLine("Account", False, "no Xurrent account id is set."))
+    if not node.has_xurrent_token:
+        missing.append(CheckLine("API token", False, "no API token is set."))
+    if missing:
+        return [CheckLine("API URL", True, f"{url} (not called)"), *missing, _webhook_line(node)]
+
+    options = {"time_limit": CHECK_TIME_LIMIT, "retry_base": CHECK_RETRY_BASE, **client_options}
+    client = XurrentClient.from_settings(node, **options)
+    try:
+        person = client.me()
+    except XurrentError as error:
+        return [*_failed_lines(url, node.xurrent_account, error), _webhook_line(node)]
+    return [
+        CheckLine("API URL", True, f"{url} answers."),
+        CheckLine("API token", True, f"accepted, it belongs to {_name(person)}."),
+        _account_line(client, node.xurrent_account),
+        _budget_line(client),
+        _webhook_line(node),
+    ]
+
+
+def _failed_lines(url: str, account: str, error: XurrentError) -> list[CheckLine]:
+    if error.kind in ("unreachable", "bad_answer", "server_error"):
+        return [
+            CheckLine("API URL", False, error.message),
+            CheckLine("API token", False, "not checked."),
+            CheckLine("Account", False, "not checked."),
+        ]
+    answers = CheckLine("API URL", True, f"{url} answers.")
+    if error.kind == "unknown_account":
+        return [
+            answers,
+            CheckLine("API token", False, "not checked: the account comes first."),
+            CheckLine("Account", False, error.message),
+        ]
+    if error.kind == "bad_token":
+        return [answers, CheckLine("API token", False, error.message)]
+    if error.kind == "rate_limited":
+        return [answers, CheckLine("Rate budget", False, error.message)]
+    return [answers, CheckLine("API token", False, error.message)]
+
+
+def _account_line(client: XurrentClient, account: str) -> CheckLine:
+    try:
+        info = client.account_info()
+    except XurrentError as error:
+        if error.kind != "not_found":
+            return CheckLine("Account", False, error.message)
+        # Not every deployment answers /account; the token's answer already named it.
+        return CheckLine("Account", True, f"{account} answers.")
+    return CheckLine("Account", True, f"{account} exists ({_name(info)}).")
+
+
+def _budget_line(client: XurrentClient) -> CheckLine:
+    info = client.last_answer
+    if info.rate_remaining is None:
+        return CheckLine("Rate budget", True, "Xurrent did not say how many calls are left.")
+    of = f" of {info.rate_limit:,}" if info.rate_limit is not None else ""
+    until = f", renewed at {info.rate_reset:%H:%M:%S} UTC" if info.rate_reset else ""
+    text = f"{info.rate_remaining:,}{of} calls left{until}."
+    return CheckLine("Rate budget", info.rate_remaining > 0, text)
+
+
+def _webhook_line(node: GeneralSettings) -> CheckLine:
+    address = f"{node.base_url}{WEBHOOK_PATH}"
+    if node.xurrent_webhook_key:
+        return CheckLine("Webhooks", True, f"signed calls to {address} are taken (policy key set).")
+    return CheckLine(
+        "Webhooks",
+        True,
+        f"calls to {address} are taken unsigned (no webhook policy key set).",
+    )
+
+
+def _name(record: dict) -> str:
+    name = record.get("name")
+    return str(name)[:200] if name else f"#{record.get('id', '?')}"
