@@ -79,6 +79,11 @@ XURRENT_API_TOKEN = env.str("XURRENT_API_TOKEN", default="")
 # How often Xurrent's webhooks may reach the receiver, per sending address (a DRF rate):
 # a bulk update in Xurrent sends one call per request changed.
 XURRENT_WEBHOOK_RATE = env.str("XURRENT_WEBHOOK_RATE", default="1200/min")
+# How often the worker asks Xurrent for requests changed since the last poll (webhooks
+# can be lost; the poll is the fallback).
+XURRENT_POLL_SECONDS = env.float("XURRENT_POLL_SECONDS", default=30.0)
+if XURRENT_POLL_SECONDS <= 0:
+    raise ImproperlyConfigured("XURRENT_POLL_SECONDS must be a positive number of seconds.")
 
 _node_host = urlsplit(EXALATE_NODE_URL).hostname or "127.0.0.1"
 _local_hosts = ["localhost", "127.0.0.1", "[::1]"]

@@ -134,7 +134,7 @@ def entity_from_request(request: Mapping[str, Any]) -> Record:
     Exalate's `priority` is the request's impact (Xurrent has no priority of its own).
     """
     notes = [n for n in _list(request.get("notes")) if isinstance(n, Mapping)]
-    notes.sort(key=lambda n: _text(n.get("created_at")) or "")
+    notes.sort(key=_note_order)
     first, later = notes[:1], notes[1:]
 
     attachments = _all_attachments(request, notes)
@@ -162,6 +162,14 @@ def entity_from_request(request: Mapping[str, Any]) -> Record:
         customFields=to_record(custom_fields),
         template=_reference(request.get("template")),
     )
+
+
+def _note_order(note: Mapping[str, Any]) -> tuple:
+    """Oldest first; notes of the same second (Xurrent's times have whole seconds) in the
+    order they were added, which their ids follow."""
+    note_id = note.get("id")
+    number = note_id if isinstance(note_id, int) and not isinstance(note_id, bool) else 0
+    return (_text(note.get("created_at")) or "", number, str(note_id))
 
 
 def _comment(note: Mapping[str, Any]) -> Record:

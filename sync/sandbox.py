@@ -22,8 +22,8 @@ import logging
 import operator
 import os
 import re
-import signal
 import selectors
+import signal
 import subprocess
 import sys
 import threading

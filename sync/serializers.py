@@ -23,6 +23,13 @@ class SyncEventSerializer(serializers.Serializer):
         choices=EventAction.choices, required=False, default=EventAction.UPDATE
     )
     replica = serializers.JSONField(required=False, allow_null=True, default=None)
+    previous = serializers.JSONField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="The sender's replica before this one: the receiver applies only what "
+        "changed since (when it has received nothing of this twin yet).",
+    )
 
     def validate(self, attrs):
         replica = attrs.get("replica")

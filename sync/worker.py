@@ -1,9 +1,9 @@
 """The sandbox worker: runs one sync rule script and prints the outcome as JSON.
 
-Started by `sync.sandbox` as `python -m sync.worker` with the job
-on stdin, or as `python -m sync.worker --serve` to run job after job (one JSON line
-each way) for the sync engine. It limits itself before the script runs: a timer that interrupts the script,
-CPU seconds (the kernel stops the process), memory and file size. The server kills it
+Started by `sync.sandbox` as `python -m sync.worker` with the job on stdin, or as
+`python -m sync.worker --serve` to run job after job (one JSON line each way) for the
+sync engine. It limits itself before the script runs: a timer that interrupts the
+script, CPU seconds (the kernel stops the process), memory and file size. The server kills it
 too if it does not answer in time, so nothing here can keep running.
 """
 

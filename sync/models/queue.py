@@ -69,15 +69,16 @@ class SyncEvent(models.Model):
     BACKOFF_MAX = timedelta(minutes=30)
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    connection = models.ForeignKey(
-        Connection, on_delete=models.CASCADE, related_name="sync_events"
-    )
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="sync_events")
     twin = models.ForeignKey(Twin, on_delete=models.CASCADE, related_name="events")
     seq = models.PositiveIntegerField()
     action = models.CharField(
         max_length=10, choices=EventAction.choices, default=EventAction.UPDATE
     )
     replica = models.JSONField(null=True, blank=True)
+    # The replica queued before this one (the common ground the other side applies from:
+    # it takes only what changed since, so a change it made meanwhile is not undone).
+    previous = models.JSONField(null=True, blank=True)
     state = models.CharField(max_length=12, choices=EventState.choices, default=EventState.QUEUED)
     attempts = models.PositiveIntegerField(default=0)
     next_try_at = models.DateTimeField(default=timezone.now)
@@ -126,6 +127,7 @@ class SyncEvent(models.Model):
             "seq": self.seq,
             "action": self.action,
             "replica": self.replica,
+            "previous": self.previous,
         }
 
 
@@ -163,6 +165,7 @@ class InboundEvent(models.Model):
     )
     sender_request_id = models.CharField(max_length=64, blank=True)
     replica = models.JSONField(null=True, blank=True)
+    previous = models.JSONField(null=True, blank=True)
     body_digest = models.CharField(max_length=64)
     state = models.CharField(
         max_length=12, choices=InboundState.choices, default=InboundState.QUEUED

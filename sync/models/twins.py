@@ -21,8 +21,7 @@ class Trigger(models.Model):
     connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="triggers")
     query = models.CharField(
         max_length=1000,
-        help_text="In the filter syntax of Xurrent's request list, e.g. "
-        "category=incident&team=12.",
+        help_text="In the filter syntax of Xurrent's request list, e.g. category=incident&team=12.",
     )
     active = models.BooleanField(default=True)
     note = models.CharField(max_length=200, blank=True)
@@ -136,9 +135,7 @@ class Twin(models.Model):
             ),
         ]
         indexes = [
-            models.Index(
-                fields=["next_try_at"], condition=Q(dirty=True), name="twin_dirty_idx"
-            ),
+            models.Index(fields=["next_try_at"], condition=Q(dirty=True), name="twin_dirty_idx"),
             models.Index(fields=["connection", "local_request_id"], name="twin_local_idx"),
             models.Index(fields=["local_request_id"], name="twin_request_idx"),
         ]

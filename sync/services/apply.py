@@ -20,7 +20,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
-from connections.models import Status
+from connections.models import Role, Status
 from connections.services.outbox import wake_workers
 from sync.models import (
     ErrorKind,
@@ -35,7 +35,14 @@ from sync.models import (
 )
 from sync.models.claims import claim
 from sync.services.errors import record_error, resolve_errors
-from sync.services.gateway import Gateway, GatewayError, RequestState, get_gateway, read_request
+from sync.services.gateway import (
+    Gateway,
+    GatewayError,
+    RequestState,
+    first_page,
+    get_gateway,
+    read_request,
+)
 from sync.services.scope import close_twin
 from sync.services.scripts import (
     Rules,
@@ -76,21 +83,29 @@ class ApplyReport:
         return self.applied + self.failed + self.retrying
 
 
-def apply_inbound(*, limit: int = 10, gateway: Gateway | None = None) -> ApplyReport:
-    """Take up to `limit` twins with events waiting and apply the newest of each."""
+def apply_inbound(
+    *, limit: int = 10, gateway: Gateway | None = None, connection=None
+) -> ApplyReport:
+    """Take up to `limit` twins (of one connection, or all) with events waiting and apply
+    the newest of each."""
     report = ApplyReport()
     now = timezone.now()
     waiting = InboundEvent.objects.filter(
         twin=OuterRef("pk"), state=InboundState.QUEUED, next_try_at__lte=now
     )
-    twins = claim(
+    due = (
         Twin.objects.unleased(now)
         .filter(
             status__in=(TwinStatus.CREATING, TwinStatus.OPEN),
             connection__status=Status.ACTIVE,
         )
         .filter(Exists(waiting))
-        .select_related("connection"),
+        .select_related("connection")
+    )
+    if connection is not None:
+        due = due.filter(connection=connection)
+    twins = claim(
+        due,
         limit,
         Twin.LEASE,
         order_by=("id",),
@@ -148,7 +163,17 @@ def _apply_update(twin: Twin, inbound: InboundEvent, gateway: Gateway) -> None:
     state = read_request(gateway, local_id) if local_id else None
     if state is not None:
         _link_our_notes_they_copied(twin, replica, state)
-    before, after = incoming_entity(rules, twin, replica, state)
+    incoming = incoming_entity(
+        rules,
+        twin,
+        replica,
+        state,
+        previous=twin.received or inbound.previous,
+        source_wins_here=twin.connection.role == Role.SOURCE,
+    )
+    before, after = incoming.before, incoming.after
+    if incoming.conflicts:
+        _record_conflict(twin, incoming.conflicts, incoming.kept)
     fields = request_fields(before, after, first_sync=state is None)
     if state is None:
         post = _create(twin, after, fields, gateway)
@@ -163,9 +188,17 @@ def _apply_update(twin: Twin, inbound: InboundEvent, gateway: Gateway) -> None:
     _finish(twin, inbound, post.id, replica, baseline)
 
 
+def _record_conflict(twin: Twin, fields: list[str], kept: str) -> None:
+    with transaction.atomic():
+        locked = Twin.objects.select_for_update().get(pk=twin.pk)
+        locked.add_conflict(fields, kept)
+        Twin.objects.filter(pk=twin.pk).update(conflicts=locked.conflicts)
+    logger.info("Twin %s: both sides changed %s; kept %s", twin.pk, ", ".join(fields), kept)
+
+
 def _find_created(twin: Twin, gateway: Gateway) -> int | None:
     """A create whose answer was lost: Xurrent knows the request by its sourceID."""
-    page = gateway.list_requests({"sourceID": str(twin.twin_id)}, per_page=1)
+    page = first_page(gateway, {"sourceID": str(twin.twin_id)}, per_page=1)
     if not page.items:
         return None
     local_id = int(page.items[0]["id"])
@@ -183,7 +216,7 @@ def _create(twin: Twin, after: dict, fields: dict, gateway: Gateway) -> RequestS
     # Linked at once, so nothing can make a second request for this twin.
     Twin.objects.filter(pk=twin.pk).update(local_request_id=local_id)
     twin.local_request_id = local_id
-    notes = gateway.list_notes(local_id) if after.get("description") else []
+    notes = list(gateway.list_notes(local_id)) if after.get("description") else []
     return RequestState(created, notes)
 
 
@@ -421,9 +454,9 @@ def _fail(twin: Twin, inbound: InboundEvent, kind: str, message: str, problem=No
 def _retry_later(twin: Twin, inbound: InboundEvent, exc: GatewayError) -> None:
     attempts = inbound.attempts + 1
     wait = min(timedelta(seconds=2) * 2 ** min(attempts - 1, 10), timedelta(minutes=30))
-    if exc.retry_after:
-        wait = max(wait, timedelta(seconds=float(exc.retry_after)))
     next_try = timezone.now() + wait
+    if exc.retry_at is not None:
+        next_try = max(next_try, exc.retry_at)
     InboundEvent.objects.filter(pk=inbound.pk).update(
         attempts=F("attempts") + 1, next_try_at=next_try
     )
@@ -438,6 +471,8 @@ def _retry_later(twin: Twin, inbound: InboundEvent, exc: GatewayError) -> None:
         next_try_at=next_try,
     )
     if error.blocking:
-        _settle([inbound], InboundState.FAILED, request_id=twin.local_request_id, error=error.message)
+        _settle(
+            [inbound], InboundState.FAILED, request_id=twin.local_request_id, error=error.message
+        )
         with transaction.atomic():
             wake_workers()

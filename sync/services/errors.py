@@ -42,7 +42,11 @@ def record_error(
     at the same place. A blocking error, or one seen BLOCK_AFTER times, holds its twin
     until Retry or Resolve."""
     now = timezone.now()
-    level = ErrorLevel.REQUEST if twin else (ErrorLevel.CONNECTION if connection else ErrorLevel.NODE)
+    level = ErrorLevel.NODE
+    if twin is not None:
+        level = ErrorLevel.REQUEST
+    elif connection is not None:
+        level = ErrorLevel.CONNECTION
     with transaction.atomic():
         error = (
             SyncError.objects.select_for_update()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
 
 from django.db import transaction
 from django.db.models import F
@@ -44,12 +43,17 @@ class ProduceReport:
         return self.events + self.unchanged + self.failed
 
 
-def produce_changes(*, limit: int = 20, gateway: Gateway | None = None) -> ProduceReport:
-    """Take up to `limit` dirty twins and turn each one's request into an event if it
-    changed."""
+def produce_changes(
+    *, limit: int = 20, gateway: Gateway | None = None, connection=None
+) -> ProduceReport:
+    """Take up to `limit` dirty twins (of one connection, or all) and turn each one's
+    request into an event if it changed."""
     report = ProduceReport()
+    due = Twin.objects.due_for_producing().select_related("connection")
+    if connection is not None:
+        due = due.filter(connection=connection)
     twins = claim(
-        Twin.objects.due_for_producing().select_related("connection"),
+        due,
         limit,
         Twin.LEASE,
         order_by=("dirty_at", "id"),
@@ -111,6 +115,7 @@ def queue_replica(twin: Twin, replica: dict, *, seen_dirty_count: int | None) ->
                 twin=locked,
                 seq=locked.last_seq_sent,
                 replica=replica,
+                previous=locked.baseline,
             )
             locked.baseline = replica
             wake_workers()
@@ -142,9 +147,9 @@ def _failed_to_read(twin: Twin, exc: GatewayError) -> None:
     attempts = twin.attempts + 1
     twin.attempts = attempts
     wait = twin.backoff()
-    if exc.retry_after:
-        wait = max(wait, timedelta(seconds=float(exc.retry_after)))
     next_try = timezone.now() + wait
+    if exc.retry_at is not None:
+        next_try = max(next_try, exc.retry_at)
     Twin.objects.filter(pk=twin.pk, lease_token=twin.lease_token).update(
         attempts=F("attempts") + 1, next_try_at=next_try, lease_until=None, lease_token=None
     )
@@ -163,4 +168,3 @@ def _release(twin: Twin) -> None:
     Twin.objects.filter(pk=twin.pk, lease_token=twin.lease_token).update(
         lease_until=None, lease_token=None
     )
-

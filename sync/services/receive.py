@@ -55,8 +55,7 @@ def _check_protocol(body: Any) -> None:
         raise Refused(
             400,
             "unsupported_protocol",
-            f"This node speaks sync protocol {PROTOCOL}; the body said "
-            f"{body.get('protocol')!r}.",
+            f"This node speaks sync protocol {PROTOCOL}; the body said {body.get('protocol')!r}.",
         )
 
 
@@ -109,13 +108,12 @@ def _store(connection: Connection, event: dict, digest: str) -> dict:
         .first()
     )
     action = event["action"]
-    if twin is not None and twin.status == TwinStatus.CLOSED:
-        if action != EventAction.UNEXALATE:
-            raise Refused(
-                410,
-                "twin_unexalated",
-                "This request was unexalated on this side: close the twin.",
-            )
+    if twin is not None and twin.status == TwinStatus.CLOSED and action != EventAction.UNEXALATE:
+        raise Refused(
+            410,
+            "twin_unexalated",
+            "This request was unexalated on this side: close the twin.",
+        )
     if twin is None:
         # Stored before its request exists, so a retried create finds its sourceID.
         twin = Twin.objects.create(
@@ -136,6 +134,7 @@ def _store(connection: Connection, event: dict, digest: str) -> dict:
         action=action,
         sender_request_id=event["twin"],
         replica=event.get("replica"),
+        previous=event.get("previous") if isinstance(event.get("previous"), dict) else None,
         body_digest=digest,
         state=InboundState.SUPERSEDED if stale else InboundState.QUEUED,
         request_id=str(twin.local_request_id or ""),

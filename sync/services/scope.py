@@ -28,7 +28,8 @@ from sync.models import (
     TwinOrigin,
     TwinStatus,
 )
-from sync.services.gateway import Gateway, GatewayError, get_gateway
+from sync.services.gateway import Gateway, GatewayError, first_page, get_gateway
+from xurrent.client import xurrent_time
 
 logger = logging.getLogger(__name__)
 
@@ -256,8 +257,8 @@ def start_matching_twins(
             continue
         for chunk_start in range(0, len(request_ids), IDS_PER_CALL):
             chunk = request_ids[chunk_start : chunk_start + IDS_PER_CALL]
-            page = gateway.list_requests(
-                {**filters, "id": ",".join(str(i) for i in chunk)}, per_page=IDS_PER_CALL
+            page = first_page(
+                gateway, {**filters, "id": ",".join(str(i) for i in chunk)}, per_page=IDS_PER_CALL
             )
             for request in page.items:
                 if twin_named_by(connection, request.get("sourceID")) is not None:
@@ -296,21 +297,18 @@ def poll_xurrent(*, every: float, gateway: Gateway | None = None, force: bool = 
     gateway = gateway or get_gateway()
     PollState.objects.filter(pk=state.pk).update(polled_at=now, requested=False)
     if state.watermark is None:
-        page = gateway.list_requests({}, sort="-updated_at", per_page=1)
-        _advance_watermark(state, page.server_time, page.items)
+        page = first_page(gateway, {}, sort="-updated_at", per_page=1)
+        _advance_watermark(state, _date_of(page), page.items)
         return 0
     since = state.watermark - POLL_OVERLAP
-    filters = {"updated_at": f">={_xurrent_time(since)}"}
+    filters = {"updated_at": f">={xurrent_time(since)}"}
     seen: list[int] = []
     first_time: datetime | None = None
     items: list[dict] = []
-    number: int | None = 1
-    while number is not None:
-        page = gateway.list_requests(filters, sort="updated_at", page=number, per_page=100)
-        first_time = first_time or page.server_time
+    for page in gateway.request_pages(filters, sort="updated_at", per_page=100):
+        first_time = first_time or _date_of(page)
         items += page.items
         seen += [int(item["id"]) for item in page.items if item.get("id") is not None]
-        number = page.next_page
     note_changed_requests(seen, gateway=gateway)
     _advance_watermark(state, first_time, items)
     return len(seen)
@@ -335,8 +333,9 @@ def _newest_update(items: list[dict]) -> datetime | None:
     return max(times) if times else None
 
 
-def _xurrent_time(moment: datetime) -> str:
-    return moment.astimezone(timezone.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def _date_of(page) -> datetime | None:
+    info = getattr(page, "info", None)
+    return getattr(info, "date", None)
 
 
 # --- bulk exalate ----------------------------------------------------------------------------
@@ -386,9 +385,7 @@ def run_bulk_exalate(
 
 def _bulk_one_trigger(run: BulkExalate, trigger: Trigger, gateway: Gateway, progress) -> None:
     filters = parse_query(trigger.query)
-    number: int | None = 1
-    while number is not None:
-        page = gateway.list_requests(filters, sort="id", page=number, per_page=100)
+    for page in gateway.request_pages(filters, sort="id", per_page=100):
         found = exalated = skipped = 0
         for request in page.items:
             found += 1
@@ -407,7 +404,6 @@ def _bulk_one_trigger(run: BulkExalate, trigger: Trigger, gateway: Gateway, prog
         if progress is not None:
             run.refresh_from_db()
             progress(run)
-        number = page.next_page
 
 
 def _count(run: BulkExalate, **counts: int) -> None:

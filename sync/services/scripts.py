@@ -78,19 +78,56 @@ def outgoing_replica(rules: Rules, twin: Twin | None, state: RequestState) -> di
     return _result(outcome, "outgoing")
 
 
+@dataclass
+class Incoming:
+    """What applying a replica does to the local request (Exalate's entity view)."""
+
+    before: dict[str, Any]
+    after: dict[str, Any]
+    conflicts: list[str]
+    kept: str = ""  # whose value a conflicting field kept: "this side" / "the other side"
+
+
 def incoming_entity(
     rules: Rules,
     twin: Twin,
     replica: dict[str, Any],
     state: RequestState | None,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(entity before, entity after) of applying `replica`; `state` is None on the first
-    sync. ScriptFailed when the incoming script fails."""
+    *,
+    previous: dict[str, Any] | None,
+    source_wins_here: bool,
+) -> Incoming:
+    """Apply `replica` to the local request with the incoming script; `state` is None on
+    the first sync. ScriptFailed when the script fails.
+
+    Only what the other side changed since `previous` (the replica this side last
+    applied) is taken: the script runs on `previous` too, and an entity field comes out
+    the same both ways is left as this side has it, so an edit made here meanwhile is
+    not undone by a replica that simply had not seen it yet. A field both sides changed
+    keeps the source side's value (the connection's initiator), on both sides.
+    """
     request = request_for_scripts(twin, state) if state is not None else None
-    outcome = run_incoming(rules.incoming, replica, request, previous=twin.received or {})
+    outcome = run_incoming(rules.incoming, replica, request, previous=previous or {})
     after = _result(outcome, "incoming")
-    before = dict(outcome.before or {}) if request is not None else {}
-    return before, after
+    if request is None:
+        return Incoming({}, after, [])
+    before = dict(outcome.before or {})
+    if not previous:
+        return Incoming(before, after, [])
+    base = _result(run_incoming(rules.incoming, previous, request, previous=previous), "incoming")
+    merged = dict(before)
+    conflicts: list[str] = []
+    for name in set(after) | set(base):
+        theirs, common, ours = after.get(name), base.get(name), before.get(name)
+        if theirs == common:
+            continue  # the other side did not change what this field comes from
+        if isinstance(theirs, list) or ours in (common, theirs):
+            merged[name] = theirs  # lists are merged by the script; no local change
+            continue
+        conflicts.append(name)
+        merged[name] = ours if source_wins_here else theirs
+    kept = "this side" if source_wins_here else "the other side"
+    return Incoming(before, merged, sorted(conflicts), kept if conflicts else "")
 
 
 def entity_of(twin: Twin | None, state: RequestState) -> dict[str, Any]:

@@ -79,11 +79,14 @@ def _call_local(connection: Connection, path: str, body: dict) -> tuple[int, Any
 # --- events ---------------------------------------------------------------------------------
 
 
-def send_events(*, limit: int = 20) -> SendReport:
+def send_events(*, limit: int = 20, connection=None) -> SendReport:
     """Send up to `limit` due events (at most one per twin, the oldest unsent)."""
     report = SendReport()
+    due = SyncEvent.objects.sendable().select_related("twin", "connection")
+    if connection is not None:
+        due = due.filter(connection=connection)
     events = claim(
-        SyncEvent.objects.sendable().select_related("twin", "connection"),
+        due,
         limit,
         SyncEvent.LEASE,
         order_by=("next_try_at", "id"),
@@ -209,20 +212,22 @@ def _unexalated_there(event: SyncEvent) -> None:
 # --- acks -----------------------------------------------------------------------------------
 
 
-def send_acks(*, limit: int = 50) -> int:
+def send_acks(*, limit: int = 50, connection=None) -> int:
     """Tell the other side the results of its events; returns how many were delivered."""
     delivered = 0
-    for inbound in _claim_acks(limit):
+    for inbound in _claim_acks(limit, connection):
         if send_ack(inbound):
             delivered += 1
     return delivered
 
 
-def _claim_acks(limit: int) -> list[InboundEvent]:
+def _claim_acks(limit: int, connection=None) -> list[InboundEvent]:
     now = timezone.now()
     db = InboundEvent.objects.db
     with transaction.atomic():
         due = InboundEvent.objects.acks_due(now).order_by("ack_next_try_at", "id")
+        if connection is not None:
+            due = due.filter(connection=connection)
         if connections[db].features.has_select_for_update_skip_locked:
             due = due.select_for_update(skip_locked=True)
         ids = list(due.values_list("pk", flat=True)[:limit])
