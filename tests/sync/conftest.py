@@ -5,9 +5,10 @@ from tests.sync.engine import Pair, Side, make_local_pair
 from tests.sync.fake_xurrent import FakeXurrent
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def persistent_sandbox():
-    """Scripts run in one long-lived sandbox worker, as in run_worker (fast)."""
+    """Scripts run in one long-lived sandbox worker, as in run_worker (fast); it is
+    stopped after the test (the sandbox tests count worker processes)."""
     use_persistent_sandbox()
     yield
     stop_persistent_sandbox()
