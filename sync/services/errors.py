@@ -143,6 +143,15 @@ def _retry_inbound(twin: Twin, now) -> None:
     InboundEvent.objects.filter(pk=newest.pk).update(
         state=InboundState.QUEUED, next_try_at=now, error="", attempts=0
     )
+    # The older ones (the failed one among them) are superseded, and the sender told so.
+    twin.inbound_events.filter(
+        state__in=(InboundState.QUEUED, InboundState.FAILED), seq__lt=newest.seq
+    ).update(
+        state=InboundState.SUPERSEDED,
+        finished_at=now,
+        ack_pending=True,
+        ack_next_try_at=now,
+    )
 
 
 def resolve_error(error: SyncError, user=None, *, note: str = "") -> SyncError:

@@ -90,6 +90,23 @@ def add_trigger(connection: Connection, query: str, *, note: str = "", user=None
 # --- exalate / unexalate -------------------------------------------------------------------
 
 
+def held_by_the_other_side(connection: Connection, request_id: int) -> bool:
+    """On a local connection both sides share one Xurrent account: a request the other
+    side holds in a twin (its original or its copy) never starts a twin on this side."""
+    if not connection.is_local:
+        return False
+    return (
+        Twin.objects.holding()
+        .filter(connection_id__in=_peer_ids(connection), local_request_id=request_id)
+        .exists()
+    )
+
+
+def _peer_ids(connection: Connection) -> list:
+    peer = connection.local_peer()
+    return [peer.pk] if peer is not None else []
+
+
 def twin_named_by(connection: Connection, source_id: Any) -> Twin | None:
     """The twin of `connection` whose id a request carries as its sourceID: such a request
     is a copy this connection made, and never starts a twin of its own there."""
@@ -121,6 +138,10 @@ def exalate_request(connection: Connection, request_id: int, *, gateway: Gateway
         wake_workers_now()
         return twin
     named = twin_named_by(connection, request.get("sourceID"))
+    if named is None and held_by_the_other_side(connection, request_id):
+        raise ScopeError(
+            f"Request #{request_id} is synced by the other side of this local connection."
+        )
     if named is not None:
         raise ScopeError(
             f"Request #{request_id} is the copy of request {named.remote_request_id or '…'} "
@@ -263,6 +284,8 @@ def start_matching_twins(
             for request in page.items:
                 if twin_named_by(connection, request.get("sourceID")) is not None:
                     continue
+                if held_by_the_other_side(connection, int(request["id"])):
+                    continue
                 _, created = start_twin(connection, int(request["id"]))
                 started += created
     return started
@@ -390,7 +413,9 @@ def _bulk_one_trigger(run: BulkExalate, trigger: Trigger, gateway: Gateway, prog
         for request in page.items:
             found += 1
             request_id = int(request["id"])
-            if twin_named_by(run.connection, request.get("sourceID")) is not None:
+            if twin_named_by(run.connection, request.get("sourceID")) is not None or (
+                held_by_the_other_side(run.connection, request_id)
+            ):
                 skipped += 1
                 continue
             # Synced already, or unexalated (left out until exalated one by one).

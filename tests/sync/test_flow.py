@@ -103,3 +103,45 @@ def test_several_changes_before_the_producer_runs_make_one_event(pair):
     assert SyncEvent.objects.count() == 1
     assert pair.b.xurrent.all_requests()[0]["subject"] == "three"
     assert InboundEvent.objects.get().state == "applied"
+
+
+def test_a_field_changed_on_both_sides_at_once_keeps_the_source_sides_value(pair):
+    pair.a.trigger()
+    request = pair.a.xurrent.human_creates(subject="start", category="incident", impact="low")
+    pair.a.notice(request["id"])
+    pair.sync()
+    copy = pair.b.xurrent.all_requests()[0]
+
+    pair.a.xurrent.human_updates(request["id"], subject="from A", impact="high")
+    pair.b.xurrent.human_updates(copy["id"], subject="from B")
+    pair.a.notice(request["id"])
+    pair.b.notice(copy["id"])
+    pair.sync()
+
+    # A initiated the connection (the source side): its value wins on both sides; the
+    # field only B changed is not undone, the one only A changed arrives.
+    assert pair.a.xurrent.get_request(request["id"])["subject"] == "from A"
+    assert pair.b.xurrent.get_request(copy["id"])["subject"] == "from A"
+    assert pair.b.xurrent.get_request(copy["id"])["impact"] == "high"
+    conflicts = [c for t in Twin.objects.all() for c in t.conflicts]
+    assert conflicts and all(c["fields"] == ["summary"] for c in conflicts)
+    assert pair.sync() == 0
+
+
+def test_a_change_on_b_is_not_undone_by_a_replica_from_a_that_had_not_seen_it(pair):
+    pair.a.trigger()
+    request = pair.a.xurrent.human_creates(subject="start", category="incident", impact="low")
+    pair.a.notice(request["id"])
+    pair.sync()
+    copy = pair.b.xurrent.all_requests()[0]
+
+    pair.b.xurrent.human_updates(copy["id"], impact="top")
+    pair.a.xurrent.human_updates(request["id"], subject="renamed on A")
+    pair.a.notice(request["id"])
+    pair.b.notice(copy["id"])
+    pair.sync()
+
+    for side, request_id in ((pair.a, request["id"]), (pair.b, copy["id"])):
+        final = side.xurrent.get_request(request_id)
+        assert (final["subject"], final["impact"]) == ("renamed on A", "top")
+    assert not any(t.conflicts for t in Twin.objects.all())
