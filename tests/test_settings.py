@@ -139,3 +139,27 @@ def test_settings_reject_an_unknown_log_format():
     result = run_django("import django; django.setup()", DEBUG="1", LOG_FORMAT="xml")
     assert result.returncode != 0
     assert "LOG_FORMAT must be plain or json" in result.stderr
+
+
+def test_settings_read_the_xurrent_account_variables():
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.XURRENT_API_URL, s.XURRENT_ACCOUNT, s.XURRENT_API_TOKEN)"
+    )
+    result = run_django(
+        code,
+        DEBUG="1",
+        XURRENT_API_URL="http://127.0.0.1:8100/v1/",
+        XURRENT_ACCOUNT="demo-a",
+        XURRENT_API_TOKEN="demo-token",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["http://127.0.0.1:8100/v1", "demo-a", "demo-token"]
+
+
+def test_settings_reject_an_xurrent_api_url_that_is_not_http():
+    result = run_django(
+        "import django; django.setup()", DEBUG="1", XURRENT_API_URL="api.xurrent.com"
+    )
+    assert result.returncode != 0
+    assert "XURRENT_API_URL must be an http(s) address" in result.stderr

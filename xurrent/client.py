@@ -21,6 +21,8 @@ left (`X-RateLimit-Remaining`).
 from __future__ import annotations
 
 import json
+import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -32,8 +34,11 @@ from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 from django.conf import settings
+from django.views.decorators.debug import sensitive_variables
 
 from nodes.client import NodeError, pinned_target, pooled_client
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_SOURCE = "exalate"
 PER_PAGE = 100  # the largest page Xurrent gives
@@ -190,9 +195,15 @@ def filters_from_query(query: str) -> dict[str, str]:
 
 
 class RateBudget:
-    """A token bucket for one account in this process: at most `burst` calls at once, then
-    as many as the hourly budget (and the burst window) allow; a pause when Xurrent says
-    the budget is spent or asks to wait (429)."""
+    """A token bucket for one account in this process: a few calls at once, then as many as
+    the hourly budget allows; a pause when Xurrent says the budget is spent or asks to
+    wait (429).
+
+    Xurrent also refuses more than `burst` calls in any `burst_seconds`. A bucket that holds
+    C tokens and gains r a second lets C + r·W calls through in a window of W seconds, so C
+    and r are chosen to keep that one call under the limit (network jitter can bunch calls
+    up a little on the way).
+    """
 
     def __init__(
         self,
@@ -202,9 +213,9 @@ class RateBudget:
         *,
         clock: Callable[[], float] = time.monotonic,
     ):
-        self.capacity = float(burst)
-        self.rate = min(per_hour / 3600.0, burst / burst_seconds)
-        self.tokens = float(burst)
+        self.rate = min(per_hour / 3600.0, max(burst - 2, 1) / burst_seconds)
+        self.capacity = float(max(1, math.floor(burst - 1 - self.rate * burst_seconds)))
+        self.tokens = self.capacity
         self.clock = clock
         self.updated = clock()
         self.paused_until = 0.0
@@ -283,6 +294,8 @@ class XurrentClient:
     rate budget is shared by every instance for the same account.
     """
 
+    # Error reports that list a frame's variables (Django's debug page) leave the token out.
+    @sensitive_variables("token")
     def __init__(
         self,
         base_url: str,
@@ -321,6 +334,16 @@ class XurrentClient:
         from nodes.models import GeneralSettings
 
         node = node or GeneralSettings.load()
+        if not node.xurrent_account:
+            raise XurrentError(
+                "unknown_account",
+                "No Xurrent account id is set: enter it in the Xurrent settings of this node.",
+            )
+        if not node.xurrent_api_token:
+            raise XurrentError(
+                "bad_token",
+                "No Xurrent API token is set: enter one in the Xurrent settings of this node.",
+            )
         return cls(node.xurrent_api_url, node.xurrent_account, node.xurrent_api_token, **options)
 
     # --- the calls the sync makes ------------------------------------------------------------
@@ -341,7 +364,7 @@ class XurrentClient:
         per_page: int = PER_PAGE,
     ) -> Iterator[Page]:
         """The pages of requests matching `filters`, following Xurrent's `Link` header."""
-        params = {**filter_params(filters), "per_page": str(per_page)}
+        params = {**filter_params(filters), "per_page": _page_size(per_page)}
         if sort:
             _check_filter_name(sort.removeprefix("-"))
             params["sort"] = sort
@@ -374,7 +397,8 @@ class XurrentClient:
 
     def list_notes(self, request_id: int, *, per_page: int = PER_PAGE) -> Iterator[dict]:
         path = f"/requests/{_id(request_id)}/notes"
-        for page in self._pages(path, {"per_page": str(per_page)}, what=f"request {request_id}"):
+        params = {"per_page": _page_size(per_page)}
+        for page in self._pages(path, params, what=f"request {request_id}"):
             yield from page.items
 
     def add_note(self, request_id: int, text: str, *, internal: bool = False) -> dict:
@@ -456,6 +480,9 @@ class XurrentClient:
                 if wait is None:
                     wait = self._backoff(attempt)
                 self.budget.pause(wait)
+                logger.warning(
+                    "Xurrent asked to wait %.0f s (429) for the account %s.", wait, self.account
+                )
                 if time.monotonic() + wait > deadline:
                     raise XurrentError(
                         "rate_limited",
@@ -488,6 +515,7 @@ class XurrentClient:
         delay = self._backoff(attempt)
         if time.monotonic() + delay > deadline:
             raise error
+        logger.warning("%s Trying again in %.1f s.", error.message, delay)
         self.sleep(delay)
 
     def _wait_for_budget(self, deadline: float) -> None:
@@ -501,6 +529,7 @@ class XurrentClient:
                 )
             self.sleep(wait)
 
+    @sensitive_variables("headers")
     def _send(self, method, url, params, json_body, deadline) -> _Answer:
         try:
             target, pin_headers, extensions = pinned_target(url)
@@ -672,6 +701,12 @@ def _id(request_id: int | str) -> int:
     if isinstance(request_id, bool) or not text.isdigit() or int(text) < 1:
         raise XurrentError("validation", f"{request_id!r} is not an Xurrent record id.")
     return int(text)
+
+
+def _page_size(per_page: int) -> str:
+    if isinstance(per_page, bool) or not isinstance(per_page, int) or not 1 <= per_page <= PER_PAGE:
+        raise XurrentError("validation", f"A page holds 1 to {PER_PAGE} records.")
+    return str(per_page)
 
 
 def _reason(error: Exception) -> str:

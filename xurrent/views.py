@@ -45,9 +45,11 @@ def xurrent_settings(request: HttpRequest) -> HttpResponse:
         raise PermissionDenied(
             "Changing the Xurrent settings needs the permission to change the General Settings."
         )
-    form = XurrentAccountForm(request.POST, instance=node)
+    # The form fills its instance as it validates: a copy of its own, so that the values
+    # in use, shown beside a refused form, stay the saved ones.
+    form = XurrentAccountForm(request.POST, instance=GeneralSettings.objects.get(pk=node.pk))
     if not form.is_valid():
-        return _render(request, GeneralSettings.load(), form=form, status=400)
+        return _render(request, node, form=form, status=400)
     form.save()
     messages.success(request, "The Xurrent settings are saved. Check Xurrent to try them.")
     return redirect("xurrent:settings")

@@ -7,7 +7,7 @@ Run
     python -m xurrent_sim --port PORT --account NAME --token TOKEN
         [--webhook URL]... [--data FILE] [--rate-limit N] [--webhook-key PEM]
         [--host 127.0.0.1] [--webhook-audience AUD] [--webhook-retries N]
-        [--webhook-backoff S] [--first-id N] [--quiet]
+        [--webhook-backoff S] [--burst-limit N] [--first-id N] [--quiet]
 
 `--port 0` takes a free port; the first output line says where it listens:
 "xurrent_sim listening on http://127.0.0.1:PORT/v1 ...". The API is at `/v1`, the web
@@ -73,10 +73,13 @@ end is an empty list. `Link` has rel first and last always, prev and next when t
 exist; X-Pagination-Per-Page/-Current-Page/-Total-Pages/-Total-Entries.
 
 Rate limit: `--rate-limit N` calls per token per hour (default 3600), a fixed window
-from the first call. Every authenticated answer has X-RateLimit-Limit, -Remaining and
+from the first call. Authenticated answers have X-RateLimit-Limit, -Remaining and
 -Reset (epoch seconds); past the limit: 429 `{"message": "Too Many Requests"}` with
 Retry-After (seconds to the window's end). 401s are not counted. The window follows the
-simulated clock, so `POST /_sim/clock {"advance": 3600}` ends it.
+simulated clock, so `POST /_sim/clock {"advance": 3600}` ends it. `--burst-limit N`
+(default 0: off) also refuses, with 429 and Retry-After 1 or 2, a call beyond N in any
+2 seconds (Xurrent's burst limit is "about 20 requests in 2 s"; it is off by default so
+tests that make many calls quickly are not slowed).
 
 Dates: the `Date` header and all timestamps follow the simulated clock (wall clock plus
 an offset moved by `/_sim/clock`).
@@ -138,7 +141,7 @@ atomically (temporary file + rename) after each change. Seed: teams 1 Service De
 
 Not simulated (of the reference and of Xurrent): other resources and endpoints
 (services, configuration items, tasks, workflows, custom field definitions, GraphQL,
-OAuth token endpoint, DELETE); the burst limit (~20 calls in 2 s); the other webhook
+OAuth token endpoint, DELETE, basic auth with an API token); the other webhook
 events (request.status-changed, request.team-changed, ...) and webhooks subscribed to a
 single event, webhook disabling after repeated failures, and the policy's public-key
 download; attachments (refused on notes; never listed); `fields=` selection of

@@ -22,6 +22,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data", type=Path, help="JSON file: loaded at start, saved on change")
     parser.add_argument("--rate-limit", type=int, default=3600, help="calls per hour")
     parser.add_argument(
+        "--burst-limit", type=int, default=0, help="calls per 2 seconds (default 0: off)"
+    )
+    parser.add_argument(
         "--webhook-key", type=Path, metavar="PEM", help="RSA private key: sign webhooks (RS256)"
     )
     parser.add_argument("--webhook-audience", default="xurrent-sim", help="the JWT's aud")
@@ -34,6 +37,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.rate_limit < 1:
         parser.error("--rate-limit must be at least 1")
+    if args.burst_limit < 0:
+        parser.error("--burst-limit cannot be negative")
     return args
 
 
@@ -41,17 +46,14 @@ def log(line: str) -> None:
     print(line, flush=True)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    key = args.webhook_key.read_bytes() if args.webhook_key else None
-    if key:
-        import jwt  # noqa: F401 - fail at start, not at the first webhook, if PyJWT is missing
-    sim = Simulator(
+def make_simulator(args: argparse.Namespace, key: bytes | None) -> Simulator:
+    return Simulator(
         account=args.account,
         token=args.token,
         webhooks=args.webhook,
         data_file=args.data,
         rate_limit=args.rate_limit,
+        burst_limit=args.burst_limit,
         webhook_key=key,
         webhook_audience=args.webhook_audience,
         webhook_retries=args.webhook_retries,
@@ -59,6 +61,25 @@ def main(argv: list[str] | None = None) -> int:
         first_id=args.first_id,
         log=log,
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    key = args.webhook_key.read_bytes() if args.webhook_key else None
+    if key:
+        # Fail at start, not at the first webhook, when PyJWT is missing or the key is bad.
+        import jwt
+
+        try:
+            jwt.encode({"check": True}, key, algorithm="RS256")
+        except (ValueError, TypeError, jwt.PyJWTError) as error:
+            print(f"xurrent_sim: --webhook-key is not an RSA private key: {error}", file=sys.stderr)
+            return 2
+    try:
+        sim = make_simulator(args, key)
+    except (OSError, ValueError, KeyError) as error:
+        print(f"xurrent_sim: cannot load {args.data}: {error!r}", file=sys.stderr)
+        return 2
     if args.quiet:
         sim.http_log = False
     server = make_server(sim, args.host, args.port)

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import email.utils
 import json
+import math
 import re
 import socket
 import threading
 import time
 import urllib.parse
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import asdict, dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -49,7 +50,7 @@ FAULT_KINDS = {
 API_FAULTS = {"error", "timeout", "disconnect", "rate_limit"}
 
 
-@dataclass
+@dataclass(eq=False)  # faults are told apart by identity: two may have equal fields
 class Fault:
     kind: str
     count: int = 1
@@ -67,35 +68,54 @@ class Fault:
 
 
 class RateBudget:
-    """Calls per token per hour (a fixed window that starts with the first call)."""
+    """Calls per token per hour (a fixed window that starts with the first call), and
+    optionally a burst limit: at most `burst` calls in any 2 seconds (0: no burst limit)."""
 
-    def __init__(self, limit: int, clock: Clock):
+    BURST_SECONDS = 2.0
+
+    def __init__(self, limit: int, clock: Clock, burst: int = 0):
         self.limit = limit
+        self.burst = burst
         self.clock = clock
         self.window_start = 0.0
         self.used = 0
+        self.recent: deque[float] = deque()
         self.lock = threading.Lock()
 
     def take(self) -> tuple[bool, dict[str, str], int]:
-        """(allowed, headers, seconds until the window resets)."""
+        """(allowed, headers, seconds to wait when not allowed)."""
         with self.lock:
             now = self.clock.now()
             if now >= self.window_start + HOUR:
                 self.window_start, self.used = now, 0
-            allowed = self.used < self.limit
+            wait = self._burst_wait(time.monotonic())
+            allowed = self.used < self.limit and wait == 0
             if allowed:
                 self.used += 1
+                self.recent.append(time.monotonic())
             reset = int(self.window_start + HOUR)
             headers = {
                 "X-RateLimit-Limit": str(self.limit),
                 "X-RateLimit-Remaining": str(max(self.limit - self.used, 0)),
                 "X-RateLimit-Reset": str(reset),
             }
-            return allowed, headers, max(reset - int(now), 1)
+            if self.used >= self.limit and not allowed:
+                wait = max(wait, reset - int(now))
+            return allowed, headers, max(wait, 1)
+
+    def _burst_wait(self, now: float) -> int:
+        if not self.burst:
+            return 0
+        while self.recent and self.recent[0] <= now - self.BURST_SECONDS:
+            self.recent.popleft()
+        if len(self.recent) < self.burst:
+            return 0
+        return math.ceil(self.recent[0] + self.BURST_SECONDS - now)
 
     def reset(self) -> None:
         with self.lock:
             self.window_start, self.used = 0.0, 0
+            self.recent.clear()
 
 
 class Simulator:
@@ -108,6 +128,7 @@ class Simulator:
         webhooks: list[str] | None = None,
         data_file: Path | None = None,
         rate_limit: int = 3600,
+        burst_limit: int = 0,
         webhook_key: bytes | None = None,
         webhook_audience: str = "xurrent-sim",
         webhook_retries: int = 4,
@@ -119,7 +140,7 @@ class Simulator:
         self.token = token
         self.clock = Clock()
         self.store = Store(account, data_file, self.clock, first_id=first_id)
-        self.budget = RateBudget(rate_limit, self.clock)
+        self.budget = RateBudget(rate_limit, self.clock, burst_limit)
         self.base_url = ""  # set once the server is bound
         self.log = log
         self.sender = WebhookSender(
@@ -339,6 +360,9 @@ class Handler(BaseHTTPRequestHandler):
         sim, method = self.sim, self.command
         endpoint = _endpoint(method, url.path)
         sim.count(f"calls:{method}", f"endpoint:{endpoint}")
+        # Read the body before any early answer: left unread, it would be taken for the
+        # next request on this keep-alive connection.
+        body = self._read_body()
         problem = self._authenticate()
         if problem:
             self._error(401, problem)
@@ -354,7 +378,6 @@ class Handler(BaseHTTPRequestHandler):
             headers = {**limit_headers, "Retry-After": str(wait)}
             self._error(429, "Too Many Requests", headers)
             return
-        body = self._read_body()
         fault = sim.take_fault({"error", "timeout", "disconnect"}, method, url.path)
         store = fault is None or (fault.store if fault.store is not None else fault.kind != "error")
         status, data, headers, events = (0, None, {}, [])
@@ -537,9 +560,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def _page(self, url: urllib.parse.SplitResult) -> None:
         sim, method = self.sim, self.command
-        form = {}
-        if method == "POST":
-            form = dict(urllib.parse.parse_qsl(self._read_body().decode(), keep_blank_values=True))
+        raw = self._read_body().decode("utf-8", errors="replace")
+        form = dict(urllib.parse.parse_qsl(raw, keep_blank_values=True)) if method == "POST" else {}
         try:
             answer = page.handle(sim, method, url.path, url.query, form)
         except NotFound as error:

@@ -150,6 +150,8 @@ def parse_time(text: str) -> float:
     text = text.strip()
     if not text:
         raise ValueError("empty time")
+    # An unencoded "+" in a query string arrives as a space: "10:00:00 02:00" meant +02:00.
+    text = re.sub(r" (\d{2}:?\d{2})$", r"+\1", text)
     if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
         day = date.fromisoformat(text)
         return datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()

@@ -37,6 +37,7 @@ class RunningSimulator:
     process: subprocess.Popen
     log_path: Path
     args: list[str] = field(default_factory=list)
+    owns_log: bool = False  # the log is a temporary file made by start_simulator
 
     @property
     def url(self) -> str:
@@ -111,6 +112,8 @@ class RunningSimulator:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=10)
+        if self.owns_log:
+            self.log_path.unlink(missing_ok=True)
 
 
 def start_simulator(
@@ -136,6 +139,7 @@ def start_simulator(
     if webhook_key is not None:
         args += ["--webhook-key", str(webhook_key)]
     args += list(extra_args)
+    owns_log = log_path is None
     if log_path is None:
         handle, name = tempfile.mkstemp(prefix="xurrent_sim-", suffix=".log")
         os.close(handle)
@@ -155,7 +159,9 @@ def start_simulator(
     while time.monotonic() < deadline:
         found = LISTENING.search(log_path.read_text(encoding="utf-8", errors="replace"))
         if found:
-            sim = RunningSimulator(found.group(1), account, token, process, log_path, args)
+            sim = RunningSimulator(
+                found.group(1), account, token, process, log_path, args, owns_log
+            )
             if _answers(sim):
                 return sim
         if process.poll() is not None:

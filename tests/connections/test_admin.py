@@ -364,6 +364,10 @@ def general_settings_form(node, **changes) -> dict:
         "public": "on" if node.public else "",
         "license": node.license,
         "evaluation_ends_on": node.evaluation_ends_on or "",
+        # The Xurrent account is on the same page (the token only as "set a new one").
+        "xurrent_api_url": node.xurrent_api_url,
+        "xurrent_account": node.xurrent_account,
+        "xurrent_webhook_key": node.xurrent_webhook_key,
     }
     return {**data, **changes}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.core.cache import cache
 
+from xurrent import client as client_module
 from xurrent.client import RateBudget, XurrentClient
 from xurrent_sim.testing import running_simulator
 
@@ -75,3 +76,21 @@ def create_requests(client: XurrentClient, count: int, **fields) -> list[dict]:
         client.create_request({**NEW_REQUEST, "subject": f"Request {n}", **fields})
         for n in range(1, count + 1)
     ]
+
+
+@pytest.fixture
+def configured(node, sim, private_allowed):
+    """This node's General Settings pointing at the simulator's account."""
+    node.xurrent_api_url = sim.url
+    node.xurrent_account = ACCOUNT
+    node.set_xurrent_token(TOKEN)
+    node.save()
+    return node
+
+
+@pytest.fixture(autouse=True)
+def fresh_budgets():
+    """A 429 pauses every client of the account in the process: not into the next test."""
+    client_module._budgets.clear()
+    yield
+    client_module._budgets.clear()

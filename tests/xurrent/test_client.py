@@ -113,6 +113,13 @@ def test_a_filter_that_is_not_a_field_is_refused_before_any_call(xurrent, sim, n
     assert sim.stats()["calls"] == {}
 
 
+@pytest.mark.parametrize("per_page", [0, 101, "100"])
+def test_a_page_size_xurrent_does_not_give_is_refused(xurrent, sim, per_page):
+    assert failure(lambda: list(xurrent.list_requests(per_page=per_page))).kind == "validation"
+    assert failure(lambda: list(xurrent.list_notes(1, per_page=per_page))).kind == "validation"
+    assert sim.stats()["calls"] == {}
+
+
 def test_a_filter_query_reads_as_xurrent_writes_it():
     assert filters_from_query("category=incident&team=12&updated_at=>=2026-11-28T10:00:00Z") == {
         "category": "incident",
@@ -178,6 +185,22 @@ def test_the_client_is_made_from_the_general_settings(node, sim, private_allowed
     client = XurrentClient.from_settings(budget=fast_budget())
     assert (client.base_url, client.account) == (sim.url, ACCOUNT)
     assert client.me()["id"]
+
+
+@pytest.mark.parametrize(
+    ("account", "token", "kind", "message"),
+    [
+        ("", TOKEN, "unknown_account", "No Xurrent account id is set"),
+        (ACCOUNT, "", "bad_token", "No Xurrent API token is set"),
+    ],
+)
+def test_a_node_without_account_or_token_gets_no_client(node, account, token, kind, message):
+    node.xurrent_account = account
+    node.set_xurrent_token(token)
+    node.save()
+    error = failure(XurrentClient.from_settings)
+    assert error.kind == kind
+    assert error.message.startswith(message)
 
 
 # --- errors an admin can act on -----------------------------------------------------------------
@@ -276,8 +299,9 @@ def test_a_429_from_xurrents_own_budget_is_honoured_too(private_allowed):
 
 def test_the_token_bucket_allows_a_burst_then_the_hourly_pace():
     now = [1000.0]
-    budget = RateBudget(per_hour=3600, burst=3, clock=lambda: now[0])
-    assert [budget.wait_needed() for _ in range(3)] == [0, 0, 0]
+    budget = RateBudget(per_hour=3600, burst=20, burst_seconds=2, clock=lambda: now[0])
+    # 17 at once: with one more a second, no 2 s ever holds more than 19 calls.
+    assert [budget.wait_needed() for _ in range(17)] == [0] * 17
     assert budget.wait_needed() == pytest.approx(1.0)
     now[0] += 1.0
     assert budget.wait_needed() == 0
@@ -287,22 +311,45 @@ def test_the_token_bucket_allows_a_burst_then_the_hourly_pace():
     assert budget.wait_needed() == 0
 
 
-def test_the_burst_window_caps_the_pace_of_a_large_hourly_budget():
+def test_a_large_hourly_budget_is_still_paced_by_the_burst_limit():
     now = [0.0]
     budget = RateBudget(per_hour=100_000, burst=20, burst_seconds=2, clock=lambda: now[0])
-    for _ in range(20):
-        assert budget.wait_needed() == 0
-    assert budget.wait_needed() == pytest.approx(0.1)  # 20 per 2 s, not 27 per second
+    assert budget.wait_needed() == 0
+    assert budget.wait_needed() == pytest.approx(1 / 9)  # 18 per 2 s, not 27 per second
+
+
+def test_the_client_keeps_under_xurrents_burst_limit(private_allowed):
+    with running_simulator(
+        account=ACCOUNT, token=TOKEN, extra_args=["--quiet", "--burst-limit", "10"]
+    ) as bursty:
+        budget = RateBudget(per_hour=10**6, burst=10)
+        xurrent = XurrentClient(bursty.url, ACCOUNT, TOKEN, time_limit=10, budget=budget)
+        started = time.monotonic()
+        for _ in range(12):
+            xurrent.me()
+        elapsed = time.monotonic() - started
+        assert bursty.stats()["rate_limited"] == 0  # never refused
+    assert 2.0 <= elapsed < 8
+
+
+def test_without_a_bucket_the_burst_limit_answers_429(private_allowed):
+    with running_simulator(
+        account=ACCOUNT, token=TOKEN, extra_args=["--quiet", "--burst-limit", "3"]
+    ) as bursty:
+        xurrent = XurrentClient(bursty.url, ACCOUNT, TOKEN, budget=fast_budget(), time_limit=10)
+        for _ in range(5):
+            xurrent.me()  # the 4th is refused, waits for Retry-After and goes through
+        assert bursty.stats()["rate_limited"] >= 1
 
 
 def test_the_client_waits_for_the_bucket_rather_than_calling_too_fast(make_client, sim):
-    # Two at once, then 10 a second.
+    # One at once, then 5 a second.
     xurrent = make_client(budget=RateBudget(per_hour=36_000, burst=2, burst_seconds=0.2))
     started = time.monotonic()
     for _ in range(5):
         xurrent.me()
     elapsed = time.monotonic() - started
-    assert 0.25 <= elapsed < 2
+    assert 0.6 <= elapsed < 3
 
 
 # --- failures that pass: retries and the time limit -----------------------------------------------

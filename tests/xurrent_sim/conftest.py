@@ -1,4 +1,4 @@
-"""Fixtures: one simulator process per test module (reset before each test), real HTTP."""
+"""Fixtures: one simulator process for the session (reset before each test), real HTTP."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from xurrent_sim.testing import RunningSimulator, start_simulator
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def sim_process(tmp_path_factory) -> RunningSimulator:
     log = tmp_path_factory.mktemp("sim") / "sim.log"
     sim = start_simulator(account="widget-test", token="secret-token-1", log_path=log)
