@@ -100,7 +100,9 @@ class LiveSide:
         return self.api("PATCH", f"/requests/{request_id}", fields)
 
     def add_note(self, request_id: int, text: str, internal: bool = False) -> dict:
-        return self.api("POST", f"/requests/{request_id}/notes", {"text": text, "internal": internal})
+        return self.api(
+            "POST", f"/requests/{request_id}/notes", {"text": text, "internal": internal}
+        )
 
     def requests(self) -> list[dict]:
         return self.api("GET", "/requests?sort=id&per_page=100")
