@@ -238,6 +238,7 @@ class PollState(models.Model):
 
 
 class BulkState(models.TextChoices):
+    WAITING = "waiting", "Waiting for the worker"
     RUNNING = "running", "Running"
     FINISHED = "finished", "Finished"
     FAILED = "failed", "Failed"
@@ -267,7 +268,7 @@ class BulkExalate(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["connection"],
-                condition=Q(state="running"),
+                condition=Q(state__in=["waiting", "running"]),
                 name="one_running_bulk_exalate",
             )
         ]

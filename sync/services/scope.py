@@ -380,21 +380,42 @@ def _date_of(page) -> datetime | None:
 # --- bulk exalate ----------------------------------------------------------------------------
 
 
-def start_bulk_exalate(connection: Connection, user=None) -> tuple[BulkExalate, bool]:
+def start_bulk_exalate(
+    connection: Connection, user=None, *, by_worker: bool = False
+) -> tuple[BulkExalate, bool]:
     """A bulk exalate of every current trigger match; pressing it again while one runs
-    gives that one. Returns (run, started now)."""
+    (or waits) gives that one. Returns (run, started now). `by_worker`: the worker runs
+    it (a page must not wait on Xurrent); else the caller runs it (run_bulk_exalate)."""
     if not connection.triggers.filter(active=True).exists():
         raise ScopeError("The connection has no active trigger: add one first.")
     if connection.status not in (Status.ACTIVE, Status.DEACTIVATED) or not connection.is_paired:
         raise ScopeError(f"The connection is {connection.status_in_words}: it cannot sync yet.")
-    running = connection.bulk_exalates.filter(state=BulkState.RUNNING).first()
+    unfinished = (BulkState.WAITING, BulkState.RUNNING)
+    running = connection.bulk_exalates.filter(state__in=unfinished).first()
     if running is not None:
         return running, False
+    state = BulkState.WAITING if by_worker else BulkState.RUNNING
     try:
         with transaction.atomic():
-            return BulkExalate.objects.create(connection=connection, started_by=user), True
+            run = BulkExalate.objects.create(connection=connection, started_by=user, state=state)
+            if by_worker:
+                wake_workers()
+            return run, True
     except IntegrityError:
-        return connection.bulk_exalates.get(state=BulkState.RUNNING), False
+        return connection.bulk_exalates.get(state__in=unfinished), False
+
+
+def run_waiting_bulk_exalates(*, gateway: Gateway | None = None) -> int:
+    """The worker's part: run the bulk exalates pressed on the pages; returns how many."""
+    done = 0
+    for run in BulkExalate.objects.filter(state=BulkState.WAITING).select_related("connection"):
+        # Taken by this worker only if no other took it first.
+        if BulkExalate.objects.filter(pk=run.pk, state=BulkState.WAITING).update(
+            state=BulkState.RUNNING
+        ):
+            run_bulk_exalate(run, gateway=gateway)
+            done += 1
+    return done
 
 
 def run_bulk_exalate(

@@ -22,7 +22,7 @@ from sync.services.apply import apply_inbound
 from sync.services.errors import record_error, resolve_errors
 from sync.services.gateway import GatewayError, NotConfigured, gateway_ready, get_gateway
 from sync.services.produce import produce_changes
-from sync.services.scope import consume_webhook_hints, poll_xurrent
+from sync.services.scope import consume_webhook_hints, poll_xurrent, run_waiting_bulk_exalates
 from sync.services.send import send_acks, send_events
 
 logger = logging.getLogger(__name__)
@@ -36,11 +36,13 @@ class RoundReport:
     sent: int = 0
     applied: int = 0
     acks: int = 0
+    bulk: int = 0
     problems: list[str] = field(default_factory=list)
 
     @property
     def busy(self) -> bool:
-        return bool(self.produced or self.sent or self.applied or self.acks or self.hints)
+        work = (self.produced, self.sent, self.applied, self.acks, self.hints, self.bulk)
+        return any(work)
 
 
 def run_sync_round(*, batch_size: int = 20, poll_every: float | None = None) -> RoundReport:
@@ -62,6 +64,7 @@ def _round(batch_size: int, poll_every: float | None) -> RoundReport:
         gateway = get_gateway()
         report.hints = _step(report, "hints", consume_webhook_hints) or 0
         report.polled = _step(report, "poll", lambda: _poll(every, gateway)) or 0
+        report.bulk = _step(report, "bulk", lambda: run_waiting_bulk_exalates(gateway=gateway)) or 0
         # Each thread makes its own client for producing and applying.
         produced = _step(report, "produce", lambda: produce_changes(limit=batch_size))
         report.produced = produced.attempted if produced else 0

@@ -207,3 +207,16 @@ def test_webhook_hints_mark_twins_dirty_and_start_trigger_matches(pair):
     assert Twin.objects.get(connection=pair.a.connection).dirty
     pair.sync()
     assert [r["subject"] for r in pair.b.xurrent.all_requests()] == ["hinted"]
+
+
+def test_a_bulk_exalate_pressed_on_a_page_is_run_by_the_worker(pair):
+    from sync.services.scope import run_waiting_bulk_exalates
+
+    pair.a.xurrent.human_creates(subject="waiting", category="incident", impact="low")
+    pair.a.trigger()
+    run, _ = start_bulk_exalate(pair.a.connection, by_worker=True)
+    assert run.state == BulkState.WAITING
+    assert run_waiting_bulk_exalates(gateway=pair.a.xurrent) == 1
+    run.refresh_from_db()
+    assert (run.state, run.exalated) == (BulkState.FINISHED, 1)
+    assert run_waiting_bulk_exalates(gateway=pair.a.xurrent) == 0
