@@ -23,6 +23,7 @@ urlpatterns = [
     path("api/v1/", include("connections.api_urls")),
     path("api/v1/", include("invitations.api_urls")),
     path("api/v1/", include("xurrent.api_urls")),
+    path("api/v1/", include("sync.api_urls")),
     # drf-spectacular is imported on the first request of either (exalate_site/openapi.py).
     path("api/schema/", openapi.schema_view, name="api-schema"),
     path("api/docs/", openapi.docs_view, name="api-docs"),

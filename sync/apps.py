@@ -6,6 +6,9 @@ class SyncConfig(AppConfig):
     verbose_name = "Synchronisation"
 
     def ready(self) -> None:
-        from connections.extensions import add_section
+        from connections.extensions import add_section, add_worker_task
+        from sync.services.worker import sync_worker_task
 
         add_section("detail.after_facts", "sync/_rules_link.html")
+        # The sync queue runs in the node's one background process.
+        add_worker_task(sync_worker_task)

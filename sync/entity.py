@@ -134,7 +134,7 @@ def entity_from_request(request: Mapping[str, Any]) -> Record:
     Exalate's `priority` is the request's impact (Xurrent has no priority of its own).
     """
     notes = [n for n in _list(request.get("notes")) if isinstance(n, Mapping)]
-    notes.sort(key=lambda n: _text(n.get("created_at")) or "")
+    notes.sort(key=_note_order)
     first, later = notes[:1], notes[1:]
 
     attachments = _all_attachments(request, notes)
@@ -157,20 +157,34 @@ def entity_from_request(request: Mapping[str, Any]) -> Record:
         reporter=_reference(request.get("requested_by")),
         requested_by=_reference(request.get("requested_by")),
         labels=[label for label in _list(request.get("labels")) if isinstance(label, str)],
-        comments=[
-            Record(
-                id=n.get("id"),
-                author=(_reference(n.get("person")) or Record(name=None)).name,
-                body=_text(n.get("text")),
-                created=_text(n.get("created_at")),
-                internal=n.get("internal") is True,
-            )
-            for n in later
-        ],
+        comments=[_comment(n) for n in later],
         attachments=attachments,
         customFields=to_record(custom_fields),
         template=_reference(request.get("template")),
     )
+
+
+def _note_order(note: Mapping[str, Any]) -> tuple:
+    """Oldest first; notes of the same second (Xurrent's times have whole seconds) in the
+    order they were added, which their ids follow."""
+    note_id = note.get("id")
+    number = note_id if isinstance(note_id, int) and not isinstance(note_id, bool) else 0
+    return (_text(note.get("created_at")) or "", number, str(note_id))
+
+
+def _comment(note: Mapping[str, Any]) -> Record:
+    comment = Record(
+        id=note.get("id"),
+        author=(_reference(note.get("person")) or Record(name=None)).name,
+        body=_text(note.get("text")),
+        created=_text(note.get("created_at")),
+        internal=note.get("internal") is True,
+    )
+    # The sync engine marks a note that is the copy of one on the other side with that
+    # note's id there, so the other side does not copy it back.
+    if note.get("remote_id") is not None:
+        comment.remote_id = note.get("remote_id")
+    return comment
 
 
 def _all_attachments(request: Mapping[str, Any], notes: list[Mapping]) -> list[Record]:
@@ -225,7 +239,8 @@ def merge_comments(local: Iterable | None, remote: Iterable | None) -> list[Reco
                 author=comment.get("author"),
                 body=comment.get("body"),
                 created=comment.get("created"),
-                internal=False,
+                # Whatever the other side chose to send as internal stays internal here.
+                internal=comment.get("internal") is True,
             )
         )
     return merged

@@ -14,15 +14,19 @@ Nothing here imports Django: the worker process loads this module on its own.
 from __future__ import annotations
 
 import ast
+import atexit
 import builtins
+import functools
 import json
 import logging
 import operator
 import os
 import re
+import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -59,6 +63,8 @@ TIME_LIMIT = 1.0  # seconds a script may run
 # Starting the worker (a Python process importing RestrictedPython) takes a few
 # hundredths of a second; a busy machine gets generous room before the hard kill.
 STARTUP_ALLOWANCE = 4.0
+# A worker that is already running needs no start-up time, only room for a busy machine.
+RUNNING_ALLOWANCE = 2.0
 OUTPUT_LIMIT = 256 * 1024  # bytes of JSON a script may produce (the replica or the entity)
 PRINT_LIMIT = 10_000  # characters of print() output kept
 MEMORY_LIMIT = 512 * 1024 * 1024  # address space of the worker, bytes
@@ -260,6 +266,13 @@ def compile_script(source: str, direction: str) -> CodeType:
     return result.code
 
 
+@functools.lru_cache(maxsize=32)
+def _compiled(source: str, direction: str) -> CodeType:
+    """compile_script, kept for the scripts a long-lived worker runs again and again
+    (compiled code is immutable; every run still gets a fresh namespace)."""
+    return compile_script(source, direction)
+
+
 def check_script(source: str, direction: str) -> list[Problem]:
     """The problems that keep a script from compiling; empty when it compiles."""
     try:
@@ -433,11 +446,12 @@ def execute(direction: str, source: str, data: Mapping[str, Any]) -> dict[str, A
     """Run one script here and now (no time limit: the worker adds that).
 
     Outgoing: `data` is {"entity"}; the answer's "result" is the replica.
-    Incoming: `data` is {"replica", "entity", "first_sync"}; "result" is the entity after.
+    Incoming: `data` is {"replica", "entity", "first_sync", "previous"}; "result" is the
+    entity after.
     """
     printed: list[str] = []
     try:
-        code = compile_script(source, direction)
+        code = _compiled(source, direction)
         namespace = sandbox_globals(printed)
         if direction == "outgoing":
             namespace.update(entity=to_record(data.get("entity") or {}), replica=Record())
@@ -447,6 +461,7 @@ def execute(direction: str, source: str, data: Mapping[str, Any]) -> dict[str, A
                 replica=to_record(data.get("replica") or {}),
                 entity=to_record(data.get("entity") or {}),
                 first_sync=bool(data.get("first_sync")),
+                previous=to_record(data.get("previous") or {}),
                 merge_comments=merge_comments,
                 merge_attachments=merge_attachments,
             )
@@ -496,13 +511,23 @@ def _failed(message: str, seconds: float = 0.0) -> Outcome:
     return Outcome(ok=False, problems=[Problem(None, message)], seconds=seconds)
 
 
+WORKER_COMMAND = ("-X", "utf8", "-E", "-s", "-m", "sync.worker")
+
+
 def _run_in_worker(job: dict[str, Any]) -> Outcome:
+    sandbox = _persistent.sandbox
+    if sandbox is not None:
+        return sandbox.run(job)
+    return _run_once(job)
+
+
+def _run_once(job: dict[str, Any]) -> Outcome:
     if not sys.executable:
         return _failed("The sandbox cannot start: this server has no Python executable.")
     started = time.perf_counter()
     try:
         completed = subprocess.run(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-X", "utf8", "-E", "-s", "-m", "sync.worker"],
+            [sys.executable, *WORKER_COMMAND],
             input=json.dumps(job, ensure_ascii=True),
             capture_output=True,
             text=True,
@@ -549,6 +574,135 @@ def _outcome(completed: subprocess.CompletedProcess, seconds: float) -> Outcome:
     return Outcome(ok=True, result=answer.get("result"), printed=printed, seconds=seconds)
 
 
+class PersistentSandbox:
+    """One long-lived worker process that runs script after script (the sync engine's
+    bulk work: starting a process per script costs about a quarter of a second).
+
+    The isolation is the one-shot worker's: the same process limits (memory, file size;
+    the CPU limit is moved up before each job by that job's allowance), a timer per job,
+    a fresh namespace per run, and a hard kill from this side when an answer is late. A
+    worker that was killed, or died, is replaced by a fresh one at the next job; each is
+    also replaced after `max_jobs` jobs.
+    """
+
+    def __init__(self, max_jobs: int = 2000):
+        self.max_jobs = max_jobs
+        self._process: subprocess.Popen | None = None
+        self._jobs = 0
+        self._lock = threading.Lock()
+
+    def run(self, job: dict[str, Any]) -> Outcome:
+        with self._lock:
+            started = time.perf_counter()
+            fresh = self._process is None or self._process.poll() is not None
+            try:
+                process = self._ready_process()
+            except OSError:
+                logger.exception("The sync rules sandbox could not be started")
+                return _failed("The sandbox could not be started. Try again in a moment.")
+            line = json.dumps(job, ensure_ascii=True) + "\n"
+            try:
+                assert process.stdin is not None  # noqa: S101 - opened with PIPE
+                process.stdin.write(line)
+                process.stdin.flush()
+                # A running worker answers at once; only a new one needs time to start.
+                allowance = STARTUP_ALLOWANCE if fresh else RUNNING_ALLOWANCE
+                answer = self._read_answer(process, TIME_LIMIT + allowance)
+            except (OSError, ValueError):
+                answer = None
+            seconds = time.perf_counter() - started
+            self._jobs += 1
+            if answer is None:
+                return self._lost(process, seconds)
+            if self._jobs >= self.max_jobs:
+                self.close_locked()
+            completed = subprocess.CompletedProcess(process.args, 0, answer, "")
+            return _outcome(completed, seconds)
+
+    def close(self) -> None:
+        with self._lock:
+            self.close_locked()
+
+    def close_locked(self) -> None:
+        process, self._process = self._process, None
+        self._jobs = 0
+        if process is None:
+            return
+        try:
+            if process.stdin:
+                process.stdin.close()
+            process.wait(timeout=2)
+        except (OSError, subprocess.TimeoutExpired):
+            process.kill()
+            process.wait()
+
+    def _ready_process(self) -> subprocess.Popen:
+        if self._process is not None and self._process.poll() is None:
+            return self._process
+        self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, *WORKER_COMMAND, "--serve"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            # The worker may not write files (RLIMIT_FSIZE 0); a device is not a file.
+            stderr=subprocess.DEVNULL,
+            text=True,
+            encoding="utf-8",
+            cwd=ROOT,
+            env={"PATH": os.defpath},
+        )
+        self._jobs = 0
+        return self._process
+
+    @staticmethod
+    def _read_answer(process: subprocess.Popen, timeout: float) -> str | None:
+        """One line of answer, or None when the worker is silent past `timeout` or gone."""
+        assert process.stdout is not None  # noqa: S101 - opened with PIPE
+        with selectors.DefaultSelector() as selector:
+            selector.register(process.stdout, selectors.EVENT_READ)
+            if not selector.select(timeout):
+                return None
+        line = process.stdout.readline()
+        return line if line.endswith("\n") else None
+
+    def _lost(self, process: subprocess.Popen, seconds: float) -> Outcome:
+        """The worker did not answer: stop it and say why, as the one-shot worker would."""
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        self._process = None
+        completed = subprocess.CompletedProcess(process.args, process.returncode or -9, "", "")
+        if process.returncode in (0, None) or process.returncode > 0:
+            return _failed("The sandbox stopped unexpectedly while running the script.", seconds)
+        return _outcome(completed, seconds)
+
+
+class _Persistent:
+    """The process's long-lived sandbox, once the sync engine has asked for one (its
+    threads share it: a script takes a millisecond or two, one at a time)."""
+
+    sandbox: PersistentSandbox | None = None
+    lock = threading.Lock()
+
+
+_persistent = _Persistent()
+
+
+def use_persistent_sandbox(max_jobs: int = 2000) -> PersistentSandbox:
+    """From now on this process runs scripts in one long-lived worker (the sync engine)."""
+    with _persistent.lock:
+        if _persistent.sandbox is None:
+            _persistent.sandbox = PersistentSandbox(max_jobs)
+            atexit.register(_persistent.sandbox.close)
+        return _persistent.sandbox
+
+
+def stop_persistent_sandbox() -> None:
+    with _persistent.lock:
+        sandbox, _persistent.sandbox = _persistent.sandbox, None
+    if sandbox is not None:
+        sandbox.close()
+
+
 def run_outgoing(script: str, request: Mapping[str, Any]) -> Outcome:
     """Run an outgoing script on a local Xurrent request (REST shape); the result is the
     replica the other side would receive."""
@@ -557,12 +711,18 @@ def run_outgoing(script: str, request: Mapping[str, Any]) -> Outcome:
 
 
 def run_incoming(
-    script: str, replica: Mapping[str, Any], request: Mapping[str, Any] | None = None
+    script: str,
+    replica: Mapping[str, Any],
+    request: Mapping[str, Any] | None = None,
+    *,
+    previous: Mapping[str, Any] | None = None,
 ) -> Outcome:
     """Run an incoming script on a replica from the other side.
 
     `request` is the local Xurrent request the replica is applied to, or None on the
-    first sync, when there is no local request yet. The outcome lists the changes.
+    first sync, when there is no local request yet. `previous` is the last replica
+    received for the twin (empty on the first sync), so a script can write only what the
+    other side changed. The outcome lists the changes.
     """
     first_sync = request is None
     before = {} if first_sync else json.loads(json.dumps(entity_from_request(request)))
@@ -573,6 +733,7 @@ def run_incoming(
             "replica": replica,
             "entity": before,
             "first_sync": first_sync,
+            "previous": previous or {},
         }
     )
     outcome.before = before

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from connections.extensions import worker_tasks
 from connections.services.outbox import (
     deliver_pending_notifications,
     purge_settled_notifications,
@@ -22,7 +23,8 @@ PURGE_EVERY = 3600.0
 class Command(BaseCommand):
     help = (
         "Run the node's background work until stopped: tell peers what this side did "
-        "(retrying with backoff until they hear it). Woken at once on PostgreSQL "
+        "(retrying with backoff until they hear it), and the sync queue of the apps that "
+        "add one (polling Xurrent, sending and applying sync events). Woken at once on PostgreSQL "
         "(LISTEN/NOTIFY), polling twice a second on SQLite. Several may run against one "
         "PostgreSQL, on several servers; database and cache outages are waited out."
     )
@@ -67,6 +69,11 @@ class Command(BaseCommand):
             if time.monotonic() - last_purge > PURGE_EVERY:
                 purge_settled_notifications()
                 last_purge = time.monotonic()
-            wait(idle)
+            # The apps built on connections (the sync queue) do their part of the round.
+            busy = False
+            for task in worker_tasks():
+                busy = bool(task()) or busy
+            if not busy:
+                wait(idle)
 
         run_until_stopped(one_round, interval=0, logger=logger, max_rounds=max_rounds)

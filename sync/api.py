@@ -1,0 +1,63 @@
+"""The sync endpoints the other side of a connection calls (node token, DESIGN.md §11)."""
+
+from exalate_site.openapi import extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+
+from connections.api import MALFORMED_ID, PeerAPIView
+from connections.serializers import ERROR_BODY
+from exalate_site.api_errors import APIError
+from sync.serializers import SyncAnswerSerializer, SyncEventSerializer
+from sync.services.receive import Refused, receive_event, receive_result
+
+
+def _refusal(exc: Refused) -> Response:
+    body = {"code": exc.code, "detail": exc.detail}
+    if exc.errors:
+        body["errors"] = exc.errors
+    return Response(body, status=exc.status)
+
+
+class SyncEventView(PeerAPIView):
+    @extend_schema(
+        summary="Store one sync event of the other side",
+        description="Stored once per event uuid and answered 202 at once (a repeat gets the "
+        "same answer); it is applied afterwards and the result follows by "
+        "`POST …/sync/ack/`. 409 `event_conflict`: the uuid came before with another "
+        "body. 409 `connection_inactive`: keep the event and send it again later. 410 "
+        "`twin_unexalated`: the request was unexalated here. 400 `unsupported_protocol`.",
+        request=SyncEventSerializer,
+        responses={
+            202: SyncAnswerSerializer,
+            400: ERROR_BODY,
+            401: ERROR_BODY,
+            403: ERROR_BODY,
+            404: MALFORMED_ID,
+            409: ERROR_BODY,
+            410: ERROR_BODY,
+        },
+    )
+    def post(self, request, pk):
+        try:
+            answer = receive_event(request.auth, request.data)
+        except Refused as exc:
+            return _refusal(exc)
+        return Response(answer, status=status.HTTP_202_ACCEPTED)
+
+
+class SyncAckView(PeerAPIView):
+    @extend_schema(
+        summary="The result of one of this side's sync events",
+        description="The other side applied (or superseded, or failed to apply) an event this "
+        "side sent, and says so with its request id or its error.",
+        request=SyncAnswerSerializer,
+        responses={200: SyncAnswerSerializer, 400: ERROR_BODY, 401: ERROR_BODY, 404: ERROR_BODY},
+    )
+    def post(self, request, pk):
+        try:
+            answer = receive_result(request.auth, request.data)
+        except Refused as exc:
+            if exc.status == 404:
+                raise APIError(404, exc.code, exc.detail) from None
+            return _refusal(exc)
+        return Response(answer)

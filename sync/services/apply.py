@@ -1,0 +1,515 @@
+"""Applying the other side's events to this side's Xurrent (the receiver's worker).
+
+Per twin, the newest queued event above the last one applied is applied and the older
+ones are superseded (each event carries the full state). The incoming script turns the
+replica into the local request; the changes go to Xurrent (marked as this node's own
+writes); new comments become notes through the twin's note map, so a note is never
+added twice. The twin's baseline then becomes the outgoing replica of what Xurrent
+answered, so the webhook for this very write finds nothing to send back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, F, OuterRef
+from django.utils import timezone
+
+from connections.models import Role, Status
+from connections.services.outbox import wake_workers
+from sync.models import (
+    ErrorKind,
+    ErrorPlace,
+    EventAction,
+    InboundEvent,
+    InboundState,
+    NoteMap,
+    NoteOrigin,
+    Twin,
+    TwinStatus,
+)
+from sync.models.claims import claim
+from sync.services.errors import record_error, resolve_errors, twins_with_open_errors
+from sync.services.gateway import (
+    Gateway,
+    GatewayError,
+    RequestState,
+    answered_at,
+    first_page,
+    get_gateway,
+    read_request,
+)
+from sync.services.parallel import for_each
+from sync.services.scope import close_twin
+from sync.services.scripts import (
+    Rules,
+    ScriptFailed,
+    incoming_entity,
+    outgoing_replica,
+    remote_key,
+    rules_for,
+)
+
+logger = logging.getLogger(__name__)
+
+# Exalate's fields of a request and the Xurrent fields they are written to.
+PLAIN_FIELDS = {
+    "summary": "subject",
+    "status": "status",
+    "priority": "impact",
+    "category": "category",
+}
+REFERENCE_FIELDS = {
+    "team": "team_id",
+    "service": "service_instance_id",
+    "assignee": "member_id",
+    "requested_by": "requested_by_id",
+    "reporter": "requested_by_id",
+}
+
+
+@dataclass
+class ApplyReport:
+    applied: int = 0
+    superseded: int = 0
+    failed: int = 0
+    retrying: int = 0
+
+    @property
+    def attempted(self) -> int:
+        return self.applied + self.failed + self.retrying
+
+
+def apply_inbound(
+    *, limit: int = 10, gateway: Gateway | None = None, connection=None
+) -> ApplyReport:
+    """Take up to `limit` twins (of one connection, or all) with events waiting and apply
+    the newest of each."""
+    report = ApplyReport()
+    now = timezone.now()
+    waiting = InboundEvent.objects.filter(
+        twin=OuterRef("pk"), state=InboundState.QUEUED, next_try_at__lte=now
+    )
+    due = (
+        Twin.objects.unleased(now)
+        .filter(
+            status__in=(TwinStatus.CREATING, TwinStatus.OPEN),
+            connection__status=Status.ACTIVE,
+        )
+        .filter(Exists(waiting))
+        .select_related("connection")
+    )
+    if connection is not None:
+        due = due.filter(connection=connection)
+    twins = claim(
+        due,
+        limit,
+        Twin.LEASE,
+        order_by=("id",),
+        related=("connection",),
+    )
+    if not twins:
+        return report
+    rules: dict = {}
+    troubled = twins_with_open_errors(twins)
+
+    def one(twin: Twin) -> ApplyReport:
+        alone = ApplyReport()
+        # A client per thread (one call at a time each); a test's gateway is shared.
+        apply_twin(twin, gateway or get_gateway(), alone, rules=rules, troubled=twin.pk in troubled)
+        return alone
+
+    for alone in for_each(one, twins):
+        for name in ("applied", "superseded", "failed", "retrying"):
+            setattr(report, name, getattr(report, name) + getattr(alone, name))
+    return report
+
+
+def apply_twin(
+    twin: Twin,
+    gateway: Gateway,
+    report: ApplyReport,
+    *,
+    rules: dict | None = None,
+    troubled: bool = True,
+) -> None:
+    queued = list(twin.inbound_events.filter(state=InboundState.QUEUED).order_by("-seq"))
+    newest = queued[0] if queued else None
+    stale = [e for e in queued if newest is None or e is not newest]
+    if newest is not None and newest.seq <= twin.last_seq_applied:
+        stale.append(newest)
+        newest = None
+    if stale:
+        _settle(stale, InboundState.SUPERSEDED, request_id=twin.local_request_id)
+        report.superseded += len(stale)
+    if newest is None:
+        _release(twin)
+        return
+    try:
+        if newest.action == EventAction.UNEXALATE:
+            _apply_unexalate(twin, newest)
+        else:
+            _apply_update(twin, newest, gateway, rules_for(twin.connection, rules), troubled)
+    except ScriptFailed as exc:
+        _fail(twin, newest, ErrorKind.SCRIPT, str(exc.problem), problem=exc.problem)
+        report.failed += 1
+        return
+    except GatewayError as exc:
+        if exc.retryable:
+            report.retrying += 1
+            _retry_later(twin, newest, exc)
+        else:
+            report.failed += 1
+            what = "is gone from" if exc.kind == "not_found" else "refused the change in"
+            message = f"Request #{twin.local_request_id or '(new)'} {what} Xurrent: {exc.message}"
+            _fail(twin, newest, ErrorKind.XURRENT, message)
+        return
+    report.applied += 1
+
+
+# --- one update ---------------------------------------------------------------------------
+
+
+def _apply_update(
+    twin: Twin, inbound: InboundEvent, gateway: Gateway, rules: Rules, troubled: bool
+) -> None:
+    replica = inbound.replica or {}
+    local_id = twin.local_request_id
+    if local_id is None and twin.create_tried:
+        local_id = _find_created(twin, gateway)
+    state = read_request(gateway, local_id) if local_id else None
+    if state is not None:
+        _link_our_notes_they_copied(twin, replica, state)
+    incoming = incoming_entity(
+        rules,
+        twin,
+        replica,
+        state,
+        previous=twin.received or inbound.previous,
+        source_wins_here=twin.connection.role == Role.SOURCE,
+    )
+    before, after = incoming.before, incoming.after
+    if incoming.conflicts:
+        _record_conflict(twin, incoming.conflicts, incoming.kept)
+    fields = request_fields(before, after, first_sync=state is None)
+    if state is None:
+        post = _create(twin, after, fields, gateway)
+    else:
+        request = gateway.update_request(local_id, fields) if fields else state.request
+        post = RequestState(request, list(state.notes))
+        if after.get("description") and not before.get("description") and not state.notes:
+            # No note yet: the description becomes the request's first note.
+            post.notes.append(gateway.add_note(local_id, after["description"], internal=False))
+    post.notes += _add_new_comments(twin, post.id, after, post.notes, gateway)
+    post.read_at = answered_at(gateway)
+    baseline = _baseline_after_write(rules, twin, state, post)
+    _finish(twin, inbound, post, replica, baseline, troubled=troubled)
+
+
+def _record_conflict(twin: Twin, fields: list[str], kept: str) -> None:
+    with transaction.atomic():
+        locked = Twin.objects.select_for_update().get(pk=twin.pk)
+        locked.add_conflict(fields, kept)
+        Twin.objects.filter(pk=twin.pk).update(conflicts=locked.conflicts)
+    logger.info("Twin %s: both sides changed %s; kept %s", twin.pk, ", ".join(fields), kept)
+
+
+def _find_created(twin: Twin, gateway: Gateway) -> int | None:
+    """A create whose answer was lost: Xurrent knows the request by its sourceID."""
+    page = first_page(gateway, {"sourceID": str(twin.twin_id)}, per_page=1)
+    if not page.items:
+        return None
+    local_id = int(page.items[0]["id"])
+    Twin.objects.filter(pk=twin.pk).update(local_request_id=local_id)
+    twin.local_request_id = local_id
+    return local_id
+
+
+def _create(twin: Twin, after: dict, fields: dict, gateway: Gateway) -> RequestState:
+    fields = {**fields, "sourceID": str(twin.twin_id)}
+    if after.get("description"):
+        fields["note"] = after["description"]
+    if not twin.create_tried:
+        Twin.objects.filter(pk=twin.pk).update(create_tried=True)
+        twin.create_tried = True
+    created = gateway.create_request(fields)
+    local_id = int(created["id"])
+    # Linked at once, so nothing can make a second request for this twin.
+    Twin.objects.filter(pk=twin.pk).update(local_request_id=local_id)
+    twin.local_request_id = local_id
+    notes = list(gateway.list_notes(local_id)) if after.get("description") else []
+    return RequestState(created, notes)
+
+
+def request_fields(before: dict, after: dict, *, first_sync: bool) -> dict[str, Any]:
+    """The Xurrent fields to write for what the incoming script changed (everything it
+    set, on the first sync). References are written by id; one given only by name
+    cannot be written and is left out."""
+    fields: dict[str, Any] = {}
+    for name, api_name in PLAIN_FIELDS.items():
+        value = after.get(name)
+        if (first_sync and value is not None) or (not first_sync and value != before.get(name)):
+            fields[api_name] = value
+    for name, api_name in REFERENCE_FIELDS.items():
+        value = after.get(name)
+        if not first_sync and value == before.get(name):
+            continue
+        if value is None and not first_sync:
+            fields.setdefault(api_name, None)
+        elif isinstance(value, dict) and isinstance(value.get("id"), int):
+            fields[api_name] = value["id"]
+    custom = after.get("customFields")
+    if isinstance(custom, dict) and custom and (first_sync or custom != before.get("customFields")):
+        fields["custom_fields"] = [{"id": k, "value": v} for k, v in custom.items()]
+    return fields
+
+
+# --- notes ----------------------------------------------------------------------------------
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.strip().encode()).hexdigest()
+
+
+def _link_our_notes_they_copied(twin: Twin, replica: dict, state: RequestState) -> None:
+    """A comment of the replica that is the other side's copy of one of our notes names
+    it (`remote_id`): remember the pair, so neither side copies it again."""
+    ours = {n.get("id") for n in state.notes}
+    for comment in replica.get("comments") or []:
+        if not isinstance(comment, dict):
+            continue
+        local_id, their_id = comment.get("remote_id"), comment.get("id")
+        if not isinstance(local_id, int) or local_id not in ours or their_id is None:
+            continue
+        key = remote_key(their_id)
+        if NoteMap.objects.filter(twin=twin, remote_note_id=key).exists():
+            continue
+        if NoteMap.objects.filter(twin=twin, local_note_id=local_id).exists():
+            continue
+        try:
+            with transaction.atomic():
+                NoteMap.objects.create(
+                    twin=twin, local_note_id=local_id, remote_note_id=key, origin=NoteOrigin.LOCAL
+                )
+        except IntegrityError:
+            pass
+
+
+def _add_new_comments(
+    twin: Twin, local_id: int, after: dict, notes: list[dict], gateway: Gateway
+) -> list[dict]:
+    """Add the comments the incoming script added (those without a local id) as notes.
+
+    Each is recorded in the note map before the call; one recorded earlier whose answer
+    was lost is looked for among the notes before it is written again.
+    """
+    added: list[dict] = []
+    linked = set(
+        NoteMap.objects.filter(twin=twin, local_note_id__isnull=False).values_list(
+            "local_note_id", flat=True
+        )
+    )
+    for comment in after.get("comments") or []:
+        if not isinstance(comment, dict) or comment.get("id") is not None:
+            continue  # a note this side has already (edits are not sent: notes only grow)
+        text = comment.get("body")
+        if not isinstance(text, str) or not text.strip():
+            continue
+        their_id = comment.get("remote_id")
+        key = remote_key(their_id) if their_id is not None else f"text:{_digest(text)}"
+        internal = comment.get("internal") is True
+        note_map = NoteMap.objects.filter(twin=twin, remote_note_id=key).first()
+        if note_map is not None and note_map.local_note_id is not None:
+            continue
+        if note_map is None:
+            note_map = NoteMap.objects.create(
+                twin=twin,
+                remote_note_id=key,
+                origin=NoteOrigin.REMOTE,
+                internal=internal,
+                text_digest=_digest(text),
+            )
+        else:
+            found = _written_before(note_map, notes + added, linked)
+            if found is not None:
+                NoteMap.objects.filter(pk=note_map.pk).update(local_note_id=found)
+                linked.add(found)
+                continue
+        note = gateway.add_note(local_id, text, internal=internal)
+        NoteMap.objects.filter(pk=note_map.pk).update(local_note_id=int(note["id"]))
+        linked.add(int(note["id"]))
+        added.append(note)
+    return added
+
+
+def _written_before(note_map: NoteMap, notes: list[dict], linked: set[int]) -> int | None:
+    for note in notes:
+        note_id = note.get("id")
+        if note_id in linked or not isinstance(note.get("text"), str):
+            continue
+        if _digest(note["text"]) == note_map.text_digest:
+            return int(note_id)
+    return None
+
+
+# --- the baseline: loops by content ------------------------------------------------------------
+
+
+def _baseline_after_write(
+    rules: Rules, twin: Twin, before: RequestState | None, after: RequestState
+) -> dict | None:
+    """The outgoing replica of what Xurrent answered to the write: the baseline.
+
+    Fields this write did not change keep their old baseline, so a change made on this
+    side in the meantime (not sent yet) still differs from it and is sent.
+    """
+    try:
+        post = outgoing_replica(rules, twin, after)
+        if before is None or twin.baseline is None:
+            return post
+        pre = outgoing_replica(rules, twin, before)
+    except ScriptFailed as exc:
+        logger.warning("The outgoing script failed on twin %s after a write: %s", twin.pk, exc)
+        return twin.baseline
+    return merge_baseline(twin.baseline, pre, post)
+
+
+def merge_baseline(old: dict, pre: dict, post: dict) -> dict:
+    """`old` with what the write changed (`pre` → `post`); lists keep the old items and
+    gain the items the write added."""
+    merged = dict(old)
+    for name in set(pre) | set(post):
+        if pre.get(name) == post.get(name):
+            continue
+        before, after = pre.get(name), post.get(name)
+        if isinstance(after, list) and isinstance(before, list):
+            base = old.get(name) if isinstance(old.get(name), list) else []
+            merged[name] = base + [item for item in after if item not in before]
+        else:
+            merged[name] = after
+    return merged
+
+
+# --- settling ----------------------------------------------------------------------------------
+
+
+def _finish(
+    twin: Twin,
+    inbound: InboundEvent,
+    post: RequestState,
+    replica: dict,
+    baseline: dict | None,
+    *,
+    troubled: bool = True,
+) -> None:
+    """The event is applied: the twin's new state, the event's result and its ack, in one
+    transaction. The request as written counts as read: the webhook and the poll that
+    report this very write find nothing new."""
+    now = timezone.now()
+    local_id = post.id
+    with transaction.atomic():
+        locked = Twin.objects.select_for_update().get(pk=twin.pk)
+        # A change made here meanwhile that the baseline does not show yet is sent.
+        pending_local = baseline is not None and locked.baseline not in (None, baseline)
+        Twin.objects.filter(pk=twin.pk).update(
+            local_request_id=local_id,
+            status=TwinStatus.OPEN if locked.status == TwinStatus.CREATING else locked.status,
+            received=replica,
+            baseline=baseline,
+            last_seq_applied=max(locked.last_seq_applied, inbound.seq),
+            synced_at=now,
+            attempts=0,
+            next_try_at=None,
+            lease_until=None,
+            lease_token=None,
+            source_updated_at=post.updated_at,
+            source_read_at=post.read_at,
+        )
+        if pending_local:
+            Twin.objects.filter(pk=twin.pk).mark_dirty()
+        _settle([inbound], InboundState.APPLIED, request_id=local_id)
+        if troubled:
+            resolve_errors(twin=twin, place=ErrorPlace.APPLY)
+        wake_workers()
+
+
+def _apply_unexalate(twin: Twin, inbound: InboundEvent) -> None:
+    with transaction.atomic():
+        locked = Twin.objects.select_for_update().get(pk=twin.pk)
+        close_twin(locked, tell_peer=False)
+        Twin.objects.filter(pk=twin.pk).update(
+            last_seq_applied=max(locked.last_seq_applied, inbound.seq),
+            lease_until=None,
+            lease_token=None,
+        )
+        _settle([inbound], InboundState.APPLIED, request_id=twin.local_request_id)
+        wake_workers()
+
+
+def _settle(events: list[InboundEvent], state: str, *, request_id=None, error: str = "") -> None:
+    InboundEvent.objects.filter(pk__in=[e.pk for e in events]).update(
+        state=state,
+        request_id=str(request_id or ""),
+        error=error[:5000],
+        finished_at=timezone.now(),
+        ack_pending=True,
+        ack_next_try_at=timezone.now(),
+    )
+
+
+def _release(twin: Twin) -> None:
+    Twin.objects.filter(pk=twin.pk, lease_token=twin.lease_token).update(
+        lease_until=None, lease_token=None
+    )
+
+
+def _fail(twin: Twin, inbound: InboundEvent, kind: str, message: str, problem=None) -> None:
+    """The event cannot be applied until someone fixes the cause: hold the twin, and tell
+    the sender (it shows the error; it is retried here)."""
+    _release(twin)
+    record_error(
+        connection=twin.connection,
+        twin=twin,
+        event_uuid=inbound.uuid,
+        place=ErrorPlace.APPLY,
+        kind=kind,
+        message=message,
+        line=problem.line if problem else None,
+        source_line=problem.source_line if problem else "",
+        blocking=True,
+    )
+    _settle([inbound], InboundState.FAILED, request_id=twin.local_request_id, error=message)
+    with transaction.atomic():
+        wake_workers()
+
+
+def _retry_later(twin: Twin, inbound: InboundEvent, exc: GatewayError) -> None:
+    attempts = inbound.attempts + 1
+    wait = min(timedelta(seconds=2) * 2 ** min(attempts - 1, 10), timedelta(minutes=30))
+    next_try = timezone.now() + wait
+    if exc.retry_at is not None:
+        next_try = max(next_try, exc.retry_at)
+    InboundEvent.objects.filter(pk=inbound.pk).update(
+        attempts=F("attempts") + 1, next_try_at=next_try
+    )
+    _release(twin)
+    error = record_error(
+        connection=twin.connection,
+        twin=twin,
+        event_uuid=inbound.uuid,
+        place=ErrorPlace.APPLY,
+        kind=ErrorKind.NETWORK if exc.kind == "network" else ErrorKind.XURRENT,
+        message=f"Writing to Xurrent failed ({exc.kind}); tried again by itself: {exc.message}",
+        next_try_at=next_try,
+    )
+    if error.blocking:
+        _settle(
+            [inbound], InboundState.FAILED, request_id=twin.local_request_id, error=error.message
+        )
+        with transaction.atomic():
+            wake_workers()

@@ -1,0 +1,213 @@
+"""The receiving side of the protocol: storing the other side's events (never applying
+them inside the call: a request never waits on Xurrent), and taking in the results of
+this side's events."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from connections.models import Connection, Status
+from connections.services.outbox import wake_workers
+from sync.models import (
+    ErrorKind,
+    ErrorPlace,
+    EventAction,
+    EventState,
+    InboundEvent,
+    InboundState,
+    SyncEvent,
+    Twin,
+    TwinOrigin,
+    TwinStatus,
+)
+from sync.serializers import PROTOCOL, SyncAnswerSerializer, SyncEventSerializer
+from sync.services.errors import record_error
+
+logger = logging.getLogger(__name__)
+
+
+class Refused(Exception):
+    """The event or result is refused: `status`, `code` and a sentence for the sender."""
+
+    def __init__(self, status: int, code: str, detail: str, errors: dict | None = None):
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.errors = errors
+
+
+def digest_of(body: Any) -> str:
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _check_protocol(body: Any) -> None:
+    if not isinstance(body, dict):
+        raise Refused(400, "invalid_request", "The body must be a JSON object.")
+    if body.get("protocol") != PROTOCOL:
+        raise Refused(
+            400,
+            "unsupported_protocol",
+            f"This node speaks sync protocol {PROTOCOL}; the body said {body.get('protocol')!r}.",
+        )
+
+
+def _check_active(connection: Connection) -> None:
+    if connection.status != Status.ACTIVE:
+        raise Refused(
+            409,
+            "connection_inactive",
+            f"The connection is {connection.status_in_words} on this side: keep the event "
+            "and send it again once it is active.",
+        )
+
+
+def receive_event(connection: Connection, body: Any) -> dict:
+    """Store one event of the other side once; the answer for the 202.
+
+    Raises Refused for a bad body (400), an inactive connection (409
+    connection_inactive), the same uuid with another body (409 event_conflict) and an
+    unexalated twin (410 twin_unexalated).
+    """
+    _check_protocol(body)
+    data = SyncEventSerializer(data=body)
+    if not data.is_valid():
+        raise Refused(400, "invalid_request", "The event is not valid: see errors.", data.errors)
+    _check_active(connection)
+    event = data.validated_data
+    digest = digest_of(body)
+    try:
+        with transaction.atomic():
+            return _store(connection, event, digest)
+    except IntegrityError:
+        # The same event (or the first event of the same twin) stored by a concurrent call.
+        with transaction.atomic():
+            return _store(connection, event, digest)
+
+
+def _store(connection: Connection, event: dict, digest: str) -> dict:
+    existing = InboundEvent.objects.filter(connection=connection, uuid=event["event"]).first()
+    if existing is not None:
+        if existing.body_digest != digest:
+            raise Refused(
+                409,
+                "event_conflict",
+                "An event with this uuid but another body was received before.",
+            )
+        return existing.answer()
+    twin = (
+        Twin.objects.select_for_update()
+        .filter(connection=connection, twin_id=event["twin_id"])
+        .first()
+    )
+    action = event["action"]
+    if twin is not None and twin.status == TwinStatus.CLOSED and action != EventAction.UNEXALATE:
+        raise Refused(
+            410,
+            "twin_unexalated",
+            "This request was unexalated on this side: close the twin.",
+        )
+    if twin is None:
+        # Stored before its request exists, so a retried create finds its sourceID.
+        twin = Twin.objects.create(
+            connection=connection,
+            twin_id=event["twin_id"],
+            origin=TwinOrigin.REMOTE,
+            status=TwinStatus.CREATING,
+            remote_request_id=event["twin"],
+        )
+    elif event["twin"] and twin.remote_request_id != event["twin"]:
+        Twin.objects.filter(pk=twin.pk).update(remote_request_id=event["twin"])
+    stale = event["seq"] <= twin.last_seq_applied or twin.status == TwinStatus.CLOSED
+    inbound = InboundEvent.objects.create(
+        connection=connection,
+        uuid=event["event"],
+        twin=twin,
+        seq=event["seq"],
+        action=action,
+        sender_request_id=event["twin"],
+        replica=event.get("replica"),
+        previous=event.get("previous") if isinstance(event.get("previous"), dict) else None,
+        body_digest=digest,
+        state=InboundState.SUPERSEDED if stale else InboundState.QUEUED,
+        request_id=str(twin.local_request_id or ""),
+        finished_at=timezone.now() if stale else None,
+    )
+    if not stale:
+        wake_workers()
+    return inbound.answer()
+
+
+# --- results of this side's events ---------------------------------------------------------
+
+
+def receive_result(connection: Connection, body: Any) -> dict:
+    """The other side's result for one of this side's events (the ack, or a 202 answer
+    that already carries a final state). Returns {"event", "state"} as now recorded."""
+    if isinstance(body, dict) and "protocol" in body:
+        _check_protocol(body)
+    data = SyncAnswerSerializer(data=body)
+    if not data.is_valid():
+        raise Refused(400, "invalid_request", "The result is not valid: see errors.", data.errors)
+    result = data.validated_data
+    event = (
+        SyncEvent.objects.select_related("twin")
+        .filter(connection=connection, uuid=result["event"])
+        .first()
+    )
+    if event is None:
+        raise Refused(404, "event_not_found", "This node sent no event with this uuid.")
+    record_result(event, result)
+    event.refresh_from_db(fields=["state"])
+    return {"event": str(event.uuid), "state": event.state}
+
+
+def record_result(event: SyncEvent, result: dict) -> None:
+    """Take in what the other side made of an event: link the twin, settle the event,
+    and show the other side's error (read-only: it is retried there)."""
+    state = result["state"]
+    now = timezone.now()
+    with transaction.atomic():
+        locked = SyncEvent.objects.select_for_update().get(pk=event.pk)
+        if state == "queued":
+            if locked.state in (EventState.QUEUED, EventState.IN_PROGRESS):
+                _settle(locked, EventState.SENT, sent_at=now)
+            return
+        # A failure can still turn into success (Retry there); a success stays one.
+        if locked.state in (EventState.APPLIED, EventState.SUPERSEDED):
+            return
+        _settle(locked, state, finished_at=now, error=result.get("error") or "")
+        request_id = result.get("request_id") or ""
+        twin = locked.twin
+        if request_id and twin.remote_request_id != request_id:
+            Twin.objects.filter(pk=twin.pk).update(remote_request_id=request_id)
+        if state == EventState.APPLIED:
+            Twin.objects.filter(pk=twin.pk).update(synced_at=now)
+            twin.errors.unresolved().filter(remote=True).update(
+                resolved_at=now, resolution="Applied on the other side."
+            )
+    if state == EventState.FAILED:
+        record_error(
+            connection=event.connection,
+            twin=event.twin,
+            event_uuid=event.uuid,
+            place=ErrorPlace.REMOTE,
+            kind=ErrorKind.PEER,
+            message=result.get("error") or "The other side could not apply this change.",
+            line=result.get("line"),
+            remote=True,
+        )
+
+
+def _settle(event: SyncEvent, state: str, *, error: str = "", **times) -> None:
+    values = {"state": state, "lease_until": None, "lease_token": None, **times}
+    if error:
+        values["last_error"] = error[:5000]
+    SyncEvent.objects.filter(pk=event.pk).update(**values)

@@ -1,0 +1,118 @@
+"""The sync queue's part of each `run_worker` round.
+
+Take the webhook hints, poll Xurrent when due, then produce events for dirty twins, send
+due events, apply the other side's events, and send their results back. A problem with
+one step (Xurrent down, a peer unreachable) is recorded and leaves the other steps
+working; a database or cache outage is left to `run_until_stopped`, which waits it out.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from django.conf import settings
+
+from exalate_site.resilience import unavailable_dependency
+from nodes.models import end_request, start_request
+from sync.models import ErrorKind, ErrorPlace
+from sync.sandbox import use_persistent_sandbox
+from sync.services.apply import apply_inbound
+from sync.services.errors import record_error, resolve_errors
+from sync.services.gateway import GatewayError, NotConfigured, gateway_ready, get_gateway
+from sync.services.produce import produce_changes
+from sync.services.scope import consume_webhook_hints, poll_xurrent, run_waiting_bulk_exalates
+from sync.services.send import send_acks, send_events
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RoundReport:
+    hints: int = 0
+    polled: int = 0
+    produced: int = 0
+    sent: int = 0
+    applied: int = 0
+    acks: int = 0
+    bulk: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def busy(self) -> bool:
+        work = (self.produced, self.sent, self.applied, self.acks, self.hints, self.bulk)
+        return any(work)
+
+
+def run_sync_round(*, batch_size: int = 20, poll_every: float | None = None) -> RoundReport:
+    """One round of the sync queue. Scripts run in a long-lived sandbox worker; the
+    General Settings are read once for the round."""
+    use_persistent_sandbox()
+    start_request()
+    try:
+        return _round(batch_size, poll_every)
+    finally:
+        end_request()
+
+
+def _round(batch_size: int, poll_every: float | None) -> RoundReport:
+    report = RoundReport()
+    every = settings.XURRENT_POLL_SECONDS if poll_every is None else poll_every
+    ready = gateway_ready()
+    if ready:
+        gateway = get_gateway()
+        report.hints = _step(report, "hints", consume_webhook_hints) or 0
+        report.polled = _step(report, "poll", lambda: _poll(every, gateway)) or 0
+        report.bulk = _step(report, "bulk", lambda: run_waiting_bulk_exalates(gateway=gateway)) or 0
+        # Each thread makes its own client for producing and applying.
+        produced = _step(report, "produce", lambda: produce_changes(limit=batch_size))
+        report.produced = produced.attempted if produced else 0
+    sent = _step(report, "send", lambda: send_events(limit=batch_size))
+    report.sent = sent.attempted if sent else 0
+    if ready:
+        applied = _step(report, "apply", lambda: apply_inbound(limit=batch_size))
+        report.applied = applied.attempted + applied.superseded if applied else 0
+    report.acks = _step(report, "acks", lambda: send_acks(limit=batch_size * 2)) or 0
+    return report
+
+
+def sync_worker_task() -> bool:
+    """`run_worker`'s hook: one round; True when there was work (go again at once)."""
+    return run_sync_round().busy
+
+
+def _poll(every: float, gateway) -> int:
+    try:
+        seen = poll_xurrent(every=every, gateway=gateway)
+    except (GatewayError, NotConfigured) as exc:
+        record_error(
+            connection=None,
+            place=ErrorPlace.POLL,
+            kind=ErrorKind.NETWORK
+            if getattr(exc, "kind", "") == "unreachable"
+            else ErrorKind.XURRENT,
+            message=f"Polling Xurrent failed; tried again in {every:g} s: {exc}",
+        )
+        return 0
+    resolve_errors(place=ErrorPlace.POLL, connection=None)
+    return seen
+
+
+_last_logged: dict[str, float] = {}
+
+
+def _step(report: RoundReport, name: str, step):
+    """Run one step; an unexpected failure is logged (once a minute) and the round goes on.
+    Database and cache outages go up to the worker's loop, which waits them out."""
+    try:
+        return step()
+    except Exception as exc:
+        if unavailable_dependency(exc) is not None:
+            raise
+        report.problems.append(f"{name}: {exc}")
+        now = time.monotonic()
+        if now - _last_logged.get(name, 0.0) > 60:
+            _last_logged[name] = now
+            logger.exception("Sync step %s failed", name)
+        return None

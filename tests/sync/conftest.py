@@ -1,0 +1,34 @@
+import pytest
+
+from sync.sandbox import stop_persistent_sandbox, use_persistent_sandbox
+from tests.sync.engine import Pair, Side, make_local_pair
+from tests.sync.fake_xurrent import FakeXurrent
+
+
+@pytest.fixture
+def persistent_sandbox():
+    """Scripts run in one long-lived sandbox worker, as in run_worker (fast); it is
+    stopped after the test (the sandbox tests count worker processes)."""
+    use_persistent_sandbox()
+    yield
+    stop_persistent_sandbox()
+
+
+@pytest.fixture
+def pair(node, persistent_sandbox) -> Pair:
+    """Two sides of an active connection with their own Xurrent accounts; request ids
+    start at 1 on A and at 1001 on B so they never collide."""
+    a, b = make_local_pair()
+    side_a = Side(a, FakeXurrent("account-a", first_id=1))
+    side_b = Side(b, FakeXurrent("account-b", first_id=1001))
+    side_a.rules()
+    side_b.rules()
+    return Pair(side_a, side_b)
+
+
+@pytest.fixture(autouse=True)
+def one_twin_at_a_time(settings):
+    """In-process tests run inside one database transaction, which other threads'
+    connections cannot see: the engine works on one twin at a time here (live tests run
+    real workers with their threads)."""
+    settings.SYNC_THREADS = 1

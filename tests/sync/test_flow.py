@@ -1,0 +1,147 @@
+"""The whole flow between two sides, in-process: trigger → event → the other Xurrent."""
+
+from sync.models import EventState, InboundEvent, SyncEvent, Twin, TwinStatus
+
+
+def test_a_request_matching_a_trigger_appears_on_the_other_side_with_mapped_fields(pair):
+    pair.a.trigger("category=incident")
+    request = pair.a.xurrent.human_creates(
+        subject="Printer on fire", category="incident", impact="high", note="Smoke everywhere"
+    )
+    pair.a.notice(request["id"])
+    pair.sync()
+
+    copies = pair.b.xurrent.all_requests()
+    assert len(copies) == 1
+    copy = copies[0]
+    assert copy["subject"] == "Printer on fire"
+    assert copy["impact"] == "high"
+    assert copy["category"] == "incident"
+    twin_a = Twin.objects.get(connection=pair.a.connection)
+    twin_b = Twin.objects.get(connection=pair.b.connection)
+    assert copy["sourceID"] == str(twin_a.twin_id) == str(twin_b.twin_id)
+    assert pair.b.xurrent.texts(copy["id"]) == ["Smoke everywhere"]
+    assert twin_a.remote_request_id == str(copy["id"])
+    assert twin_b.remote_request_id == str(request["id"])
+    assert twin_b.status == TwinStatus.OPEN
+    assert SyncEvent.objects.get(twin=twin_a).state == EventState.APPLIED
+
+
+def test_after_a_sync_nothing_more_is_written_on_either_side(pair):
+    pair.a.trigger()
+    request = pair.a.xurrent.human_creates(subject="Loop?", category="incident", impact="low")
+    pair.a.notice(request["id"])
+    pair.sync()
+    writes = (sum(pair.a.xurrent.writes.values()), sum(pair.b.xurrent.writes.values()))
+
+    # Webhooks of everything (the engine's own writes included) come in again.
+    pair.a.notice(request["id"])
+    pair.b.notice(*(r["id"] for r in pair.b.xurrent.all_requests()))
+    assert pair.sync() == 0
+    assert (sum(pair.a.xurrent.writes.values()), sum(pair.b.xurrent.writes.values())) == writes
+    assert SyncEvent.objects.count() == 1
+
+
+def test_an_edit_on_a_and_a_note_on_b_reach_the_other_side_once(pair):
+    pair.a.trigger()
+    request = pair.a.xurrent.human_creates(
+        subject="VPN",
+        category="incident",
+        impact="low",
+        note="It drops",  # the description
+    )
+    pair.a.notice(request["id"])
+    pair.sync()
+    copy = pair.b.xurrent.all_requests()[0]
+
+    pair.a.xurrent.human_updates(request["id"], subject="VPN drops", impact="medium")
+    pair.a.xurrent.human_adds_note(request["id"], "Rebooted the router")
+    pair.b.xurrent.human_adds_note(copy["id"], "Seen it here too")
+    pair.a.notice(request["id"])
+    pair.b.notice(copy["id"])
+    pair.sync()
+
+    copy = pair.b.xurrent.get_request(copy["id"])
+    assert copy["subject"] == "VPN drops"
+    assert copy["impact"] == "medium"
+    texts_a = pair.a.xurrent.texts(request["id"])
+    texts_b = pair.b.xurrent.texts(copy["id"])
+    assert texts_a == ["It drops", "Rebooted the router", "Seen it here too"]
+    assert sorted(texts_b) == sorted(texts_a)
+    # Everything settles: no event is left open and a further round does nothing.
+    assert not SyncEvent.objects.exclude(state__in=["applied", "superseded"]).exists()
+    assert pair.sync() == 0
+
+
+def test_an_internal_note_stays_on_its_side(pair):
+    pair.a.trigger()
+    request = pair.a.xurrent.human_creates(
+        subject="Secret", category="incident", impact="low", note="What happened"
+    )
+    pair.a.notice(request["id"])
+    pair.sync()
+    pair.a.xurrent.human_adds_note(request["id"], "public words")
+    pair.a.xurrent.human_adds_note(request["id"], "only for us", internal=True)
+    pair.a.notice(request["id"])
+    pair.sync()
+    copy = pair.b.xurrent.all_requests()[0]
+    assert pair.b.xurrent.texts(copy["id"]) == [
+        "What happened",
+        "public words",
+    ]
+
+
+def test_several_changes_before_the_producer_runs_make_one_event(pair):
+    pair.a.trigger()
+    request = pair.a.xurrent.human_creates(subject="one", category="incident", impact="low")
+    pair.a.notice(request["id"])
+    pair.a.xurrent.human_updates(request["id"], subject="two")
+    pair.a.notice(request["id"])
+    pair.a.xurrent.human_updates(request["id"], subject="three")
+    pair.a.notice(request["id"])
+    pair.sync()
+    assert SyncEvent.objects.count() == 1
+    assert pair.b.xurrent.all_requests()[0]["subject"] == "three"
+    assert InboundEvent.objects.get().state == "applied"
+
+
+def test_a_field_changed_on_both_sides_at_once_keeps_the_source_sides_value(pair):
+    pair.a.trigger()
+    request = pair.a.xurrent.human_creates(subject="start", category="incident", impact="low")
+    pair.a.notice(request["id"])
+    pair.sync()
+    copy = pair.b.xurrent.all_requests()[0]
+
+    pair.a.xurrent.human_updates(request["id"], subject="from A", impact="high")
+    pair.b.xurrent.human_updates(copy["id"], subject="from B")
+    pair.a.notice(request["id"])
+    pair.b.notice(copy["id"])
+    pair.sync()
+
+    # A initiated the connection (the source side): its value wins on both sides; the
+    # field only B changed is not undone, the one only A changed arrives.
+    assert pair.a.xurrent.get_request(request["id"])["subject"] == "from A"
+    assert pair.b.xurrent.get_request(copy["id"])["subject"] == "from A"
+    assert pair.b.xurrent.get_request(copy["id"])["impact"] == "high"
+    conflicts = [c for t in Twin.objects.all() for c in t.conflicts]
+    assert conflicts and all(c["fields"] == ["summary"] for c in conflicts)
+    assert pair.sync() == 0
+
+
+def test_a_change_on_b_is_not_undone_by_a_replica_from_a_that_had_not_seen_it(pair):
+    pair.a.trigger()
+    request = pair.a.xurrent.human_creates(subject="start", category="incident", impact="low")
+    pair.a.notice(request["id"])
+    pair.sync()
+    copy = pair.b.xurrent.all_requests()[0]
+
+    pair.b.xurrent.human_updates(copy["id"], impact="top")
+    pair.a.xurrent.human_updates(request["id"], subject="renamed on A")
+    pair.a.notice(request["id"])
+    pair.b.notice(copy["id"])
+    pair.sync()
+
+    for side, request_id in ((pair.a, request["id"]), (pair.b, copy["id"])):
+        final = side.xurrent.get_request(request_id)
+        assert (final["subject"], final["impact"]) == ("renamed on A", "top")
+    assert not any(t.conflicts for t in Twin.objects.all())
