@@ -1,12 +1,12 @@
 """The sync endpoints the other side of a connection calls (node token, DESIGN.md §11)."""
 
-from exalate_site.openapi import extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
 from connections.api import MALFORMED_ID, PeerAPIView
 from connections.serializers import ERROR_BODY
 from exalate_site.api_errors import APIError
+from exalate_site.openapi import extend_schema
 from sync.serializers import SyncAnswerSerializer, SyncEventSerializer
 from sync.services.receive import Refused, receive_event, receive_result
 
