@@ -1,6 +1,7 @@
 """Sync rule versions on a connection's admin page (read-only)."""
 
 from connections.admin import ReadOnlyInline, extend_connection_admin
+from sync import operations_admin  # noqa: F401 - registers the sync's operations view
 from sync.models import SyncRuleVersion
 
 

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from sync import views
+from sync.views import tab, tab_actions
 
 app_name = "sync"
 urlpatterns = [
@@ -12,4 +13,26 @@ urlpatterns = [
         views.rules_restore,
         name="rules_restore",
     ),
+    # The Sync tab and its buttons.
+    path("<uuid:pk>/sync/", tab.sync_tab, name="tab"),
+    path("<uuid:pk>/sync/twins/<uuid:twin_id>/", tab.twin_page, name="twin"),
+    path("<uuid:pk>/sync/triggers/", tab_actions.add_trigger, name="add_trigger"),
+    path(
+        "<uuid:pk>/sync/triggers/<int:trigger_pk>/", tab_actions.edit_trigger, name="edit_trigger"
+    ),
+    path(
+        "<uuid:pk>/sync/triggers/<int:trigger_pk>/switch/",
+        tab_actions.switch_trigger_view,
+        name="switch_trigger",
+    ),
+    path(
+        "<uuid:pk>/sync/triggers/<int:trigger_pk>/delete/",
+        tab_actions.delete_trigger_view,
+        name="delete_trigger",
+    ),
+    path("<uuid:pk>/sync/exalate/", tab_actions.exalate, name="exalate"),
+    path("<uuid:pk>/sync/unexalate/", tab_actions.unexalate, name="unexalate"),
+    path("<uuid:pk>/sync/bulk-exalate/", tab_actions.bulk_exalate, name="bulk_exalate"),
+    path("<uuid:pk>/sync/errors/<int:error_pk>/retry/", tab_actions.retry, name="retry"),
+    path("<uuid:pk>/sync/errors/<int:error_pk>/resolve/", tab_actions.resolve_view, name="resolve"),
 ]
