@@ -151,16 +151,17 @@ class TriggerForm(forms.Form):
     )
 
 
-class RequestIdField(forms.CharField):
+class RequestIdField(forms.Field):
     """A Xurrent request id, typed as 12 or #12."""
 
+    widget = forms.TextInput
     default_error_messages = {"invalid": "Enter a request id: a whole number such as 12."}
 
     def to_python(self, value: Any) -> int | None:
-        text = super().to_python(value).strip().lstrip("#").strip()
+        text = str(value or "").strip().lstrip("#").strip()
         if not text:
             return None
-        if not text.isdigit() or not 0 < int(text) < 2**63:
+        if len(text) > 18 or not text.isdigit() or int(text) < 1:
             raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
         return int(text)
 
@@ -168,7 +169,6 @@ class RequestIdField(forms.CharField):
 class RequestIdForm(forms.Form):
     request_id = RequestIdField(
         label="Request id",
-        max_length=20,
         widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off"}),
     )
 
@@ -178,7 +178,6 @@ class TestRequestForm(forms.Form):
 
     test_request_id = RequestIdField(
         label="Or on request",
-        max_length=20,
         required=False,
         widget=forms.TextInput(
             attrs={"inputmode": "numeric", "autocomplete": "off", "placeholder": "id"}

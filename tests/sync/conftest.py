@@ -24,3 +24,14 @@ def pair(node, persistent_sandbox) -> Pair:
     side_a.rules()
     side_b.rules()
     return Pair(side_a, side_b)
+
+
+# The Sync tab's tests: an active local connection, its Xurrent account and an editor.
+from tests.sync.tabkit import (  # noqa: E402, F401
+    connection,
+    editor,
+    editor_client,
+    gateway,
+    sides,
+    xurrent,
+)
