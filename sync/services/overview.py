@@ -319,9 +319,10 @@ def open_errors(
     connection: Connection, *, twin: Twin | None = None, limit: int = ERRORS_SHOWN
 ) -> list[ErrorRow]:
     """The connection's (or one twin's) open errors, those that hold something back
-    first; for each, what it holds back. Errors of the other side are shown, not acted
-    on here."""
-    errors = SyncError.objects.unresolved().filter(connection=connection)
+    first; for each, what it holds back. Errors of this node's Xurrent account (polling)
+    are every connection's, so they are listed too. Errors of the other side are shown,
+    not acted on here."""
+    errors = SyncError.objects.unresolved().filter(of_connection(connection))
     if twin is not None:
         errors = errors.filter(twin=twin)
     errors = list(
@@ -342,6 +343,11 @@ def open_errors(
     ]
 
 
+def of_connection(connection: Connection) -> Q:
+    """The errors a connection's page shows: its own, and the node's."""
+    return Q(connection=connection) | Q(connection__isnull=True)
+
+
 def _counts(events: QuerySet) -> dict[int, int]:
     return dict(events.order_by().values_list("twin_id").annotate(n=Count("id")))
 
@@ -349,6 +355,11 @@ def _counts(events: QuerySet) -> dict[int, int]:
 def _holds_back(error: SyncError, waiting: int) -> str:
     if error.remote:
         return "Nothing here: it is retried on the other side."
+    if error.connection_id is None:
+        return (
+            "Changes in Xurrent are not noticed by polling while it lasts (webhooks still "
+            "are); it is retried by itself."
+        )
     if error.twin_id is None:
         return "The changes of this connection wait while it lasts; it is retried by itself."
     request = (

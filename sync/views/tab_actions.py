@@ -20,6 +20,7 @@ from sync.models import SyncError, Trigger, Twin
 from sync.services.actions import NotHere, resolve, retry_error
 from sync.services.bulk import start_bulk_from_page
 from sync.services.gateway import NotConfigured
+from sync.services.overview import of_connection
 from sync.services.scope import ScopeError, exalate_request, unexalate_request
 from sync.services.triggers import change_trigger, create_trigger, delete_trigger, switch_trigger
 from sync.views.tab import CHANGE, VIEW, render_tab
@@ -222,7 +223,7 @@ def bulk_exalate(request: HttpRequest, pk) -> HttpResponse:
 
 
 def _error(connection: Connection, error_pk: int) -> SyncError:
-    return get_object_or_404(SyncError, pk=error_pk, connection=connection)
+    return get_object_or_404(SyncError.objects.filter(of_connection(connection)), pk=error_pk)
 
 
 def _request_words(error: SyncError) -> str:

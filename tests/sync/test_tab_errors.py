@@ -5,7 +5,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from sync.models import EventState, SyncError, SyncEvent, TwinStatus
+from sync.models import EventState, PollState, SyncError, SyncEvent, TwinStatus
 from sync.services.errors import record_error
 from tests.sync.tabkit import make_twin, script_error, tab_url
 
@@ -195,3 +195,21 @@ def test_retry_from_a_twin_page_comes_back_to_it_but_never_to_another_site(
     )
     assert response["Location"] == tab_url(connection) + "#errors"
     assert SyncError.objects.unresolved().count() == 0
+
+
+def test_a_polling_error_of_this_nodes_account_is_shown_and_retried_at_once(
+    editor_client, connection
+):
+    error = record_error(
+        connection=None,
+        place="poll",
+        kind="network",
+        message="Polling Xurrent failed; tried again in 30 s: unreachable",
+        next_try_at=timezone.now() + timezone.timedelta(seconds=30),
+    )
+    html = text_of(editor_client.get(tab_url(connection)))
+    assert f'id="error-{error.pk}"' in html and 'data-level="node"' in html
+    assert "not noticed by polling while it lasts" in html
+    response = editor_client.post(tab_url(connection, "retry", error_pk=error.pk), follow=True)
+    assert "Retried: the next try is now." in text_of(response)
+    assert PollState.account().requested
