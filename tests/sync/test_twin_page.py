@@ -134,7 +134,7 @@ def test_the_twin_page_shows_what_each_sync_changed_both_ways(editor_client, con
     assert 'data-direction="out" data-seq="2" data-state="failed"' in html
     assert "<del>Printer</del></td><td><ins>Printer on fire</ins>" in html
     assert 'data-direction="in" data-seq="1" data-state="applied"' in html
-    assert "<del>—</del></td><td><ins>In Progress</ins>" in html
+    assert '<span class="muted">—</span></td><td><ins>In Progress</ins>' in html
     assert "The other side refused it." in html
     assert 'data-seq="3" data-state="queued"' in html and "Unexalated" in html
     assert "&quot;priority&quot;: &quot;High&quot;" in html  # the last replica sent, whole
