@@ -5,7 +5,7 @@ import pytest
 from django.contrib.auth.models import Permission
 
 from sync.models import EventAction, SyncEvent, Trigger, Twin, TwinStatus
-from tests.sync.tabkit import make_twin, make_user, tab_url
+from tests.sync.tabkit import make_twin, make_user, script_error, tab_url
 
 
 def text_of(response) -> str:
@@ -15,10 +15,13 @@ def text_of(response) -> str:
 # --- seeing it ----------------------------------------------------------------------------------
 
 
-def test_the_connection_page_links_to_its_sync_tab(admin_client, connection):
+def test_the_connection_page_links_to_its_sync_tab_with_a_summary(admin_client, connection):
+    script_error(make_twin(connection, 7))
+    make_twin(connection, 8)
+    make_twin(connection, 9, status=TwinStatus.CLOSED)
     html = text_of(admin_client.get(f"/connections/{connection.pk}/"))
     assert f'href="/connections/{connection.pk}/sync/"' in html
-    assert 'id="sync-summary"' in html
+    assert "2 requests synced · <strong class=\"errors\">1 open error</strong>." in html
 
 
 def test_a_viewer_sees_the_tab_without_any_button(client, connection, viewer):
