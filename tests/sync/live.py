@@ -100,7 +100,9 @@ class LiveSide:
         return self.api("PATCH", f"/requests/{request_id}", fields)
 
     def add_note(self, request_id: int, text: str, internal: bool = False) -> dict:
-        return self.api("POST", f"/requests/{request_id}/notes", {"text": text, "internal": internal})
+        return self.api(
+            "POST", f"/requests/{request_id}/notes", {"text": text, "internal": internal}
+        )
 
     def requests(self) -> list[dict]:
         return self.api("GET", "/requests?sort=id&per_page=100")
@@ -114,13 +116,19 @@ class LiveSide:
         return found[0] if found else None
 
 
-def start_side(workdir: Path, name: str, **env: str) -> LiveSide:
+def start_side(
+    workdir: Path, name: str, *, calls_per_hour: int = 36_000, burst: int = 20, **env: str
+) -> LiveSide:
+    """A node, its simulator and its worker. The account allows `calls_per_hour` (ten a
+    second by default: a real account's 3,600 an hour would make the tests slow) with
+    Xurrent's burst limit; the node's engine keeps to the same budget."""
     port = free_port()
     webhook = f"http://127.0.0.1:{port}/api/v1/xurrent/webhook/"
     workdir.mkdir(parents=True, exist_ok=True)
     sim = start_simulator(
         account=f"account-{name}",
         webhooks=[webhook],
+        rate_limit=calls_per_hour,
         log_path=workdir / f"{name}-sim.log",
         extra_args=["--quiet"],
     )
@@ -133,6 +141,8 @@ def start_side(workdir: Path, name: str, **env: str) -> LiveSide:
             XURRENT_ACCOUNT=sim.account,
             XURRENT_API_TOKEN=sim.token,
             XURRENT_POLL_SECONDS=POLL_SECONDS,
+            XURRENT_HOURLY_BUDGET=str(calls_per_hour),
+            XURRENT_BURST=str(burst),
             **env,
         )
     except BaseException:
