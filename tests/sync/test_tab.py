@@ -21,7 +21,7 @@ def test_the_connection_page_links_to_its_sync_tab_with_a_summary(admin_client, 
     make_twin(connection, 9, status=TwinStatus.CLOSED)
     html = text_of(admin_client.get(f"/connections/{connection.pk}/"))
     assert f'href="/connections/{connection.pk}/sync/"' in html
-    assert "2 requests synced · <strong class=\"errors\">1 open error</strong>." in html
+    assert '2 requests synced · <strong class="errors">1 open error</strong>.' in html
 
 
 def test_a_viewer_sees_the_tab_without_any_button(client, connection, viewer):
