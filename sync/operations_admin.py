@@ -11,7 +11,7 @@ from django.utils.html import format_html
 
 from connections.admin import ReadOnlyInline, extend_connection_admin
 from sync.models import BulkExalate, InboundEvent, SyncError, SyncEvent, Trigger, Twin
-from sync.services.actions import NotHere, resolve, retry_error
+from sync.services.actions import NotHere, NothingToRetry, resolve, retry_error
 from sync.services.errors import retry_twin
 
 CHANGE_CONNECTIONS = "connections.change_connection"
@@ -243,6 +243,9 @@ class SyncErrorAdmin(SyncAdmin):
                 action(error, request.user)
             except NotHere:
                 skipped += 1
+                continue
+            except NothingToRetry as exc:
+                self.message_user(request, f"Error {error.pk}: {exc}", messages.WARNING)
                 continue
             count += 1
         self.message_user(request, f"{count} error(s) {done}.", messages.SUCCESS)

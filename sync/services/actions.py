@@ -8,12 +8,16 @@ from django.db import transaction
 from django.utils import timezone
 
 from connections.services.outbox import wake_workers
-from sync.models import EventState, PollState, SyncError, SyncEvent
+from sync.models import EventState, PollState, SyncError, SyncEvent, TwinStatus
 from sync.services.errors import resolve_error, retry_twin
 
 
 class NotHere(Exception):
     """The error is the other side's: it is retried or resolved there."""
+
+
+class NothingToRetry(Exception):
+    """The error's request is not synced any more (unexalated): Resolve closes it."""
 
 
 def retry_error(error: SyncError, user=None) -> SyncError:
@@ -28,6 +32,11 @@ def retry_error(error: SyncError, user=None) -> SyncError:
     if error.is_resolved:
         return error
     if error.twin_id is not None:
+        if error.twin.status == TwinStatus.CLOSED:
+            raise NothingToRetry(
+                "This request was unexalated since: there is nothing to retry. Resolve closes "
+                "the error."
+            )
         retry_twin(error.twin, user)
     elif error.connection_id is not None:
         _try_connection_now(error)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django import db
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 
 from connections.models import Connection
@@ -151,14 +151,15 @@ def latest_bulk(connection: Connection) -> BulkProgress | None:
     )
     if run.finished_at is not None:
         twins = twins.filter(created_at__lte=run.finished_at)
-    open_error = Exists(SyncError.objects.unresolved().filter(twin=OuterRef("pk")))
-    rows = twins.annotate(has_error=open_error).values_list("status", "synced_at", "has_error")
-    progress = BulkProgress(run)
-    for status, synced_at, has_error in rows:
-        if status == TwinStatus.BLOCKED or has_error:
-            progress.failed += 1
-        elif synced_at is not None:
-            progress.done += 1
-        elif status != TwinStatus.CLOSED:
-            progress.waiting += 1
-    return progress
+    # Counted by the database: a run may have started thousands, and the tab asks often.
+    failed = Q(status=TwinStatus.BLOCKED) | Q(has_error=True)
+    counts = twins.annotate(
+        has_error=Exists(SyncError.objects.unresolved().filter(twin=OuterRef("pk")))
+    ).aggregate(
+        failed=Count("id", filter=failed),
+        done=Count("id", filter=~failed & Q(synced_at__isnull=False)),
+        waiting=Count(
+            "id", filter=~failed & Q(synced_at__isnull=True) & ~Q(status=TwinStatus.CLOSED)
+        ),
+    )
+    return BulkProgress(run, **counts)

@@ -179,8 +179,8 @@ def queue_summary(connection: Connection) -> QueueSummary:
 
 
 def twins_for_tab(connection: Connection, *, q: str = "", status: str = "") -> QuerySet:
-    """The connection's twins, newest first, with what the table shows of each: the last
-    event sent and received, and how many errors are open."""
+    """The connection's twins, newest first, searched by request id (either side's) and
+    filtered by status."""
     twins = connection.twins.all()
     q = q.strip().lstrip("#")
     if q:
@@ -190,6 +190,13 @@ def twins_for_tab(connection: Connection, *, q: str = "", status: str = "") -> Q
         twins = twins.filter(condition)
     if status in TwinStatus.values:
         twins = twins.filter(status=status)
+    return twins.order_by("-created_at", "-id")
+
+
+def with_last_events(twins: list[Twin]) -> list[Twin]:
+    """The twins (one page of them) with what the table shows of each: the last event
+    sent and received, and how many errors are open. Asked for the page's twins only, so
+    a connection with many twins costs no more than one with a few."""
     sent = SyncEvent.objects.filter(
         twin=OuterRef("pk"), state__in=(EventState.SENT, EventState.APPLIED, EventState.FAILED)
     ).order_by("-seq")
@@ -202,7 +209,7 @@ def twins_for_tab(connection: Connection, *, q: str = "", status: str = "") -> Q
         .annotate(n=Count("id"))
         .values("n")
     )
-    return twins.annotate(
+    annotated = Twin.objects.filter(pk__in=[t.pk for t in twins]).annotate(
         sent_seq=Subquery(sent.values("seq")[:1]),
         sent_state=Subquery(sent.values("state")[:1]),
         sent_at=Subquery(sent.annotate(at=Coalesce("sent_at", "finished_at")).values("at")[:1]),
@@ -210,7 +217,9 @@ def twins_for_tab(connection: Connection, *, q: str = "", status: str = "") -> Q
         received_state=Subquery(received.values("state")[:1]),
         received_at=Subquery(received.values("received_at")[:1]),
         open_errors=Coalesce(Subquery(errors), 0),
-    ).order_by("-created_at", "-id")
+    )
+    by_pk = {twin.pk: twin for twin in annotated}
+    return [by_pk[t.pk] for t in twins if t.pk in by_pk]
 
 
 def twin_counts(connection: Connection) -> dict[str, int]:

@@ -33,6 +33,7 @@ from sync.services.overview import (
     twin_counts,
     twin_history,
     twins_for_tab,
+    with_last_events,
 )
 
 VIEW = "connections.view_connection"
@@ -69,7 +70,7 @@ def _part_context(request: HttpRequest, connection: Connection) -> dict:
     twins = twins_for_tab(connection, q=q, status=status)
     page = Paginator(twins, TWINS_PER_PAGE).get_page(_page_number(request.GET.get("page")))
     links = RequestLinks.of(connection)
-    page.object_list = list(page.object_list)
+    page.object_list = with_last_events(list(page.object_list))
     for twin in page.object_list:
         twin.local_url = links.local(twin.local_request_id)
         twin.remote_url = links.remote(twin)

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from connections.models import Connection
 from sync.forms import RequestIdForm, TriggerForm
 from sync.models import SyncError, Trigger, Twin
-from sync.services.actions import NotHere, resolve, retry_error
+from sync.services.actions import NotHere, NothingToRetry, resolve, retry_error
 from sync.services.bulk import start_bulk_from_page
 from sync.services.gateway import NotConfigured
 from sync.services.overview import of_connection
@@ -243,7 +243,7 @@ def retry(request: HttpRequest, pk, error_pk: int) -> HttpResponse:
         return _back_to_next(request, connection, "errors")
     try:
         retry_error(error, request.user)
-    except NotHere as exc:
+    except (NotHere, NothingToRetry) as exc:
         messages.error(request, str(exc))
         return _back_to_next(request, connection, "errors")
     if error.twin_id:

@@ -213,3 +213,18 @@ def test_a_polling_error_of_this_nodes_account_is_shown_and_retried_at_once(
     response = editor_client.post(tab_url(connection, "retry", error_pk=error.pk), follow=True)
     assert "Retried: the next try is now." in text_of(response)
     assert PollState.account().requested
+
+
+def test_retry_of_an_error_whose_request_was_unexalated_since_says_to_resolve_it(
+    editor_client, connection, blocked
+):
+    twin, error = blocked
+    twin.status = TwinStatus.CLOSED
+    twin.save()
+    response = editor_client.post(tab_url(connection, "retry", error_pk=error.pk), follow=True)
+    assert "was unexalated since: there is nothing to retry" in text_of(response)
+    error.refresh_from_db()
+    assert not error.is_resolved
+    editor_client.post(tab_url(connection, "resolve", error_pk=error.pk))
+    error.refresh_from_db()
+    assert error.is_resolved

@@ -8,7 +8,7 @@ import pytest
 from connections.models import Connection
 from sync.models import EventAction, InboundEvent, SyncEvent
 from sync.services.overview import replica_changes, request_page_url
-from tests.sync.tabkit import make_twin, script_error, tab_url
+from tests.sync.tabkit import make_twin, make_user, script_error, tab_url
 
 
 def text_of(response) -> str:
@@ -177,3 +177,11 @@ def test_a_synced_request_shows_its_history_after_a_real_sync(admin_client, pair
     assert 'data-direction="in" data-seq="2" data-state="applied"' in html
     tab = text_of(admin_client.get(tab_url(pair.a.connection)))
     assert 'data-status="open"' in tab and "#2 applied" in tab
+
+
+def test_a_twin_page_needs_the_permission_to_view_connections(client, connection):
+    twin = make_twin(connection, 7)
+    url = tab_url(connection, "twin", twin_id=twin.twin_id)
+    assert client.get(url).status_code == 302
+    client.force_login(make_user("nobody"))
+    assert client.get(url).status_code == 403
