@@ -133,3 +133,55 @@ class SamplesForm(forms.Form):
 
     def clean_sample_replica(self) -> dict[str, Any]:
         return _json_object(self.cleaned_data["sample_replica"], "The sample replica")
+
+
+# --- the Sync tab ---------------------------------------------------------------------------
+
+
+class TriggerForm(forms.Form):
+    query = forms.CharField(
+        label="Filter query",
+        max_length=1000,
+        widget=forms.TextInput(attrs={"spellcheck": "false", "autocomplete": "off"}),
+        help_text="In the syntax of Xurrent's request list, e.g. category=incident&team=12 or "
+        "status=!completed. It is checked with this node's Xurrent account before it is saved.",
+    )
+    note = forms.CharField(
+        label="Note (optional)", max_length=200, required=False, help_text="What it is for."
+    )
+
+
+class RequestIdField(forms.Field):
+    """A Xurrent request id, typed as 12 or #12."""
+
+    widget = forms.TextInput
+    default_error_messages = {"invalid": "Enter a request id: a whole number such as 12."}
+
+    def to_python(self, value: Any) -> int | None:
+        text = str(value or "").strip().lstrip("#").strip()
+        if not text:
+            return None
+        if len(text) > 18 or not text.isdigit() or int(text) < 1:
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+        return int(text)
+
+
+class RequestIdForm(forms.Form):
+    request_id = RequestIdField(
+        label="Request id",
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off"}),
+    )
+
+
+class TestRequestForm(forms.Form):
+    """The rules page's test run on a real request of this node's account."""
+
+    test_request_id = RequestIdField(
+        label="Or on request",
+        required=False,
+        widget=forms.TextInput(
+            attrs={"inputmode": "numeric", "autocomplete": "off", "placeholder": "id"}
+        ),
+        help_text="A request id of this node's Xurrent account: the outgoing script runs on "
+        "that request as Xurrent has it now, and the sample replica is applied to it.",
+    )

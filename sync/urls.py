@@ -1,6 +1,7 @@
 from django.urls import path
 
-from sync import tab_views, views
+from sync import views
+from sync.views import tab, tab_actions
 
 app_name = "sync"
 urlpatterns = [
@@ -12,32 +13,26 @@ urlpatterns = [
         views.rules_restore,
         name="rules_restore",
     ),
-    # The Sync tab (DESIGN.md §11).
-    path("<uuid:pk>/sync/", tab_views.sync_tab, name="tab"),
-    path("<uuid:pk>/sync/triggers/", tab_views.add_trigger_view, name="add_trigger"),
+    # The Sync tab and its buttons.
+    path("<uuid:pk>/sync/", tab.sync_tab, name="tab"),
+    path("<uuid:pk>/sync/twins/<uuid:twin_id>/", tab.twin_page, name="twin"),
+    path("<uuid:pk>/sync/triggers/", tab_actions.add_trigger, name="add_trigger"),
     path(
-        "<uuid:pk>/sync/triggers/<int:trigger_id>/switch/",
-        tab_views.switch_trigger,
+        "<uuid:pk>/sync/triggers/<int:trigger_pk>/", tab_actions.edit_trigger, name="edit_trigger"
+    ),
+    path(
+        "<uuid:pk>/sync/triggers/<int:trigger_pk>/switch/",
+        tab_actions.switch_trigger_view,
         name="switch_trigger",
     ),
-    path("<uuid:pk>/sync/bulk-exalate/", tab_views.bulk_exalate_view, name="bulk_exalate"),
-    path("<uuid:pk>/sync/exalate/", tab_views.one_request, {"action": "exalate"}, name="exalate"),
     path(
-        "<uuid:pk>/sync/unexalate/",
-        tab_views.one_request,
-        {"action": "unexalate"},
-        name="unexalate",
+        "<uuid:pk>/sync/triggers/<int:trigger_pk>/delete/",
+        tab_actions.delete_trigger_view,
+        name="delete_trigger",
     ),
-    path(
-        "<uuid:pk>/sync/errors/<int:error_id>/retry/",
-        tab_views.error_action,
-        {"action": "retry"},
-        name="retry_error",
-    ),
-    path(
-        "<uuid:pk>/sync/errors/<int:error_id>/resolve/",
-        tab_views.error_action,
-        {"action": "resolve"},
-        name="resolve_error",
-    ),
+    path("<uuid:pk>/sync/exalate/", tab_actions.exalate, name="exalate"),
+    path("<uuid:pk>/sync/unexalate/", tab_actions.unexalate, name="unexalate"),
+    path("<uuid:pk>/sync/bulk-exalate/", tab_actions.bulk_exalate, name="bulk_exalate"),
+    path("<uuid:pk>/sync/errors/<int:error_pk>/retry/", tab_actions.retry, name="retry"),
+    path("<uuid:pk>/sync/errors/<int:error_pk>/resolve/", tab_actions.resolve_view, name="resolve"),
 ]

@@ -262,6 +262,11 @@ class BulkExalate(models.Model):
     )
     started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Started from the Sync tab: the worker goes through the matches (the command does it
+    # itself). The lease keeps two workers from going through the same run.
+    in_worker = models.BooleanField(default=False, editable=False)
+    lease_until = models.DateTimeField(null=True, blank=True, editable=False)
+    lease_token = models.UUIDField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-started_at"]

@@ -32,3 +32,14 @@ def one_twin_at_a_time(settings):
     connections cannot see: the engine works on one twin at a time here (live tests run
     real workers with their threads)."""
     settings.SYNC_THREADS = 1
+
+
+# The Sync tab's tests: an active local connection, its Xurrent account and an editor.
+from tests.sync.tabkit import (  # noqa: E402, F401
+    connection,
+    editor,
+    editor_client,
+    gateway,
+    sides,
+    xurrent,
+)

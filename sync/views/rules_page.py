@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import json
 from dataclasses import dataclass
 
 from django.contrib import messages
@@ -27,8 +28,8 @@ from sync import (
     run_incoming,
     run_outgoing,
 )
-from sync.forms import RulesForm, SamplesForm
-from sync.models import SyncRuleVersion
+from sync.forms import RulesForm, SamplesForm, TestRequestForm
+from sync.models import SyncRuleVersion, Twin
 from sync.services import (
     NothingChanged,
     RulesNotEditable,
@@ -37,6 +38,9 @@ from sync.services import (
     restore_rules,
     save_rules,
 )
+from sync.services.gateway import GatewayError, NotConfigured, get_gateway, read_request
+from sync.services.overview import RequestLinks
+from sync.services.scripts import request_for_scripts
 
 VIEW = "connections.view_connection"
 CHANGE = "connections.change_connection"
@@ -62,6 +66,10 @@ class TestRun:
     outgoing_skipped: str = ""
     incoming_skipped: str = ""
     first_sync: bool = False
+    # A real request of this node's account the run used instead of the sample request.
+    request_id: int | None = None
+    request_json: str = ""
+    request_url: str = ""
 
 
 def _render(
@@ -71,6 +79,7 @@ def _render(
     rules_form: RulesForm | None = None,
     samples_form: SamplesForm | None = None,
     test_run: TestRun | None = None,
+    request_form: TestRequestForm | None = None,
     status: int = 200,
 ) -> HttpResponse:
     current = get_current_rules(connection)
@@ -102,6 +111,7 @@ def _render(
         "can_edit": can_edit,
         "rules_form": rules_form,
         "samples_form": samples_form,
+        "request_form": request_form or TestRequestForm(),
         "test_run": test_run,
         "versions": versions,
         "basic_fields": BASIC_FIELDS,
@@ -201,12 +211,14 @@ def _remember_samples(
 @permission_required([VIEW, CHANGE], raise_exception=True)
 @require_POST
 def rules_test_run(request: HttpRequest, pk) -> HttpResponse:
-    """Run the scripts as typed (saved or not) on the samples; nothing is stored."""
+    """Run the scripts as typed (saved or not) on the samples, or on a real request of
+    this node's account read through its Xurrent client; nothing is stored."""
     connection = get_object_or_404(Connection, pk=pk)
     if connection.mode != Mode.SCRIPT:
         messages.error(request, BASIC_REFUSED)
         return _render(request, connection, status=409)
     rules_form, samples_form = RulesForm(request.POST), SamplesForm(request.POST)
+    request_form = TestRequestForm(request.POST)
     rules_form.is_valid()
     samples_form.is_valid()
     scripts, samples = rules_form.cleaned_data, samples_form.cleaned_data
@@ -214,9 +226,21 @@ def rules_test_run(request: HttpRequest, pk) -> HttpResponse:
     sample_replica = samples.get("sample_replica")
     first_sync = samples.get("first_sync", False)
     run = TestRun(outgoing=None, incoming=None, first_sync=first_sync)
+    request_problem = ""
+    if not request_form.is_valid():
+        request_problem = "The request id is not valid: see the error beside it."
+    elif request_form.cleaned_data["test_request_id"] is not None:
+        sample_request, request_problem = _real_request(
+            connection, request_form.cleaned_data["test_request_id"], run
+        )
+        if request_problem:
+            request_form.add_error("test_request_id", request_problem)
+    request_name = "the request" if run.request_id else "the sample request"
 
     if "outgoing" not in scripts:
         run.outgoing_skipped = "The outgoing script does not compile: see the error below it."
+    elif request_problem:
+        run.outgoing_skipped = request_problem
     elif sample_request is None:
         run.outgoing_skipped = "The sample request is not valid: see the error below it."
     else:
@@ -226,16 +250,43 @@ def rules_test_run(request: HttpRequest, pk) -> HttpResponse:
         run.incoming_skipped = "The incoming script does not compile: see the error below it."
     elif sample_replica is None:
         run.incoming_skipped = "The sample replica is not valid: see the error below it."
+    elif request_problem and not first_sync:
+        run.incoming_skipped = request_problem
     elif sample_request is None and not first_sync:
-        run.incoming_skipped = "The sample request is not valid: see the error below it."
+        run.incoming_skipped = f"{request_name.capitalize()} is not valid: see the error below it."
     else:
         local = None if first_sync else sample_request
         run.incoming = run_incoming(scripts["incoming"], sample_replica, local)
 
     _remember_samples(request, connection, samples_form)
     return _render(
-        request, connection, rules_form=rules_form, samples_form=samples_form, test_run=run
+        request,
+        connection,
+        rules_form=rules_form,
+        samples_form=samples_form,
+        test_run=run,
+        request_form=request_form,
+        status=400 if request_problem else 200,
     )
+
+
+def _real_request(connection: Connection, request_id: int, run: TestRun) -> tuple[dict | None, str]:
+    """Request `request_id` as the scripts would get it (with its notes, marked with the
+    other side's ids when it is synced here), or None and why it cannot be had."""
+    try:
+        state = read_request(get_gateway(), request_id)
+    except NotConfigured as exc:
+        return None, str(exc)
+    except GatewayError as exc:
+        if exc.kind == "not_found":
+            return None, f"Xurrent has no request #{request_id} in this node's account."
+        return None, f"Request #{request_id} could not be read from Xurrent: {exc.message}"
+    twin = Twin.objects.holding().filter(connection=connection, local_request_id=request_id).first()
+    real = request_for_scripts(twin, state)
+    run.request_id = request_id
+    run.request_json = json.dumps(real, indent=2, ensure_ascii=False, default=str)
+    run.request_url = RequestLinks.of(connection).local(request_id)
+    return real, ""
 
 
 def _version_or_404(connection: Connection, number: int) -> SyncRuleVersion:
