@@ -70,6 +70,8 @@ class TwinQuerySet(models.QuerySet):
         return (
             self.unleased(now)
             .filter(dirty=True, status=TwinStatus.OPEN, local_request_id__isnull=False)
+            # A deactivated connection keeps its changes queued; others make none.
+            .filter(connection__status__in=("active", "deactivated"))
             .filter(Q(next_try_at__isnull=True) | Q(next_try_at__lte=now))
         )
 

@@ -360,9 +360,15 @@ def _written_before(note_map: NoteMap, notes: list[dict], linked: set[int]) -> i
 # --- the baseline: loops by content ------------------------------------------------------------
 
 
+@dataclass
+class Baseline:
+    replica: dict | None  # the new baseline
+    unsent: bool  # a change made on this side meanwhile is not in it: send it
+
+
 def _baseline_after_write(
     rules: Rules, twin: Twin, before: RequestState | None, after: RequestState
-) -> dict | None:
+) -> Baseline:
     """The outgoing replica of what Xurrent answered to the write: the baseline.
 
     Fields this write did not change keep their old baseline, so a change made on this
@@ -371,12 +377,13 @@ def _baseline_after_write(
     try:
         post = outgoing_replica(rules, twin, after)
         if before is None or twin.baseline is None:
-            return post
+            return Baseline(post, unsent=False)
         pre = outgoing_replica(rules, twin, before)
     except ScriptFailed as exc:
         logger.warning("The outgoing script failed on twin %s after a write: %s", twin.pk, exc)
-        return twin.baseline
-    return merge_baseline(twin.baseline, pre, post)
+        return Baseline(twin.baseline, unsent=True)
+    merged = merge_baseline(twin.baseline, pre, post)
+    return Baseline(merged, unsent=merged != post)
 
 
 def merge_baseline(old: dict, pre: dict, post: dict) -> dict:
@@ -403,7 +410,7 @@ def _finish(
     inbound: InboundEvent,
     post: RequestState,
     replica: dict,
-    baseline: dict | None,
+    baseline: Baseline,
     *,
     troubled: bool = True,
 ) -> None:
@@ -414,13 +421,11 @@ def _finish(
     local_id = post.id
     with transaction.atomic():
         locked = Twin.objects.select_for_update().get(pk=twin.pk)
-        # A change made here meanwhile that the baseline does not show yet is sent.
-        pending_local = baseline is not None and locked.baseline not in (None, baseline)
         Twin.objects.filter(pk=twin.pk).update(
             local_request_id=local_id,
             status=TwinStatus.OPEN if locked.status == TwinStatus.CREATING else locked.status,
             received=replica,
-            baseline=baseline,
+            baseline=baseline.replica,
             last_seq_applied=max(locked.last_seq_applied, inbound.seq),
             synced_at=now,
             attempts=0,
@@ -430,7 +435,7 @@ def _finish(
             source_updated_at=post.updated_at,
             source_read_at=post.read_at,
         )
-        if pending_local:
+        if baseline.unsent:
             Twin.objects.filter(pk=twin.pk).mark_dirty()
         _settle([inbound], InboundState.APPLIED, request_id=local_id)
         if troubled:

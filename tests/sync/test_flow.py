@@ -145,3 +145,20 @@ def test_a_change_on_b_is_not_undone_by_a_replica_from_a_that_had_not_seen_it(pa
         final = side.xurrent.get_request(request_id)
         assert (final["subject"], final["impact"]) == ("renamed on A", "top")
     assert not any(t.conflicts for t in Twin.objects.all())
+
+
+def test_applying_an_update_leaves_nothing_to_send_back(pair):
+    pair.a.trigger()
+    request = pair.a.xurrent.human_creates(subject="v1", category="incident", impact="low")
+    pair.a.notice(request["id"])
+    pair.sync()
+    pair.a.xurrent.human_updates(request["id"], subject="v2", impact="top")
+    pair.a.notice(request["id"])
+    pair.a.produce()
+    pair.a.send()
+    pair.b.apply()
+    twin = Twin.objects.get(connection=pair.b.connection)
+    # The baseline is what Xurrent answered to the write: no read-back is needed.
+    assert twin.dirty is False
+    assert twin.baseline["summary"] == "v2"
+    assert twin.baseline["priority"] == "top"
