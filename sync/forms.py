@@ -29,14 +29,18 @@ def _code_area(rows: int) -> forms.Textarea:
     )
 
 
-def _script_field(label: str, help_text: str) -> forms.CharField:
+def _script_field(label: str, help_text: str, direction: str) -> forms.CharField:
     # strip=False: leading indentation and trailing lines are part of a script.
+    widget = _code_area(18)
+    # The page's editor (static/js/editor.bundle.js) takes over these; the textarea stays
+    # the form field, so the page works the same without JavaScript.
+    widget.attrs.update({"data-editor": "python", "data-direction": direction})
     return forms.CharField(
         label=label,
         error_messages={"required": EMPTY_SCRIPT},
         strip=False,
         max_length=SCRIPT_MAX_LENGTH,
-        widget=_code_area(18),
+        widget=widget,
         help_text=help_text,
     )
 
@@ -46,11 +50,13 @@ class RulesForm(forms.Form):
         "Outgoing sync",
         "Runs when a local request changes: copy from entity (the local request) "
         "to replica (what the other side receives).",
+        "outgoing",
     )
     incoming = _script_field(
         "Incoming sync",
         "Runs when a replica arrives: apply it to entity (the local request); "
         "first_sync is True when the request is created here.",
+        "incoming",
     )
     note = forms.CharField(
         label="What changed (optional)",

@@ -37,6 +37,7 @@ from sync.services import (
     restore_rules,
     save_rules,
 )
+from sync.vocabulary import script_vocabulary
 
 VIEW = "connections.view_connection"
 CHANGE = "connections.change_connection"
@@ -107,6 +108,8 @@ def _render(
         "basic_fields": BASIC_FIELDS,
         "basic_outgoing": BASIC_OUTGOING,
         "basic_incoming": BASIC_INCOMING,
+        # For the editor's completion (as JSON) and the help: what the sandbox offers.
+        "vocabulary": script_vocabulary(),
     }
     return render(request, "sync/rules.html", context, status=status)
 
