@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
@@ -22,12 +22,9 @@ from sync import (
     BASIC_OUTGOING,
     DEFAULT_INCOMING,
     DEFAULT_OUTGOING,
-    Outcome,
     RulesError,
-    run_incoming,
-    run_outgoing,
 )
-from sync.forms import RulesForm, SamplesForm
+from sync.forms import AssistForm, RulesForm, SamplesForm
 from sync.models import SyncRuleVersion
 from sync.services import (
     NothingChanged,
@@ -36,11 +33,15 @@ from sync.services import (
     get_current_rules,
     restore_rules,
     save_rules,
+    script_diff,
 )
+from sync.services.assist import SETUP_HELP, Draft, assist_note, model_endpoint
+from sync.services.samples import SampleRun, run_samples
 from sync.vocabulary import script_vocabulary
 
 VIEW = "connections.view_connection"
 CHANGE = "connections.change_connection"
+SETTINGS_CHANGE = "nodes.change_generalsettings"
 BASIC_REFUSED = (
     "This connection uses Basic mode: its sync rules are fixed and cannot be edited. "
     "A connection's mode never changes; create a Script mode connection for your own rules."
@@ -56,22 +57,14 @@ def _require_change(request: HttpRequest) -> None:
         raise PermissionDenied("Changing sync rules needs the permission to change connections.")
 
 
-@dataclass
-class TestRun:
-    outgoing: Outcome | None
-    incoming: Outcome | None
-    outgoing_skipped: str = ""
-    incoming_skipped: str = ""
-    first_sync: bool = False
-
-
 def _render(
     request: HttpRequest,
     connection: Connection,
     *,
     rules_form: RulesForm | None = None,
     samples_form: SamplesForm | None = None,
-    test_run: TestRun | None = None,
+    test_run: SampleRun | None = None,
+    assist: AssistPanel | None = None,
     status: int = 200,
 ) -> HttpResponse:
     current = get_current_rules(connection)
@@ -110,8 +103,37 @@ def _render(
         "basic_incoming": BASIC_INCOMING,
         # For the editor's completion (as JSON) and the help: what the sandbox offers.
         "vocabulary": script_vocabulary(),
+        "assist": assist or AssistPanel.for_user(request.user),
     }
     return render(request, "sync/rules.html", context, status=status)
+
+
+@dataclass
+class AssistPanel:
+    """The AI Assist panel of the rules page: set up or not, the question, the draft."""
+
+    configured: bool
+    host: str = ""
+    model: str = ""
+    can_configure: bool = False
+    form: AssistForm | None = None
+    draft: Draft | None = None
+    error: str = ""
+    time_limit: float = 0.0
+    setup_help: str = SETUP_HELP
+
+    @classmethod
+    def for_user(cls, user, **kwargs) -> AssistPanel:
+        endpoint = model_endpoint()
+        kwargs.setdefault("form", AssistForm())
+        return cls(
+            configured=endpoint is not None,
+            host=endpoint.host if endpoint else "",
+            model=endpoint.model if endpoint else "",
+            can_configure=user.is_staff or user.has_perm(SETTINGS_CHANGE),
+            time_limit=settings.EXALATE_AI_TIMEOUT,
+            **kwargs,
+        )
 
 
 @login_required
@@ -147,14 +169,18 @@ def rules(request: HttpRequest, pk) -> HttpResponse:
 
 def _save(request: HttpRequest, connection: Connection, data: dict) -> None:
     """Save the typed rules as the next version and say so (or that nothing changed)."""
+    # A text that started as an AI Assist draft says so in the history, with the words.
+    prompt = data["assist_prompt"]
+    note = assist_note(data["note"], prompt) if prompt else data["note"]
     try:
         version = save_rules(
             connection,
             data["outgoing"],
             data["incoming"],
             request.user,
-            note=data["note"],
+            note=note,
             based_on=data["based_on"],
+            assist_prompt=prompt,
         )
     except NothingChanged as exc:
         messages.info(
@@ -213,28 +239,13 @@ def rules_test_run(request: HttpRequest, pk) -> HttpResponse:
     rules_form.is_valid()
     samples_form.is_valid()
     scripts, samples = rules_form.cleaned_data, samples_form.cleaned_data
-    sample_request = samples.get("sample_request")
-    sample_replica = samples.get("sample_replica")
-    first_sync = samples.get("first_sync", False)
-    run = TestRun(outgoing=None, incoming=None, first_sync=first_sync)
-
-    if "outgoing" not in scripts:
-        run.outgoing_skipped = "The outgoing script does not compile: see the error below it."
-    elif sample_request is None:
-        run.outgoing_skipped = "The sample request is not valid: see the error below it."
-    else:
-        run.outgoing = run_outgoing(scripts["outgoing"], sample_request)
-
-    if "incoming" not in scripts:
-        run.incoming_skipped = "The incoming script does not compile: see the error below it."
-    elif sample_replica is None:
-        run.incoming_skipped = "The sample replica is not valid: see the error below it."
-    elif sample_request is None and not first_sync:
-        run.incoming_skipped = "The sample request is not valid: see the error below it."
-    else:
-        local = None if first_sync else sample_request
-        run.incoming = run_incoming(scripts["incoming"], sample_replica, local)
-
+    run = run_samples(
+        scripts.get("outgoing"),
+        scripts.get("incoming"),
+        samples.get("sample_request"),
+        samples.get("sample_replica"),
+        first_sync=samples.get("first_sync", False),
+    )
     _remember_samples(request, connection, samples_form)
     return _render(
         request, connection, rules_form=rules_form, samples_form=samples_form, test_run=run
@@ -246,25 +257,6 @@ def _version_or_404(connection: Connection, number: int) -> SyncRuleVersion:
         return connection.rule_versions.select_related("created_by").get(number=number)
     except SyncRuleVersion.DoesNotExist:
         raise Http404("No such version of these sync rules.") from None
-
-
-def _diff(before: str, after: str, name: str, before_label: str, after_label: str) -> list:
-    """A unified diff as (kind, line) pairs; kind is a CSS class suffix."""
-    lines = difflib.unified_diff(
-        before.splitlines(),
-        after.splitlines(),
-        fromfile=f"{name}, {before_label}",
-        tofile=f"{name}, {after_label}",
-        lineterm="",
-    )
-    kinds = []
-    for line in lines:
-        if line.startswith(("---", "+++")):
-            kind = "file"
-        else:
-            kind = {"+": "add", "-": "del", "@": "hunk"}.get(line[:1], "same")
-        kinds.append((kind, line))
-    return kinds
 
 
 @login_required
@@ -286,8 +278,12 @@ def rules_version(request: HttpRequest, pk, number: int) -> HttpResponse:
         "version": version,
         "current": get_current_rules(connection),
         "base_label": base_label,
-        "outgoing_diff": _diff(base_outgoing, version.outgoing, "Outgoing", base_label, label),
-        "incoming_diff": _diff(base_incoming, version.incoming, "Incoming", base_label, label),
+        "outgoing_diff": script_diff(
+            base_outgoing, version.outgoing, "Outgoing", base_label, label
+        ),
+        "incoming_diff": script_diff(
+            base_incoming, version.incoming, "Incoming", base_label, label
+        ),
         "can_edit": connection.mode == Mode.SCRIPT and request.user.has_perm(CHANGE),
     }
     return render(request, "sync/rules_version.html", context)

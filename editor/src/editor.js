@@ -214,15 +214,17 @@ function showReadOnly(pre) {
   pre.hidden = true;
 }
 
-// Problems listed on the page (a refused save, a failed test run), marked in their script.
+// Problems listed on the page (a refused save, a failed test run, an AI draft), marked in
+// their script; a script with none listed has its marks cleared.
 function markListedProblems() {
-  const byTarget = new Map();
+  const byTarget = new Map([...editors.keys()].map((id) => [id, new Map()]));
   document.querySelectorAll(".problem[data-line][data-target]").forEach((item) => {
-    const list = byTarget.get(item.dataset.target) || [];
-    list.push({ line: parseInt(item.dataset.line, 10), message: item.dataset.message || item.textContent.trim() });
-    byTarget.set(item.dataset.target, list);
+    const found = byTarget.get(item.dataset.target);
+    if (!found) return;
+    const problem = { line: parseInt(item.dataset.line, 10), message: item.dataset.message || item.textContent.trim() };
+    found.set(`${problem.line}:${problem.message}`, problem); // listed twice, marked once
   });
-  byTarget.forEach((problems, id) => setProblems(id, problems));
+  byTarget.forEach((problems, id) => setProblems(id, [...problems.values()]));
 }
 
 function start() {
