@@ -12,16 +12,10 @@ from django.urls import reverse
 from nodes.models import GeneralSettings
 from sync import DEFAULT_INCOMING, DEFAULT_OUTGOING, SAMPLE_REPLICA, SAMPLE_REQUEST
 from sync.models import SyncRuleVersion
-from tests.sync.fake_model import FakeModel, draft
-from tests.sync.test_views import (  # noqa: F401 - fixtures
-    basic_connection,
-    connection,
-    editor_client,
-    textarea_text,
-    url,
-)
+from tests.sync.conftest import AI_KEY
+from tests.sync.fake_model import draft
+from tests.sync.test_views import make_connection, textarea_text, url
 
-AI_KEY = "sk-views-5ecret-key-0001"
 GOOD_OUT = "replica.summary = entity.summary\nreplica.status = entity.status\n"
 BROKEN_OUT = "replica.summary = (entity.summary\n"
 WORDS = "Send only the summary and the status."
@@ -35,20 +29,25 @@ def fresh_allowances():
 
 
 @pytest.fixture
-def fake_model():
-    fake = FakeModel().start()
-    yield fake
-    fake.stop()
+def connection(db):
+    return make_connection("script")
 
 
 @pytest.fixture
-def ai_node(node, fake_model, settings):
-    settings.EXALATE_ALLOW_PRIVATE_NETWORKS = True
-    settings.EXALATE_AI_TIMEOUT = 5.0
-    node.ai_url, node.ai_model = fake_model.url, "fake-coder"
-    node.set_ai_api_key(AI_KEY)
-    node.save()
-    return node
+def basic_connection(db):
+    return make_connection("basic")
+
+
+@pytest.fixture
+def editor_client(client, db):
+    """A user who may change connections, not a superuser (no AI settings of their own)."""
+    user = get_user_model().objects.create_user("editor", "", "pw-editor-123456")
+    user.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_connection", "change_connection"])
+    )
+    client.force_login(user)
+    client.user = user
+    return client
 
 
 def assist_data(**overrides):

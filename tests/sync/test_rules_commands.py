@@ -8,7 +8,17 @@ from django.core.management import CommandError, call_command
 
 from sync.models import SyncRuleVersion
 from sync.services.transfer import FORMAT
-from tests.sync.test_transfer import IN, OUT, exported, source, target  # noqa: F401 - fixtures
+from tests.sync.test_transfer import IN, OUT, exported, make, make_source
+
+
+@pytest.fixture
+def source(db):
+    return make_source()
+
+
+@pytest.fixture
+def target(db):
+    return make("Acme to Initech")
 
 
 def run(*args) -> tuple[str, str]:

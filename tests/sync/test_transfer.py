@@ -5,6 +5,7 @@ import json
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 
 from connections.models import Connection, ConnectionEvent, EventKind
 from sync import BASIC_OUTGOING, DEFAULT_INCOMING, DEFAULT_OUTGOING
@@ -21,7 +22,7 @@ from sync.services.transfer import (
     preview_import,
     read_rules_file,
 )
-from tests.sync.test_views import editor_client, url  # noqa: F401 - fixture
+from tests.sync.test_views import url
 
 OUT = "replica.summary = entity.summary\nreplica.status = entity.status\n"
 IN = "entity.summary = replica.summary\n"
@@ -33,8 +34,7 @@ def make(name: str, mode: str = "script") -> Connection:
     )
 
 
-@pytest.fixture
-def source(db):
+def make_source() -> Connection:
     connection = make("Acme to Globex")
     save_rules(connection, OUT, IN, note="first")
     add_trigger(connection, "category=incident&team=12", note="incidents")
@@ -45,8 +45,24 @@ def source(db):
 
 
 @pytest.fixture
+def source(db):
+    return make_source()
+
+
+@pytest.fixture
 def target(db):
     return make("Acme to Initech")
+
+
+@pytest.fixture
+def editor_client(client, db):
+    user = get_user_model().objects.create_user("editor", "", "pw-editor-123456")
+    user.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_connection", "change_connection"])
+    )
+    client.force_login(user)
+    client.user = user
+    return client
 
 
 def exported(connection, **changes) -> str:
