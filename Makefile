@@ -62,7 +62,7 @@ test: $(VENV)/.deps-dev browser
 # Speed as ratios against baselines timed in the same run, printed as a table (under a
 # minute). BENCH_ARGS=--strict fails when a target is missed; --quick is rougher.
 BENCH_ARGS ?=
-bench: $(VENV)/.deps-dev
+bench: $(VENV)/.deps-dev browser
 	$(PY) bench/run.py $(BENCH_ARGS)
 
 # The sync rules editor (CodeMirror 6): editor/ holds its npm packages, pinned by

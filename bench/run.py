@@ -294,6 +294,26 @@ def xurrent_client_rows(quick: bool) -> list[Row]:
         sim.stop()
 
 
+def editor_page_rows(quick: bool) -> list[Row]:
+    """The sync rules page in Chromium, with the script editor against the same page as
+    plain textareas (bench/editor_page.py): the browser's own load times, best of each."""
+    from bench.editor_page import best_times, rules_page_timer
+
+    with rules_page_timer() as timer:
+        with_editor, plain = best_times(timer, 5 if quick else 20)
+    return [
+        Row(
+            name="sync rules page with the script editor (Chromium)",
+            baseline="same page, plain textareas",
+            subject_s=with_editor,
+            baseline_s=plain,
+            subject_peak=0,  # in the browser, not this process
+            baseline_peak=0,
+            target=1.5,
+        )
+    ]
+
+
 # --- running and printing -------------------------------------------------------------------------
 
 
@@ -345,6 +365,7 @@ def main(argv: list[str] | None = None) -> int:
             *sync_rule_rows(args.quick),
             *endpoint_rows(args.quick),
             *xurrent_client_rows(args.quick),
+            *editor_page_rows(args.quick),
         ]
     finally:
         connection.creation.destroy_test_db(":memory:", verbosity=0)

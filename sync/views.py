@@ -104,6 +104,8 @@ def _render(
         # For the editor's completion (as JSON) and the help: what the sandbox offers.
         "vocabulary": script_vocabulary(),
         "assist": assist or AssistPanel.for_user(request.user),
+        # ?editor=plain: the page without the script editor, its boxes plain textareas.
+        "plain_editor": request.GET.get("editor") == "plain",
     }
     return render(request, "sync/rules.html", context, status=status)
 

@@ -9,18 +9,18 @@
 // their script. `window.exalateEditor` lets the page's other scripts talk to the editors.
 import { autocompletion, closeBrackets, closeBracketsKeymap, completionKeymap } from "@codemirror/autocomplete";
 import { defaultKeymap, history, historyKeymap, indentWithTab } from "@codemirror/commands";
-import { localCompletionSource, pythonLanguage } from "@codemirror/lang-python";
+import { python as pythonMode } from "@codemirror/legacy-modes/mode/python";
 import {
   bracketMatching,
   defaultHighlightStyle,
   indentOnInput,
   indentUnit,
-  LanguageSupport,
+  StreamLanguage,
   syntaxHighlighting,
 } from "@codemirror/language";
-import { lintGutter, lintKeymap, setDiagnostics } from "@codemirror/lint";
+import { diagnosticCount, lintGutter, lintKeymap, setDiagnostics } from "@codemirror/lint";
 import { highlightSelectionMatches, searchKeymap } from "@codemirror/search";
-import { EditorState } from "@codemirror/state";
+import { Compartment, EditorState } from "@codemirror/state";
 import {
   drawSelection,
   EditorView,
@@ -98,13 +98,18 @@ const theme = EditorView.theme({
   ".cm-gutters": { backgroundColor: "#f4f6fa", borderRight: "1px solid #e3e7ef", color: "#7a8499" },
 });
 
-function sharedExtensions() {
+// Python by a stream tokenizer: far less work when a page opens than a full parser, and
+// enough for highlighting, brackets and indentation.
+const pythonStream = StreamLanguage.define(pythonMode);
+
+// What showing a script needs. Editing (history, keys, completion, brackets...) is added
+// when an editor is first used: a page opens with less work, and nobody can tell.
+function displayExtensions() {
   return [
     lineNumbers(),
     highlightSpecialChars(),
     syntaxHighlighting(defaultHighlightStyle, { fallback: true }),
-    bracketMatching(),
-    new LanguageSupport(pythonLanguage),
+    pythonStream,
     indentUnit.of("    "),
     EditorState.tabSize.of(4),
     theme,
@@ -112,6 +117,42 @@ function sharedExtensions() {
 }
 
 const editors = new Map(); // textarea id -> EditorView
+const editing = new Compartment();
+const marking = new Compartment(); // the lint gutter, once there is something to mark
+const started = new WeakSet();
+
+function editingExtensions(vocabulary, direction) {
+  const extensions = [
+    history(),
+    drawSelection(),
+    indentOnInput(),
+    closeBrackets(),
+    bracketMatching(),
+    highlightActiveLine(),
+    highlightActiveLineGutter(),
+    highlightSelectionMatches(),
+    keymap.of([
+      ...closeBracketsKeymap,
+      ...defaultKeymap,
+      ...searchKeymap,
+      ...historyKeymap,
+      ...completionKeymap,
+      ...lintKeymap,
+      indentWithTab,
+    ]),
+  ];
+  if (vocabulary) {
+    extensions.push(autocompletion({ override: [completionSource(vocabulary, direction)] }));
+  }
+  return extensions;
+}
+
+// The first click, focus or programmatic change turns on editing (once per editor).
+function startEditing(view) {
+  if (started.has(view)) return;
+  started.add(view);
+  view.dispatch({ effects: editing.reconfigure(view.startEditing()) });
+}
 
 function lineRange(doc, number) {
   const line = doc.line(Math.min(Math.max(number, 1), doc.lines));
@@ -125,12 +166,15 @@ function setProblems(id, problems) {
   const diagnostics = problems
     .filter((p) => p.line)
     .map((p) => ({ ...lineRange(doc, p.line), severity: "error", message: p.message, source: p.source || "" }));
-  view.dispatch(setDiagnostics(view.state, diagnostics));
+  const effects = [];
+  if (diagnostics.length && !marking.get(view.state).length) effects.push(marking.reconfigure(lintGutter()));
+  view.dispatch(setDiagnostics(view.state, diagnostics), { effects });
 }
 
 function selectLine(id, number) {
   const view = editors.get(id);
   if (!view) return false;
+  startEditing(view);
   const { from, to } = lineRange(view.state.doc, number);
   view.dispatch({ selection: { anchor: from, head: to }, scrollIntoView: true });
   view.focus();
@@ -140,15 +184,17 @@ function selectLine(id, number) {
 function setText(id, text) {
   const view = editors.get(id);
   if (!view) return false;
+  startEditing(view); // so that the change can be undone
   view.dispatch({ changes: { from: 0, to: view.state.doc.length, insert: text } });
   return true;
 }
 
-function editTextarea(area, vocabulary) {
+// An editor for the textarea, not yet in the page (see start()).
+function editorFor(area, vocabulary) {
   const readOnly = area.readOnly;
   const label = document.querySelector(`label[for="${area.id}"]`);
   const extensions = [
-    ...sharedExtensions(),
+    ...displayExtensions(),
     EditorView.contentAttributes.of({ "aria-label": label ? label.textContent.trim() : area.name }),
     EditorState.readOnly.of(readOnly),
     EditorView.updateListener.of((update) => {
@@ -157,61 +203,40 @@ function editTextarea(area, vocabulary) {
       area.value = update.state.doc.toString();
       area.dispatchEvent(new Event("input", { bubbles: true }));
     }),
+    editing.of([]),
+    marking.of([]),
   ];
-  if (!readOnly) {
-    extensions.push(
-      history(),
-      drawSelection(),
-      indentOnInput(),
-      closeBrackets(),
-      highlightActiveLine(),
-      highlightActiveLineGutter(),
-      highlightSelectionMatches(),
-      lintGutter(),
-      keymap.of([
-        ...closeBracketsKeymap,
-        ...defaultKeymap,
-        ...searchKeymap,
-        ...historyKeymap,
-        ...completionKeymap,
-        ...lintKeymap,
-        indentWithTab,
-      ]),
-    );
-    if (vocabulary) {
-      const direction = area.dataset.direction || "outgoing";
-      extensions.push(
-        autocompletion({ override: [completionSource(vocabulary, direction), localCompletionSource] }),
-      );
-    }
-  } else {
-    extensions.push(lintGutter(), keymap.of([...defaultKeymap, ...searchKeymap]));
-  }
-  const rows = parseInt(area.getAttribute("rows") || "10", 10);
   const view = new EditorView({ doc: area.value, extensions });
+  view.startEditing = () =>
+    readOnly
+      ? [keymap.of([...defaultKeymap, ...searchKeymap])]
+      : editingExtensions(vocabulary, area.dataset.direction || "outgoing");
+  const rows = parseInt(area.getAttribute("rows") || "10", 10);
   view.dom.style.setProperty("--editor-min-height", `${rows * 1.45}em`);
-  area.parentNode.insertBefore(view.dom, area.nextSibling);
-  area.hidden = true;
-  area.dataset.editorReady = "true";
   view.dom.dataset.editorFor = area.id;
+  // Before the browser acts on the click or key: editing must be on by then.
+  view.dom.addEventListener("pointerdown", () => startEditing(view), { capture: true });
+  view.contentDOM.addEventListener("focus", () => startEditing(view));
   if (label) label.addEventListener("click", () => view.focus());
-  editors.set(area.id, view);
+  return () => {
+    area.parentNode.insertBefore(view.dom, area.nextSibling);
+    area.hidden = true;
+    area.dataset.editorReady = "true";
+    editors.set(area.id, view);
+  };
 }
 
-function showReadOnly(pre) {
+function readOnlyFor(pre) {
   const view = new EditorView({
     doc: pre.textContent.replace(/\n$/, ""),
-    extensions: [
-      ...sharedExtensions(),
-      EditorState.readOnly.of(true),
-      EditorView.editable.of(false),
-      keymap.of([...searchKeymap]),
-    ],
+    extensions: [...displayExtensions(), EditorState.readOnly.of(true), EditorView.editable.of(false)],
   });
   view.dom.classList.add("cm-readonly-script");
   view.dom.dataset.editorFor = pre.id || "";
-  pre.parentNode.insertBefore(view.dom, pre.nextSibling);
-  pre.hidden = true;
+  return () => {
+    pre.parentNode.insertBefore(view.dom, pre.nextSibling);
+    pre.hidden = true;
+  };
 }
 
 // Problems listed on the page (a refused save, a failed test run, an AI draft), marked in
@@ -224,14 +249,26 @@ function markListedProblems() {
     const problem = { line: parseInt(item.dataset.line, 10), message: item.dataset.message || item.textContent.trim() };
     found.set(`${problem.line}:${problem.message}`, problem); // listed twice, marked once
   });
-  byTarget.forEach((problems, id) => setProblems(id, [...problems.values()]));
+  byTarget.forEach((problems, id) => {
+    const view = editors.get(id);
+    // Nothing listed and nothing marked: no transaction (it would cost a view update).
+    if (problems.size === 0 && diagnosticCount(view.state) === 0) return;
+    setProblems(id, [...problems.values()]);
+  });
 }
 
 function start() {
   const vocabulary = readVocabulary();
-  document.querySelectorAll('textarea[data-editor="python"]').forEach((area) => editTextarea(area, vocabulary));
-  document.querySelectorAll('pre[data-editor="python"]').forEach(showReadOnly);
+  // Every editor is made first and then all are put in the page at once: the page is laid
+  // out again once, not once per editor.
+  const inserts = [
+    ...[...document.querySelectorAll('textarea[data-editor="python"]')].map((area) => editorFor(area, vocabulary)),
+    ...[...document.querySelectorAll('pre[data-editor="python"]')].map(readOnlyFor),
+  ];
+  inserts.forEach((insert) => insert());
   markListedProblems();
+  // For anyone timing the page (bench/editor_page.py): when the editors were ready.
+  performance.mark("editor-ready");
   document.documentElement.dataset.editor = "ready";
   document.dispatchEvent(new CustomEvent("exalate:editor-ready"));
 }

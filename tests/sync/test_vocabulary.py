@@ -75,3 +75,20 @@ def test_the_default_incoming_script_uses_only_what_the_vocabulary_offers():
         {"replica": SAMPLE_REPLICA, "entity": {}, "first_sync": True, "previous": {}},
     )
     assert answer["ok"], answer
+
+
+def test_the_rules_page_carries_the_vocabulary_and_the_editor(admin_client, db):
+    from connections.models import Connection
+
+    connection = Connection.objects.create(
+        name="Acme", mode="script", role="source", local_short_name="a", remote_short_name="b"
+    )
+    page = admin_client.get(f"/connections/{connection.pk}/rules/").content.decode()
+    start = page.index('<script id="script-vocabulary" type="application/json">')
+    data = json.loads(page[page.index(">", start) + 1 : page.index("</script>", start)])
+    assert data == json.loads(json.dumps(script_vocabulary()))
+    assert "js/editor.bundle.js" in page
+    assert 'data-editor="python" data-direction="outgoing"' in page
+    # The plain page: the same form, no editor.
+    plain = admin_client.get(f"/connections/{connection.pk}/rules/?editor=plain").content
+    assert b"js/editor.bundle.js" not in plain and b'name="outgoing"' in plain
