@@ -84,6 +84,14 @@ XURRENT_WEBHOOK_RATE = env.str("XURRENT_WEBHOOK_RATE", default="1200/min")
 XURRENT_POLL_SECONDS = env.float("XURRENT_POLL_SECONDS", default=30.0)
 if XURRENT_POLL_SECONDS <= 0:
     raise ImproperlyConfigured("XURRENT_POLL_SECONDS must be a positive number of seconds.")
+# The sync engine's budget of calls to the account: Xurrent allows 3,600 an hour and about
+# 20 within 2 s. An account with a larger allowance (or a simulator) may say so here.
+XURRENT_HOURLY_BUDGET = env.int("XURRENT_HOURLY_BUDGET", default=3600)
+XURRENT_BURST = env.int("XURRENT_BURST", default=20)
+if XURRENT_HOURLY_BUDGET < 1 or XURRENT_BURST < 3:
+    raise ImproperlyConfigured(
+        "XURRENT_HOURLY_BUDGET must be at least 1, XURRENT_BURST at least 3."
+    )
 
 # --- AI Assist on the sync rules page ------------------------------------------------------
 # Any OpenAI-compatible chat completions API: they seed the General Settings, where an

@@ -15,8 +15,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from django.conf import settings
+
 from nodes.models import GeneralSettings
-from xurrent.client import Page, XurrentClient, XurrentError
+from xurrent.client import Page, XurrentClient, XurrentError, budget_for
 
 # The worker must not sit in one call for long (other twins wait meanwhile): a call that
 # cannot be done within this time, waits for the rate budget included, fails and is
@@ -60,7 +62,13 @@ def get_gateway() -> Gateway:
             "This node's Xurrent account is not set up (General Settings: API URL, "
             "account and token)."
         )
-    return XurrentClient.from_settings(node, time_limit=ENGINE_TIME_LIMIT)
+    budget = budget_for(
+        node.xurrent_api_url.rstrip("/"),
+        node.xurrent_account,
+        per_hour=settings.XURRENT_HOURLY_BUDGET,
+        burst=settings.XURRENT_BURST,
+    )
+    return XurrentClient.from_settings(node, time_limit=ENGINE_TIME_LIMIT, budget=budget)
 
 
 def gateway_ready() -> bool:

@@ -1,0 +1,132 @@
+"""Two real workers (`run_worker` processes) share one PostgreSQL queue: every event is
+sent once, and the events of a twin go out in their order."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter, defaultdict
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from django.conf import settings
+
+from sync.models import EventState, SyncEvent, Twin, TwinOrigin
+from tests.connections.peers import make_paired
+from tests.livenodes import ROOT
+
+TWINS = 50
+EVENTS_PER_TWIN = 10
+
+
+class RecordingPeer(ThreadingHTTPServer):
+    """The other node: stores every event it is sent and answers that it applied it."""
+
+    daemon_threads = True
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.lock = threading.Lock()
+        self.received: list[tuple[str, str, int]] = []  # (event, twin_id, seq) in order
+        self.in_flight = 0
+        self.most_in_flight = 0  # a single worker sends one event at a time
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        peer: RecordingPeer = self.server
+        with peer.lock:
+            peer.received.append((body["event"], body["twin_id"], body["seq"]))
+            peer.in_flight += 1
+            peer.most_in_flight = max(peer.most_in_flight, peer.in_flight)
+        time.sleep(0.005)  # a little work, so the two workers overlap
+        with peer.lock:
+            peer.in_flight -= 1
+        answer = json.dumps(
+            {"event": body["event"], "state": "applied", "request_id": str(body["seq"])}
+        ).encode()
+        self.send_response(202)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args):
+        pass
+
+
+def database_url() -> str:
+    db = settings.DATABASES["default"]
+    user = db.get("USER") or "postgres"
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    host = db.get("HOST") or "127.0.0.1"
+    port = db.get("PORT") or 5432
+    return f"postgres://{user}{password}@{host}:{port}/{db['NAME']}"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_send_500_queued_events_each_once_and_each_twin_in_order(node, tmp_path):
+    peer = RecordingPeer()
+    threading.Thread(target=peer.serve_forever, daemon=True).start()
+    connection = make_paired(remote_url=peer.url)
+    for n in range(TWINS):
+        twin = Twin.objects.create(
+            connection=connection, origin=TwinOrigin.LOCAL, local_request_id=n + 1
+        )
+        SyncEvent.objects.bulk_create(
+            SyncEvent(connection=connection, twin=twin, seq=seq, replica={"n": n, "seq": seq})
+            for seq in range(1, EVENTS_PER_TWIN + 1)
+        )
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE"}},
+        "DATABASE_URL": database_url(),
+        "EXALATE_ALLOW_PRIVATE_NETWORKS": "true",
+        "LOG_LEVEL": "WARNING",
+    }
+    workers = []
+    for number in range(2):
+        log = (tmp_path / f"worker-{number}.log").open("wb")
+        workers.append(
+            subprocess.Popen(
+                [sys.executable, "manage.py", "run_worker", "--idle", "0.2", "--batch-size", "7"],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        )
+    try:
+        deadline = time.monotonic() + 180
+        while SyncEvent.objects.exclude(state=EventState.APPLIED).exists():
+            assert time.monotonic() < deadline, "the workers did not send everything in time"
+            assert all(w.poll() is None for w in workers), [
+                (tmp_path / f"worker-{n}.log").read_text() for n in range(2)
+            ]
+            time.sleep(0.5)
+    finally:
+        for worker in workers:
+            worker.terminate()
+            worker.wait(timeout=20)
+        peer.shutdown()
+
+    total = TWINS * EVENTS_PER_TWIN
+    counts = Counter(event for event, _, _ in peer.received)
+    assert len(counts) == total
+    assert set(counts.values()) == {1}  # each event sent once
+    order = defaultdict(list)
+    for _, twin_id, seq in peer.received:
+        order[twin_id].append(seq)
+    assert all(seqs == list(range(1, EVENTS_PER_TWIN + 1)) for seqs in order.values())
+    assert SyncEvent.objects.filter(state=EventState.APPLIED).count() == total
+    # Both workers were sending at the same time (one alone sends one event at a time).
+    assert peer.most_in_flight == 2
