@@ -87,6 +87,10 @@ if XURRENT_POLL_SECONDS <= 0:
 # The sync engine's budget of calls to the account: Xurrent allows 3,600 an hour and about
 # 20 within 2 s. An account with a larger allowance (or a simulator) may say so here.
 XURRENT_HOURLY_BUDGET = env.int("XURRENT_HOURLY_BUDGET", default=3600)
+# Twins one worker handles side by side (reading and writing Xurrent, calling the peer).
+SYNC_THREADS = env.int("SYNC_THREADS", default=4)
+if SYNC_THREADS < 1:
+    raise ImproperlyConfigured("SYNC_THREADS must be at least 1.")
 XURRENT_BURST = env.int("XURRENT_BURST", default=20)
 if XURRENT_HOURLY_BUDGET < 1 or XURRENT_BURST < 3:
     raise ImproperlyConfigured(

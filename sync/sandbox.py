@@ -726,23 +726,29 @@ class PersistentSandbox:
         return _outcome(completed, seconds)
 
 
-class _Persistent(threading.local):
+class _Persistent:
+    """The process's long-lived sandbox, once the sync engine has asked for one (its
+    threads share it: a script takes a millisecond or two, one at a time)."""
+
     sandbox: PersistentSandbox | None = None
+    lock = threading.Lock()
 
 
 _persistent = _Persistent()
 
 
 def use_persistent_sandbox(max_jobs: int = 2000) -> PersistentSandbox:
-    """From now on this thread runs scripts in one long-lived worker (the sync engine)."""
-    if _persistent.sandbox is None:
-        _persistent.sandbox = PersistentSandbox(max_jobs)
-        atexit.register(_persistent.sandbox.close)
-    return _persistent.sandbox
+    """From now on this process runs scripts in one long-lived worker (the sync engine)."""
+    with _persistent.lock:
+        if _persistent.sandbox is None:
+            _persistent.sandbox = PersistentSandbox(max_jobs)
+            atexit.register(_persistent.sandbox.close)
+        return _persistent.sandbox
 
 
 def stop_persistent_sandbox() -> None:
-    sandbox, _persistent.sandbox = _persistent.sandbox, None
+    with _persistent.lock:
+        sandbox, _persistent.sandbox = _persistent.sandbox, None
     if sandbox is not None:
         sandbox.close()
 

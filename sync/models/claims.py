@@ -11,7 +11,13 @@ from django.utils import timezone
 
 
 def claim(
-    rows: QuerySet, limit: int, lease: timedelta, *, order_by: tuple[str, ...], **changes
+    rows: QuerySet,
+    limit: int,
+    lease: timedelta,
+    *,
+    order_by: tuple[str, ...],
+    related: tuple[str, ...] = (),
+    **changes,
 ) -> list:
     """Lease up to `limit` of `rows` to this worker and return them.
 
@@ -20,7 +26,8 @@ def claim(
     on SQLite (one worker) the write transaction keeps claims apart. The lock lasts only
     for this short transaction: the claim itself is a lease (`lease_until`, `lease_token`),
     so a worker that dies mid-work frees its rows when the lease ends. `changes` are
-    written together with the lease (e.g. a new state).
+    written together with the lease (e.g. a new state); `related` are loaded with the
+    claimed rows (select_related).
     """
     model = rows.model
     token = uuid.uuid4()
@@ -35,4 +42,7 @@ def claim(
         model.objects.filter(pk__in=ids).update(
             lease_until=now + lease, lease_token=token, **changes
         )
-    return list(model.objects.filter(pk__in=ids, lease_token=token).order_by(*order_by))
+    claimed = model.objects.filter(pk__in=ids, lease_token=token)
+    if related:
+        claimed = claimed.select_related(*related)
+    return list(claimed.order_by(*order_by))

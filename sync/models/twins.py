@@ -9,7 +9,8 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from connections.models import Connection
@@ -73,11 +74,11 @@ class TwinQuerySet(models.QuerySet):
         )
 
     def mark_dirty(self) -> int:
-        """Say these twins' requests changed; a producer will read them."""
-        now = timezone.now()
+        """Say these twins' requests changed; a producer will read them. A twin keeps its
+        place in the line (when it first became dirty) however often it is marked."""
         return self.update(
             dirty=True,
-            dirty_at=now,
+            dirty_at=Coalesce(F("dirty_at"), Value(timezone.now())),
             dirty_count=F("dirty_count") + 1,
             next_try_at=None,
         )
@@ -112,12 +113,20 @@ class Twin(models.Model):
     dirty = models.BooleanField(default=False)
     dirty_at = models.DateTimeField(null=True, blank=True)
     dirty_count = models.PositiveIntegerField(default=0)
+    # The request's `updated_at` when the engine last read it (or wrote it), and Xurrent's
+    # clock then: a poll that lists it again with the same `updated_at`, read in a later
+    # second, has nothing new to say (Xurrent's times have whole seconds).
+    source_updated_at = models.DateTimeField(null=True, blank=True)
+    source_read_at = models.DateTimeField(null=True, blank=True)
     next_try_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     # One worker at a time produces or applies for a twin.
     lease_until = models.DateTimeField(null=True, blank=True, editable=False)
     lease_token = models.UUIDField(null=True, blank=True, editable=False)
     conflicts = models.JSONField(default=list, blank=True)
+    # Set before the receiver first asks Xurrent to create the request: from then on a
+    # retry looks the request up by its sourceID before creating it again.
+    create_tried = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
     synced_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
@@ -152,6 +161,16 @@ class Twin(models.Model):
     def backoff(self) -> timedelta:
         step = self.BACKOFF_BASE * (2 ** min(max(self.attempts - 1, 0), 12))
         return min(step, self.BACKOFF_MAX) * random.uniform(0.9, 1.1)
+
+    def has_seen(self, updated_at: datetime | None) -> bool:
+        """Whether the engine has read this request since the change that `updated_at`
+        (as a poll lists it) stands for."""
+        if updated_at is None or self.source_updated_at is None or self.source_read_at is None:
+            return False
+        if updated_at > self.source_updated_at:
+            return False
+        # Read in a later second than the change: every change of that second was in it.
+        return self.source_read_at >= updated_at + timedelta(seconds=1)
 
     def add_conflict(self, fields: list[str], kept: str) -> None:
         """Remember that both sides changed `fields` at once and whose value was kept."""

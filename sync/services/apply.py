@@ -34,15 +34,17 @@ from sync.models import (
     TwinStatus,
 )
 from sync.models.claims import claim
-from sync.services.errors import record_error, resolve_errors
+from sync.services.errors import record_error, resolve_errors, twins_with_open_errors
 from sync.services.gateway import (
     Gateway,
     GatewayError,
     RequestState,
+    answered_at,
     first_page,
     get_gateway,
     read_request,
 )
+from sync.services.parallel import for_each
 from sync.services.scope import close_twin
 from sync.services.scripts import (
     Rules,
@@ -109,16 +111,33 @@ def apply_inbound(
         limit,
         Twin.LEASE,
         order_by=("id",),
+        related=("connection",),
     )
     if not twins:
         return report
-    gateway = gateway or get_gateway()
-    for twin in twins:
-        apply_twin(twin, gateway, report)
+    rules: dict = {}
+    troubled = twins_with_open_errors(twins)
+
+    def one(twin: Twin) -> ApplyReport:
+        alone = ApplyReport()
+        # A client per thread (one call at a time each); a test's gateway is shared.
+        apply_twin(twin, gateway or get_gateway(), alone, rules=rules, troubled=twin.pk in troubled)
+        return alone
+
+    for alone in for_each(one, twins):
+        for name in ("applied", "superseded", "failed", "retrying"):
+            setattr(report, name, getattr(report, name) + getattr(alone, name))
     return report
 
 
-def apply_twin(twin: Twin, gateway: Gateway, report: ApplyReport) -> None:
+def apply_twin(
+    twin: Twin,
+    gateway: Gateway,
+    report: ApplyReport,
+    *,
+    rules: dict | None = None,
+    troubled: bool = True,
+) -> None:
     queued = list(twin.inbound_events.filter(state=InboundState.QUEUED).order_by("-seq"))
     newest = queued[0] if queued else None
     stale = [e for e in queued if newest is None or e is not newest]
@@ -135,7 +154,7 @@ def apply_twin(twin: Twin, gateway: Gateway, report: ApplyReport) -> None:
         if newest.action == EventAction.UNEXALATE:
             _apply_unexalate(twin, newest)
         else:
-            _apply_update(twin, newest, gateway)
+            _apply_update(twin, newest, gateway, rules_for(twin.connection, rules), troubled)
     except ScriptFailed as exc:
         _fail(twin, newest, ErrorKind.SCRIPT, str(exc.problem), problem=exc.problem)
         report.failed += 1
@@ -156,10 +175,13 @@ def apply_twin(twin: Twin, gateway: Gateway, report: ApplyReport) -> None:
 # --- one update ---------------------------------------------------------------------------
 
 
-def _apply_update(twin: Twin, inbound: InboundEvent, gateway: Gateway) -> None:
-    rules = rules_for(twin.connection)
+def _apply_update(
+    twin: Twin, inbound: InboundEvent, gateway: Gateway, rules: Rules, troubled: bool
+) -> None:
     replica = inbound.replica or {}
-    local_id = twin.local_request_id or _find_created(twin, gateway)
+    local_id = twin.local_request_id
+    if local_id is None and twin.create_tried:
+        local_id = _find_created(twin, gateway)
     state = read_request(gateway, local_id) if local_id else None
     if state is not None:
         _link_our_notes_they_copied(twin, replica, state)
@@ -184,8 +206,9 @@ def _apply_update(twin: Twin, inbound: InboundEvent, gateway: Gateway) -> None:
             # No note yet: the description becomes the request's first note.
             post.notes.append(gateway.add_note(local_id, after["description"], internal=False))
     post.notes += _add_new_comments(twin, post.id, after, post.notes, gateway)
+    post.read_at = answered_at(gateway)
     baseline = _baseline_after_write(rules, twin, state, post)
-    _finish(twin, inbound, post.id, replica, baseline)
+    _finish(twin, inbound, post, replica, baseline, troubled=troubled)
 
 
 def _record_conflict(twin: Twin, fields: list[str], kept: str) -> None:
@@ -211,6 +234,9 @@ def _create(twin: Twin, after: dict, fields: dict, gateway: Gateway) -> RequestS
     fields = {**fields, "sourceID": str(twin.twin_id)}
     if after.get("description"):
         fields["note"] = after["description"]
+    if not twin.create_tried:
+        Twin.objects.filter(pk=twin.pk).update(create_tried=True)
+        twin.create_tried = True
     created = gateway.create_request(fields)
     local_id = int(created["id"])
     # Linked at once, so nothing can make a second request for this twin.
@@ -373,11 +399,19 @@ def merge_baseline(old: dict, pre: dict, post: dict) -> dict:
 
 
 def _finish(
-    twin: Twin, inbound: InboundEvent, local_id: int, replica: dict, baseline: dict | None
+    twin: Twin,
+    inbound: InboundEvent,
+    post: RequestState,
+    replica: dict,
+    baseline: dict | None,
+    *,
+    troubled: bool = True,
 ) -> None:
     """The event is applied: the twin's new state, the event's result and its ack, in one
-    transaction."""
+    transaction. The request as written counts as read: the webhook and the poll that
+    report this very write find nothing new."""
     now = timezone.now()
+    local_id = post.id
     with transaction.atomic():
         locked = Twin.objects.select_for_update().get(pk=twin.pk)
         # A change made here meanwhile that the baseline does not show yet is sent.
@@ -393,11 +427,14 @@ def _finish(
             next_try_at=None,
             lease_until=None,
             lease_token=None,
+            source_updated_at=post.updated_at,
+            source_read_at=post.read_at,
         )
         if pending_local:
             Twin.objects.filter(pk=twin.pk).mark_dirty()
         _settle([inbound], InboundState.APPLIED, request_id=local_id)
-        resolve_errors(twin=twin, place=ErrorPlace.APPLY)
+        if troubled:
+            resolve_errors(twin=twin, place=ErrorPlace.APPLY)
         wake_workers()
 
 

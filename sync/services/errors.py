@@ -85,13 +85,28 @@ def record_error(
     return error
 
 
-def resolve_errors(*, twin: Twin | None = None, connection=None, place=None, reason="") -> int:
-    """The cause went away by itself (a retry worked): close the open errors there."""
+def twins_with_open_errors(twins) -> set[int]:
+    """Of these twins, the ones with an error of this side open (one query for a batch:
+    the others need no resolving when their work goes well)."""
+    return set(
+        SyncError.objects.unresolved()
+        .filter(twin__in=[t.pk for t in twins], remote=False)
+        .values_list("twin_id", flat=True)
+    )
+
+
+def resolve_errors(
+    *, twin: Twin | None = None, connection=None, place=None, reason="", twin_level=True
+) -> int:
+    """The cause went away by itself (a retry worked): close the open errors there
+    (`twin_level=False`: only the connection's own, not those of its twins)."""
     errors = SyncError.objects.unresolved().filter(remote=False)
     if twin is not None:
         errors = errors.filter(twin=twin)
     if connection is not None:
         errors = errors.filter(connection=connection)
+    if not twin_level:
+        errors = errors.filter(twin__isnull=True)
     if place is not None:
         errors = errors.filter(place=place)
     return errors.update(

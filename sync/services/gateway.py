@@ -13,9 +13,11 @@ import contextlib
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from django.conf import settings
+from django.utils.dateparse import parse_datetime
 
 from nodes.models import GeneralSettings
 from xurrent.client import Page, XurrentClient, XurrentError, budget_for
@@ -90,18 +92,40 @@ def use_gateway(gateway: Gateway) -> Iterator[Gateway]:
 
 @dataclass
 class RequestState:
-    """A request as the scripts see it: the request and its notes."""
+    """A request as the scripts see it: the request and its notes, and Xurrent's clock
+    when it answered (`read_at`)."""
 
     request: dict[str, Any]
     notes: list[dict[str, Any]] = field(default_factory=list)
+    read_at: datetime | None = None
 
     @property
     def id(self) -> int:
         return int(self.request["id"])
 
+    @property
+    def updated_at(self) -> datetime | None:
+        """When the request last changed, its notes included."""
+        times = [parse_time(self.request.get("updated_at"))]
+        times += [parse_time(note.get("created_at")) for note in self.notes]
+        known = [t for t in times if t is not None]
+        return max(known) if known else None
+
+
+def parse_time(value: Any) -> datetime | None:
+    return parse_datetime(value) if isinstance(value, str) else None
+
+
+def answered_at(gateway: Gateway) -> datetime | None:
+    """Xurrent's clock at its last answer to `gateway` (its Date header), if it said."""
+    info = getattr(gateway, "last_answer", None)
+    return getattr(info, "date", None)
+
 
 def read_request(gateway: Gateway, request_id: int) -> RequestState:
-    return RequestState(gateway.get_request(request_id), list(gateway.list_notes(request_id)))
+    request = gateway.get_request(request_id)
+    read_at = answered_at(gateway)
+    return RequestState(request, list(gateway.list_notes(request_id)), read_at)
 
 
 def first_page(gateway: Gateway, filters: Mapping[str, Any], **options) -> Page:

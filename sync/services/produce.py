@@ -25,8 +25,15 @@ from sync.models import (
     TwinStatus,
 )
 from sync.models.claims import claim
-from sync.services.errors import record_error, resolve_errors
-from sync.services.gateway import Gateway, GatewayError, get_gateway, read_request
+from sync.services.errors import record_error, resolve_errors, twins_with_open_errors
+from sync.services.gateway import (
+    Gateway,
+    GatewayError,
+    RequestState,
+    get_gateway,
+    read_request,
+)
+from sync.services.parallel import for_each
 from sync.services.scripts import ScriptFailed, outgoing_replica, rules_for
 
 logger = logging.getLogger(__name__)
@@ -57,23 +64,34 @@ def produce_changes(
         limit,
         Twin.LEASE,
         order_by=("dirty_at", "id"),
+        related=("connection",),
     )
     if not twins:
         return report
-    gateway = gateway or get_gateway()
-    for twin in twins:
-        outcome = produce_twin(twin, gateway)
+    rules: dict = {}
+    troubled = twins_with_open_errors(twins)
+
+    def one(twin: Twin) -> str:
+        # A client per thread (one call at a time each); a test's gateway is shared.
+        return produce_twin(
+            twin, gateway or get_gateway(), rules=rules, troubled=twin.pk in troubled
+        )
+
+    for outcome in for_each(one, twins):
         setattr(report, outcome, getattr(report, outcome) + 1)
     return report
 
 
-def produce_twin(twin: Twin, gateway: Gateway) -> str:
-    """One claimed twin: "events" (an event was queued), "unchanged" or "failed"."""
+def produce_twin(
+    twin: Twin, gateway: Gateway, *, rules: dict | None = None, troubled: bool = True
+) -> str:
+    """One claimed twin: "events" (an event was queued), "unchanged" or "failed".
+    `troubled`: the twin may have open errors to resolve once this works."""
     seen = twin.dirty_count
     connection = twin.connection
     try:
         state = read_request(gateway, twin.local_request_id)
-        replica = outgoing_replica(rules_for(connection), twin, state)
+        replica = outgoing_replica(rules_for(connection, rules), twin, state)
     except GatewayError as exc:
         _failed_to_read(twin, exc)
         return "failed"
@@ -90,12 +108,19 @@ def produce_twin(twin: Twin, gateway: Gateway) -> str:
             blocking=True,
         )
         return "failed"
-    made = queue_replica(twin, replica, seen_dirty_count=seen)
-    resolve_errors(twin=twin, place=ErrorPlace.PRODUCE)
+    made = queue_replica(twin, replica, seen_dirty_count=seen, source=state)
+    if troubled:
+        resolve_errors(twin=twin, place=ErrorPlace.PRODUCE)
     return "events" if made else "unchanged"
 
 
-def queue_replica(twin: Twin, replica: dict, *, seen_dirty_count: int | None) -> SyncEvent | None:
+def queue_replica(
+    twin: Twin,
+    replica: dict,
+    *,
+    seen_dirty_count: int | None,
+    source: RequestState | None = None,
+) -> SyncEvent | None:
     """Store an event for `replica` unless it equals the baseline, in the same
     transaction as the twin's new state; release the twin. The twin stays dirty when it
     was marked again while its request was being read."""
@@ -120,10 +145,15 @@ def queue_replica(twin: Twin, replica: dict, *, seen_dirty_count: int | None) ->
             locked.baseline = replica
             wake_workers()
         still_dirty = seen_dirty_count is not None and locked.dirty_count != seen_dirty_count
+        seen = {}
+        if source is not None:
+            seen = {"source_updated_at": source.updated_at, "source_read_at": source.read_at}
         Twin.objects.filter(pk=locked.pk).update(
             baseline=locked.baseline,
             last_seq_sent=locked.last_seq_sent,
             dirty=still_dirty,
+            dirty_at=locked.dirty_at if still_dirty else None,
+            **seen,
             attempts=0,
             next_try_at=None,
             lease_until=None,

@@ -28,7 +28,7 @@ from sync.models import (
     TwinOrigin,
     TwinStatus,
 )
-from sync.services.gateway import Gateway, GatewayError, first_page, get_gateway
+from sync.services.gateway import Gateway, GatewayError, first_page, get_gateway, parse_time
 from xurrent.client import xurrent_time
 
 logger = logging.getLogger(__name__)
@@ -231,16 +231,32 @@ def syncing_connections():
 
 
 def note_changed_requests(
-    request_ids: Iterable[int], *, gateway: Gateway | None = None
+    request_ids: Iterable[int],
+    *,
+    gateway: Gateway | None = None,
+    updated: dict[int, datetime | None] | None = None,
 ) -> tuple[int, int]:
     """Requests that changed in Xurrent: mark their twins dirty, and start twins for the
-    ones that match a trigger and no twin holds yet. Returns (marked, started)."""
+    ones that match a trigger and no twin holds yet. Returns (marked, started).
+
+    `updated` (a poll's `updated_at` of each request) leaves out the twins whose request
+    the engine has read since that change: a poll overlaps the one before it, and must
+    not make every twin it lists again read again.
+    """
     ids = sorted({int(i) for i in request_ids})
     if not ids:
         return 0, 0
-    marked = Twin.objects.filter(
+    twins = Twin.objects.filter(
         status=TwinStatus.OPEN, local_request_id__in=ids, connection__in=syncing_connections()
-    ).mark_dirty()
+    )
+    if updated:
+        changed = [
+            twin.pk
+            for twin in twins.only("pk", "local_request_id", "source_updated_at", "source_read_at")
+            if not twin.has_seen(updated.get(twin.local_request_id))
+        ]
+        twins = Twin.objects.filter(pk__in=changed)
+    marked = twins.mark_dirty()
     started = 0
     for connection in syncing_connections():
         triggers = list(connection.triggers.filter(active=True))
@@ -325,14 +341,16 @@ def poll_xurrent(*, every: float, gateway: Gateway | None = None, force: bool = 
         return 0
     since = state.watermark - POLL_OVERLAP
     filters = {"updated_at": f">={xurrent_time(since)}"}
-    seen: list[int] = []
+    seen: dict[int, datetime | None] = {}
     first_time: datetime | None = None
     items: list[dict] = []
     for page in gateway.request_pages(filters, sort="updated_at", per_page=100):
         first_time = first_time or _date_of(page)
         items += page.items
-        seen += [int(item["id"]) for item in page.items if item.get("id") is not None]
-    note_changed_requests(seen, gateway=gateway)
+        for item in page.items:
+            if item.get("id") is not None:
+                seen[int(item["id"])] = parse_time(item.get("updated_at"))
+    note_changed_requests(seen, gateway=gateway, updated=seen)
     _advance_watermark(state, first_time, items)
     return len(seen)
 
@@ -349,9 +367,7 @@ def _advance_watermark(state: PollState, server_time: datetime | None, items: li
 
 
 def _newest_update(items: list[dict]) -> datetime | None:
-    from django.utils.dateparse import parse_datetime
-
-    times = [parse_datetime(str(i.get("updated_at") or "")) for i in items]
+    times = [parse_time(i.get("updated_at")) for i in items]
     times = [t for t in times if t is not None]
     return max(times) if times else None
 

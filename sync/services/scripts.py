@@ -22,12 +22,19 @@ class Rules:
     incoming: str
 
 
-def rules_for(connection: Connection) -> Rules:
-    """The scripts in force on this side: Basic mode's fixed ones, or the latest version."""
+def rules_for(connection: Connection, cache: dict | None = None) -> Rules:
+    """The scripts in force on this side: Basic mode's fixed ones, or the latest version.
+    A batch of work passes a `cache` (a dict) to read them once per connection."""
+    if cache is not None and connection.pk in cache:
+        return cache[connection.pk]
     if connection.mode == Mode.BASIC:
-        return Rules(BASIC_OUTGOING, BASIC_INCOMING)
-    current = get_current_rules(connection)
-    return Rules(current.outgoing, current.incoming)
+        rules = Rules(BASIC_OUTGOING, BASIC_INCOMING)
+    else:
+        current = get_current_rules(connection)
+        rules = Rules(current.outgoing, current.incoming)
+    if cache is not None:
+        cache[connection.pk] = rules
+    return rules
 
 
 class ScriptFailed(Exception):

@@ -4,6 +4,8 @@ events back to it (acks). Both with the node token of the connection."""
 from __future__ import annotations
 
 import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -27,7 +29,7 @@ from sync.models import (
 )
 from sync.models.claims import claim
 from sync.serializers import PROTOCOL
-from sync.services.errors import record_error, resolve_errors
+from sync.services.errors import record_error, resolve_errors, twins_with_open_errors
 from sync.services.receive import Refused, receive_event, receive_result, record_result
 
 logger = logging.getLogger(__name__)
@@ -49,19 +51,70 @@ class SendReport:
         return self.sent + self.held + self.retrying + self.failed
 
 
+# Calls to peers made at the same time by one worker: the answers of other nodes are
+# waited for together, not one after the other (each call is for another twin, so the
+# order within a twin holds).
+PARALLEL_CALLS = 8
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+Answer = tuple[int, Any] | client.NodeError
+
+
+@dataclass(frozen=True)
+class PeerCall:
+    connection: Connection
+    path: str  # "/sync/" or "/sync/ack/"
+    body: dict
+
+
 def call_peer(connection: Connection, path: str, body: dict) -> tuple[int, Any]:
-    """POST to the other side of `connection`; a local connection (both sides on this
-    node) is served in-process: a single-worker server must never call itself."""
-    if connection.is_local:
-        return _call_local(connection, path, body)
-    base = f"/api/v1/connections/{connection.remote_connection_id}"
-    return client.request(
-        "POST",
-        connection.remote_url,
-        base + path,
-        json_body=body,
-        headers={"Authorization": f"Bearer {token_for(connection)}"},
-    )
+    """POST to the other side of `connection`; NodeError when it cannot be reached."""
+    (answer,) = call_peers([PeerCall(connection, path, body)])
+    if isinstance(answer, client.NodeError):
+        raise answer
+    return answer
+
+
+def call_peers(calls: list[PeerCall]) -> list[Answer]:
+    """Make these calls and return their answers in the same order (a NodeError for a
+    peer that could not be reached). Calls to other nodes go out together, each with a
+    fresh token made here; a local connection (both sides on this node) is served
+    in-process: a single-worker server must never call itself."""
+    answers: list[Answer | None] = [None] * len(calls)
+    remote = []
+    for index, call in enumerate(calls):
+        if call.connection.is_local:
+            answers[index] = _call_local(call.connection, call.path, call.body)
+            continue
+        base = f"/api/v1/connections/{call.connection.remote_connection_id}"
+        headers = {"Authorization": f"Bearer {token_for(call.connection)}"}
+        remote.append((index, call.connection.remote_url, base + call.path, call.body, headers))
+    if len(remote) == 1:
+        index, *args = remote[0]
+        answers[index] = _post(*args)
+    elif remote:
+        pool = _executor()
+        futures = [(index, pool.submit(_post, *args)) for index, *args in remote]
+        for index, future in futures:
+            answers[index] = future.result()
+    return answers  # type: ignore[return-value]
+
+
+def _post(url: str, path: str, body: dict, headers: dict) -> Answer:
+    """One call to another node (in a pool thread: no database here)."""
+    try:
+        return client.request("POST", url, path, json_body=body, headers=headers)
+    except client.NodeError as exc:
+        return exc
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(PARALLEL_CALLS, thread_name_prefix="sync-peer")
+        return _pool
 
 
 def _call_local(connection: Connection, path: str, body: dict) -> tuple[int, Any]:
@@ -90,27 +143,40 @@ def send_events(*, limit: int = 20, connection=None) -> SendReport:
         limit,
         SyncEvent.LEASE,
         order_by=("next_try_at", "id"),
+        related=("twin", "connection"),
         state=EventState.IN_PROGRESS,
         attempts=F("attempts") + 1,
     )
-    for event in events:
-        outcome = send_event(event)
+    if not events:
+        return report
+    troubled = twins_with_open_errors([e.twin for e in events])
+    answers = call_peers([PeerCall(e.connection, "/sync/", e.wire_body()) for e in events])
+    for event, answer in zip(events, answers, strict=True):
+        outcome = take_answer(event, answer, troubled=event.twin_id in troubled)
         setattr(report, outcome, getattr(report, outcome) + 1)
+    if report.sent:
+        # The other side answered: what kept the connection from sending is gone.
+        for connection_id in {e.connection_id for e in events}:
+            resolve_errors(connection=connection_id, place=ErrorPlace.SEND, twin_level=False)
     return report
 
 
 def send_event(event: SyncEvent) -> str:
     """One attempt at a claimed event: "sent", "held", "retrying" or "failed"."""
-    connection = event.connection
-    try:
-        status, answer = call_peer(connection, "/sync/", event.wire_body())
-    except client.NodeError as exc:
-        return _retry(event, ErrorKind.NETWORK, exc.message)
+    (answer,) = call_peers([PeerCall(event.connection, "/sync/", event.wire_body())])
+    return take_answer(event, answer)
+
+
+def take_answer(event: SyncEvent, answer: Answer, *, troubled: bool = True) -> str:
+    """What the other side said to a claimed event: "sent", "held", "retrying", "failed"."""
+    if isinstance(answer, client.NodeError):
+        return _retry(event, ErrorKind.NETWORK, answer.message)
+    status, answer = answer
     code = answer.get("code") if isinstance(answer, dict) else None
     if status in (200, 202) and isinstance(answer, dict) and answer.get("state"):
         _record(event, answer)
-        resolve_errors(twin=event.twin, place=ErrorPlace.SEND)
-        resolve_errors(connection=connection, place=ErrorPlace.SEND)
+        if troubled:
+            resolve_errors(twin=event.twin, place=ErrorPlace.SEND)
         return "sent"
     if status == 409 and code == "connection_inactive":
         _hold(event)
@@ -214,11 +280,9 @@ def _unexalated_there(event: SyncEvent) -> None:
 
 def send_acks(*, limit: int = 50, connection=None) -> int:
     """Tell the other side the results of its events; returns how many were delivered."""
-    delivered = 0
-    for inbound in _claim_acks(limit, connection):
-        if send_ack(inbound):
-            delivered += 1
-    return delivered
+    acks = _claim_acks(limit, connection)
+    answers = call_peers([PeerCall(i.connection, "/sync/ack/", _ack_body(i)) for i in acks])
+    return sum(_take_ack_answer(i, answer) for i, answer in zip(acks, answers, strict=True))
 
 
 def _claim_acks(limit: int, connection=None) -> list[InboundEvent]:
@@ -237,14 +301,22 @@ def _claim_acks(limit: int, connection=None) -> list[InboundEvent]:
 
 
 def send_ack(inbound: InboundEvent) -> bool:
+    (answer,) = call_peers([PeerCall(inbound.connection, "/sync/ack/", _ack_body(inbound))])
+    return _take_ack_answer(inbound, answer)
+
+
+def _ack_body(inbound: InboundEvent) -> dict:
     body = {"protocol": PROTOCOL, **inbound.answer()}
-    if inbound.twin_id:
-        body.setdefault("line", _error_line(inbound))
-    try:
-        status, answer = call_peer(inbound.connection, "/sync/ack/", body)
-    except client.NodeError as exc:
-        _ack_later(inbound, exc.message)
+    if inbound.error:
+        body["line"] = _error_line(inbound)
+    return body
+
+
+def _take_ack_answer(inbound: InboundEvent, answer: Answer) -> bool:
+    if isinstance(answer, client.NodeError):
+        _ack_later(inbound, answer.message)
         return False
+    status, answer = answer
     code = answer.get("code") if isinstance(answer, dict) else None
     if status == 200 or code == "event_not_found":
         InboundEvent.objects.filter(pk=inbound.pk).update(ack_pending=False)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 
 from exalate_site.resilience import unavailable_dependency
+from nodes.models import end_request, start_request
 from sync.models import ErrorKind, ErrorPlace
 from sync.sandbox import use_persistent_sandbox
 from sync.services.apply import apply_inbound
@@ -43,23 +44,31 @@ class RoundReport:
 
 
 def run_sync_round(*, batch_size: int = 20, poll_every: float | None = None) -> RoundReport:
-    """One round of the sync queue. Scripts run in a long-lived sandbox worker."""
+    """One round of the sync queue. Scripts run in a long-lived sandbox worker; the
+    General Settings are read once for the round."""
     use_persistent_sandbox()
+    start_request()
+    try:
+        return _round(batch_size, poll_every)
+    finally:
+        end_request()
+
+
+def _round(batch_size: int, poll_every: float | None) -> RoundReport:
     report = RoundReport()
     every = settings.XURRENT_POLL_SECONDS if poll_every is None else poll_every
-    gateway = None
-    if gateway_ready():
+    ready = gateway_ready()
+    if ready:
         gateway = get_gateway()
         report.hints = _step(report, "hints", consume_webhook_hints) or 0
         report.polled = _step(report, "poll", lambda: _poll(every, gateway)) or 0
-        produced = _step(
-            report, "produce", lambda: produce_changes(limit=batch_size, gateway=gateway)
-        )
+        # Each thread makes its own client for producing and applying.
+        produced = _step(report, "produce", lambda: produce_changes(limit=batch_size))
         report.produced = produced.attempted if produced else 0
     sent = _step(report, "send", lambda: send_events(limit=batch_size))
     report.sent = sent.attempted if sent else 0
-    if gateway is not None:
-        applied = _step(report, "apply", lambda: apply_inbound(limit=batch_size, gateway=gateway))
+    if ready:
+        applied = _step(report, "apply", lambda: apply_inbound(limit=batch_size))
         report.applied = applied.attempted + applied.superseded if applied else 0
     report.acks = _step(report, "acks", lambda: send_acks(limit=batch_size * 2)) or 0
     return report

@@ -28,6 +28,14 @@ def pair(node, persistent_sandbox) -> Pair:
     return Pair(side_a, side_b)
 
 
+@pytest.fixture(autouse=True)
+def one_twin_at_a_time(settings):
+    """In-process tests run inside one database transaction, which other threads'
+    connections cannot see: the engine works on one twin at a time here (live tests run
+    real workers with their threads)."""
+    settings.SYNC_THREADS = 1
+
+
 AI_KEY = "sk-ai-key-5ecret-0002"
 
 

@@ -58,6 +58,11 @@ class FakeXurrent:
 
     # --- the calls the engine makes -----------------------------------------------------
 
+    @property
+    def last_answer(self) -> AnswerInfo:
+        """Xurrent's clock, to the second, as its Date header says it."""
+        return AnswerInfo(date=datetime.fromtimestamp(int(self.store.clock.now()), UTC))
+
     def _call(self, name: str, action, *, write: bool = False):
         self.calls[name] += 1
         failure = self._failure(name)

@@ -44,7 +44,7 @@ class LiveSide:
             return  # the node's own helper runs one already
         with self.worker_log.open("ab") as log:
             self.worker = subprocess.Popen(
-                [sys.executable, "-u", "manage.py", "run_worker", "--idle", "0.5"],
+                [sys.executable, "-u", "manage.py", "run_worker", "--idle", "0.2"],
                 cwd=ROOT,
                 env=self.node.env,
                 stdout=log,
@@ -117,17 +117,25 @@ class LiveSide:
 
 
 def start_side(
-    workdir: Path, name: str, *, calls_per_hour: int = 36_000, burst: int = 20, **env: str
+    workdir: Path,
+    name: str,
+    *,
+    calls_per_hour: int = 36_000,
+    burst: int = 20,
+    webhooks: bool = True,
+    poll_seconds: str = POLL_SECONDS,
+    **env: str,
 ) -> LiveSide:
     """A node, its simulator and its worker. The account allows `calls_per_hour` (ten a
     second by default: a real account's 3,600 an hour would make the tests slow) with
-    Xurrent's burst limit; the node's engine keeps to the same budget."""
+    Xurrent's burst limit; the node's engine keeps to the same budget. Without
+    `webhooks` the node learns of changes by polling only."""
     port = free_port()
     webhook = f"http://127.0.0.1:{port}/api/v1/xurrent/webhook/"
     workdir.mkdir(parents=True, exist_ok=True)
     sim = start_simulator(
         account=f"account-{name}",
-        webhooks=[webhook],
+        webhooks=[webhook] if webhooks else [],
         rate_limit=calls_per_hour,
         log_path=workdir / f"{name}-sim.log",
         extra_args=["--quiet"],
@@ -140,7 +148,7 @@ def start_side(
             XURRENT_API_URL=sim.url,
             XURRENT_ACCOUNT=sim.account,
             XURRENT_API_TOKEN=sim.token,
-            XURRENT_POLL_SECONDS=POLL_SECONDS,
+            XURRENT_POLL_SECONDS=poll_seconds,
             XURRENT_HOURLY_BUDGET=str(calls_per_hour),
             XURRENT_BURST=str(burst),
             **env,
