@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 PYTEST_ARGS ?=
 
-.PHONY: run serve test lint format demo bench install install-dev browser clean
+.PHONY: run serve test lint format demo bench install install-dev browser editor clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -85,8 +85,16 @@ test: $(VENV)/.deps-dev browser
 # table (a few minutes; the served cases need PostgreSQL, else they are listed as not run).
 # BENCH_ARGS=--strict fails when a target is missed; --quick is rougher.
 BENCH_ARGS ?=
-bench: $(VENV)/.deps-dev
+bench: $(VENV)/.deps-dev browser
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# The sync rules editor (CodeMirror 6): editor/ holds its npm packages, pinned by
+# package-lock.json, and the source; the bundle is committed as static/js/editor.bundle.js,
+# so `make run` needs no Node. Run this after changing editor/ (needs Node and npm).
+editor:
+	cd editor && npm ci --ignore-scripts --no-audit --no-fund && npm run build
+	@wc -c static/js/editor.bundle.js | awk '{printf "editor.bundle.js: %d bytes", $$1}'
+	@gzip -9c static/js/editor.bundle.js | wc -c | awk '{printf ", %d gzipped\n", $$1}'
 
 lint: $(VENV)/.deps-dev
 	$(VENV)/bin/ruff check .

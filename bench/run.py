@@ -8,7 +8,8 @@ it.
 Two kinds of cases:
 - in process: Django on an in-memory SQLite database made for this run; each time is the
   best of several rounds, and the notes give the peak memory traced by tracemalloc
-  during one call (case / base);
+  during one call (case / base); with them, the rules page with and without the script
+  editor, timed by Chromium itself (bench/editor_page.py, a node under gunicorn on SQLite);
 - served (bench/served.py): the node under gunicorn on PostgreSQL databases the bench
   makes and drops, as in production. Without a reachable PostgreSQL they are listed as
   not run, with the reason.
@@ -272,6 +273,25 @@ def xurrent_client_rows(quick: bool) -> list[Row]:
         sim.stop()
 
 
+def editor_page_rows(quick: bool) -> list[Row]:
+    """The sync rules page in Chromium, with the script editor against the same page as
+    plain textareas (bench/editor_page.py): the browser's own load times, best of each."""
+    from bench.editor_page import best_times, rules_page_timer
+
+    with rules_page_timer() as timer:
+        with_editor, plain = best_times(timer, 5 if quick else 20)
+    return [
+        Row(
+            "sync rules page with the script editor (Chromium)",
+            "same page, plain textareas",
+            with_editor,
+            plain,
+            target=1.5,
+            note="in the browser: no peak memory here",
+        )
+    ]
+
+
 # --- running -----------------------------------------------------------------------------------
 
 
@@ -303,6 +323,7 @@ def in_process_rows(quick: bool) -> list[Row]:
             *sync_rule_rows(quick),
             *endpoint_rows(quick),
             *xurrent_client_rows(quick),
+            *editor_page_rows(quick),
         ]
     finally:
         connection.creation.destroy_test_db(":memory:", verbosity=0)

@@ -98,6 +98,24 @@ if XURRENT_HOURLY_BUDGET < 1 or XURRENT_BURST < 3:
         "XURRENT_HOURLY_BUDGET must be at least 1, XURRENT_BURST at least 3."
     )
 
+# --- AI Assist on the sync rules page ------------------------------------------------------
+# Any OpenAI-compatible chat completions API: they seed the General Settings, where an
+# admin can change them; the key is kept there encrypted. Unset: AI Assist is off.
+EXALATE_AI_URL = env.str("EXALATE_AI_URL", default="").rstrip("/")
+if EXALATE_AI_URL and urlsplit(EXALATE_AI_URL).scheme not in ("http", "https"):
+    raise ImproperlyConfigured(
+        "EXALATE_AI_URL must be an http(s) address, such as https://api.openai.com/v1."
+    )
+EXALATE_AI_MODEL = env.str("EXALATE_AI_MODEL", default="")
+EXALATE_AI_API_KEY = env.str("EXALATE_AI_API_KEY", default="")
+# Seconds a draft may take, both calls to the model included; and drafts per user and hour.
+EXALATE_AI_TIMEOUT = env.float("EXALATE_AI_TIMEOUT", default=60.0)
+EXALATE_AI_DRAFTS_PER_HOUR = env.int("EXALATE_AI_DRAFTS_PER_HOUR", default=30)
+if EXALATE_AI_TIMEOUT <= 0 or EXALATE_AI_DRAFTS_PER_HOUR < 1:
+    raise ImproperlyConfigured(
+        "EXALATE_AI_TIMEOUT and EXALATE_AI_DRAFTS_PER_HOUR must be positive numbers."
+    )
+
 _node_host = urlsplit(EXALATE_NODE_URL).hostname or "127.0.0.1"
 _local_hosts = ["localhost", "127.0.0.1", "[::1]"]
 ALLOWED_HOSTS = env.list(

@@ -19,6 +19,7 @@ urlpatterns = [
     path("connections/", include("invitations.urls")),
     path("connections/", include("sync.urls")),
     path("settings/xurrent/", include("xurrent.urls")),
+    path("settings/ai/", include("sync.assist_urls")),
     path("api/v1/", include("nodes.api_urls")),
     path("api/v1/", include("connections.api_urls")),
     path("api/v1/", include("invitations.api_urls")),

@@ -1,4 +1,5 @@
-"""General Settings in the operations view: this node's identity, licence and Xurrent account."""
+"""General Settings in the operations view: this node's identity, licence, Xurrent account
+and AI Assist."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from django.shortcuts import redirect
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
-from nodes.forms import XurrentAccountForm
+from nodes.forms import GeneralSettingsForm
 from nodes.models import GeneralSettings
 
 
@@ -15,7 +16,7 @@ from nodes.models import GeneralSettings
 class GeneralSettingsAdmin(admin.ModelAdmin):
     # The URL and short-name rules come with the model fields (nodes.fields); the token
     # is never a field of the form: only "set a new token" and whether one is set.
-    form = XurrentAccountForm
+    form = GeneralSettingsForm
     fieldsets = [
         (
             None,
@@ -45,12 +46,34 @@ class GeneralSettingsAdmin(admin.ModelAdmin):
                 ]
             },
         ),
+        (
+            "AI Assist (sync rules)",
+            {
+                "fields": [
+                    "ai_url",
+                    "ai_model",
+                    "ai_key_state",
+                    "new_ai_api_key",
+                    "remove_ai_api_key",
+                ]
+            },
+        ),
     ]
-    readonly_fields = ["uid", "platform", "xurrent_token_state", "check_xurrent_link"]
+    readonly_fields = [
+        "uid",
+        "platform",
+        "xurrent_token_state",
+        "check_xurrent_link",
+        "ai_key_state",
+    ]
 
     @admin.display(description="API token")
     def xurrent_token_state(self, obj: GeneralSettings) -> str:
         return "Set (hidden)" if obj.has_xurrent_token else "Not set"
+
+    @admin.display(description="AI API key")
+    def ai_key_state(self, obj: GeneralSettings) -> str:
+        return "Set (hidden)" if obj.has_ai_api_key else "Not set"
 
     @admin.display(description="Check Xurrent")
     def check_xurrent_link(self, obj: GeneralSettings) -> str:

@@ -1,4 +1,5 @@
-"""The form for this node's Xurrent account, shared by the admin and the Xurrent page."""
+"""The forms of this node's General Settings: the Xurrent account (the admin and the Xurrent
+page) and AI Assist (the admin and the AI Assist page)."""
 
 from __future__ import annotations
 
@@ -67,3 +68,65 @@ class XurrentAccountForm(forms.ModelForm):
         elif self.cleaned_data.get("remove_xurrent_api_token"):
             self.instance.set_xurrent_token("")
         return super().save(commit)
+
+
+def _header_safe(value: str, what: str) -> str:
+    if value and any(ch.isspace() or not ch.isprintable() for ch in value):
+        # A key travels in a header line: a space or line break inside it is a paste gone
+        # wrong, not part of the key.
+        raise forms.ValidationError(
+            f"The {what} has spaces or line breaks inside it: paste just the {what}."
+        )
+    return value
+
+
+class AIAssistForm(forms.ModelForm):
+    """Edits AI Assist's endpoint. The key is write-only, like the Xurrent token: never
+    in the form, typed into a password field, kept as it is when left blank."""
+
+    new_ai_api_key = forms.CharField(
+        label="Set a new AI API key",
+        required=False,
+        strip=True,
+        max_length=4000,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Sent as a Bearer token to the endpoint. Leave blank to keep the current "
+        "key; it is stored encrypted and never shown again. A local model may need none.",
+    )
+    remove_ai_api_key = forms.BooleanField(label="Remove the AI API key", required=False)
+
+    class Meta:
+        model = GeneralSettings
+        fields = ["ai_url", "ai_model"]
+
+    def clean_new_ai_api_key(self) -> str:
+        return _header_safe(self.cleaned_data.get("new_ai_api_key", ""), "key")
+
+    def clean_ai_model(self) -> str:
+        model = self.cleaned_data.get("ai_model", "").strip()
+        if model and not model.isprintable():
+            raise forms.ValidationError("The model name holds characters that cannot be sent.")
+        return model
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("new_ai_api_key") and cleaned.get("remove_ai_api_key"):
+            raise forms.ValidationError("Either set a new AI API key or remove it, not both.")
+        if cleaned.get("ai_url") and not cleaned.get("ai_model"):
+            self.add_error("ai_model", "Name the model to use at this endpoint.")
+        return cleaned
+
+    def save(self, commit: bool = True) -> GeneralSettings:
+        if self.cleaned_data.get("new_ai_api_key"):
+            self.instance.set_ai_api_key(self.cleaned_data["new_ai_api_key"])
+        elif self.cleaned_data.get("remove_ai_api_key"):
+            self.instance.set_ai_api_key("")
+        return super().save(commit)
+
+
+class GeneralSettingsForm(XurrentAccountForm, AIAssistForm):
+    """The admin's form: the Xurrent account and AI Assist together (clean and save of
+    both parents run, each calling the next along the MRO)."""
+
+    class Meta(XurrentAccountForm.Meta):
+        fields = [*XurrentAccountForm.Meta.fields, *AIAssistForm.Meta.fields]

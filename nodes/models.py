@@ -95,6 +95,22 @@ class GeneralSettings(models.Model):
         "public key (PEM): unsigned or badly signed webhooks are then refused. Empty: "
         "webhooks are taken unsigned.",
     )
+    # AI Assist of the sync rules page: an OpenAI-compatible chat completions API.
+    ai_url = NodeURLField(
+        "AI endpoint URL",
+        blank=True,
+        help_text="The base URL of an OpenAI-compatible API (its /chat/completions is "
+        "called), e.g. https://api.openai.com/v1, or http://127.0.0.1:11434/v1 for a local "
+        "Ollama (which needs EXALATE_ALLOW_PRIVATE_NETWORKS). Empty: AI Assist is off.",
+    )
+    ai_model = models.CharField(
+        "AI model",
+        max_length=200,
+        blank=True,
+        help_text="The model name the endpoint knows, e.g. gpt-4o-mini or qwen2.5-coder.",
+    )
+    # Read back only to call the model; never shown, logged or put in a prompt or a form.
+    ai_api_key = EncryptedTextField("AI API key")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -145,6 +161,7 @@ class GeneralSettings(models.Model):
                 "license": license,
                 "evaluation_ends_on": ends,
                 **xurrent_account_from_env(),
+                **ai_assist_from_env(),
             },
         )
         return obj
@@ -179,6 +196,33 @@ class GeneralSettings(models.Model):
         return True
 
     @property
+    def has_ai_api_key(self) -> bool:
+        return bool(self.ai_api_key)
+
+    @property
+    def ai_configured(self) -> bool:
+        """Whether AI Assist has an endpoint and a model (a key is optional: a local
+        model may need none)."""
+        return bool(self.ai_url and self.ai_model)
+
+    def set_ai_api_key(self, key: str) -> None:
+        """Replace the AI API key (an empty one removes it). Saved with the rest."""
+        self.ai_api_key = key.strip()
+
+    def fill_ai_assist_from_env(self) -> bool:
+        """Take AI Assist's endpoint from the environment when this node has none yet; one
+        an admin set up is kept. True when something was filled in and saved."""
+        if self.ai_url or self.ai_model or self.ai_api_key:
+            return False
+        values = ai_assist_from_env()
+        if not values:
+            return False
+        for name, value in values.items():
+            setattr(self, name, value)
+        self.save()
+        return True
+
+    @property
     def effective_license(self) -> str:
         if (
             self.license == License.EVALUATION
@@ -206,6 +250,17 @@ def xurrent_account_from_env() -> dict[str, str]:
         "xurrent_api_url": settings.XURRENT_API_URL,
         "xurrent_account": settings.XURRENT_ACCOUNT,
         "xurrent_api_token": settings.XURRENT_API_TOKEN,
+    }
+    return {name: value for name, value in values.items() if value}
+
+
+def ai_assist_from_env() -> dict[str, str]:
+    """AI Assist's endpoint as the environment names it (EXALATE_AI_URL, EXALATE_AI_MODEL,
+    EXALATE_AI_API_KEY), as General Settings field values; unset ones are left out."""
+    values = {
+        "ai_url": settings.EXALATE_AI_URL,
+        "ai_model": settings.EXALATE_AI_MODEL,
+        "ai_api_key": settings.EXALATE_AI_API_KEY,
     }
     return {name: value for name, value in values.items() if value}
 

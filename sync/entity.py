@@ -38,25 +38,70 @@ STATUSES = (
 )
 SUMMARY_MAX_LENGTH = 255
 
-# The order fields are shown in, for people reading a replica or a list of changes.
-FIELD_ORDER = (
-    "key",
-    "summary",
-    "description",
-    "status",
-    "priority",
-    "category",
-    "service",
-    "team",
-    "assignee",
-    "reporter",
-    "requested_by",
-    "labels",
-    "comments",
-    "attachments",
-    "customFields",
-    "template",
+
+@dataclass(frozen=True)
+class Field:
+    """One field a script reads on `entity` (and usually writes on `replica`).
+
+    This table is the one description of what a script sees: the editor's completion,
+    the rules page's help and the AI Assist prompt are all made from it.
+    """
+
+    name: str
+    kind: str  # in words: "text", "reference", "list of comments"...
+    doc: str
+    # What a reference, or each item of a list, holds.
+    fields: tuple[Field, ...] = ()
+
+
+REFERENCE_FIELDS = (
+    Field("id", "number", "Its id in this Xurrent account (None for a bare name)."),
+    Field("name", "text", "Its name."),
 )
+COMMENT_FIELDS = (
+    Field("id", "number", "The note's id in this Xurrent account (None before it is stored)."),
+    Field("author", "text", "The name of the person who wrote it."),
+    Field("body", "text", "The text of the note."),
+    Field("created", "text", "When it was written (ISO 8601)."),
+    Field("internal", "True/False", "Whether it is an internal note."),
+    Field("remote_id", "number", "On a copy of the other side's note: that note's id there."),
+)
+ATTACHMENT_FIELDS = (
+    Field("id", "number", "The file's id in this Xurrent account."),
+    Field("filename", "text", "The file name."),
+    Field("size", "number", "The size in bytes."),
+    Field("content_type", "text", "The media type, e.g. application/pdf."),
+    Field("internal", "True/False", "Whether it is attached to an internal note."),
+    Field("remote_id", "number", "On a copy of the other side's file: its id there."),
+)
+
+# The fields of Exalate's view of a Xurrent request, in the order people read them.
+ENTITY_FIELDS = (
+    Field("key", "text", "The Xurrent request id, as text."),
+    Field("summary", "text", f"The request's subject (at most {SUMMARY_MAX_LENGTH} characters)."),
+    Field("description", "text", "The request's first note: what the requester wrote."),
+    Field("status", "text", "The Xurrent status, e.g. assigned, in_progress, completed."),
+    Field("priority", "text", "The request's impact: low, medium, high or top."),
+    Field("category", "text", "The Xurrent category, e.g. incident, rfc, rfi."),
+    Field("service", "reference", "The service instance.", REFERENCE_FIELDS),
+    Field("team", "reference", "The team the request is assigned to.", REFERENCE_FIELDS),
+    Field("assignee", "reference", "The member the request is assigned to.", REFERENCE_FIELDS),
+    Field("reporter", "reference", "The person who requested it.", REFERENCE_FIELDS),
+    Field("requested_by", "reference", "The same as reporter.", REFERENCE_FIELDS),
+    Field("labels", "list of text", "The request's labels."),
+    Field("comments", "list of comments", "The later notes, oldest first.", COMMENT_FIELDS),
+    Field(
+        "attachments",
+        "list of attachments",
+        "The files of the request and of its notes.",
+        ATTACHMENT_FIELDS,
+    ),
+    Field("customFields", "object", "Custom field values by their id: customFields['ci_id']."),
+    Field("template", "reference", "The request template it was made from.", REFERENCE_FIELDS),
+)
+
+# The order fields are shown in, for people reading a replica or a list of changes.
+FIELD_ORDER = tuple(field.name for field in ENTITY_FIELDS)
 
 
 class Record(dict):

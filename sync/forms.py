@@ -10,6 +10,8 @@ from django import forms
 from nodes.validators import normalize_newlines
 from sync.defaults import SAMPLE_REPLICA, SAMPLE_REQUEST, as_json
 from sync.sandbox import SCRIPT_MAX_LENGTH, Problem, check_script
+from sync.services.assist import WORDS_MAX_LENGTH
+from sync.services.transfer import MAX_FILE_BYTES
 
 SAMPLE_MAX_LENGTH = 64 * 1024
 # An empty box is more likely a slip than a choice: a script that does nothing says so.
@@ -29,14 +31,18 @@ def _code_area(rows: int) -> forms.Textarea:
     )
 
 
-def _script_field(label: str, help_text: str) -> forms.CharField:
+def _script_field(label: str, help_text: str, direction: str) -> forms.CharField:
     # strip=False: leading indentation and trailing lines are part of a script.
+    widget = _code_area(18)
+    # The page's editor (static/js/editor.bundle.js) takes over these; the textarea stays
+    # the form field, so the page works the same without JavaScript.
+    widget.attrs.update({"data-editor": "python", "data-direction": direction})
     return forms.CharField(
         label=label,
         error_messages={"required": EMPTY_SCRIPT},
         strip=False,
         max_length=SCRIPT_MAX_LENGTH,
-        widget=_code_area(18),
+        widget=widget,
         help_text=help_text,
     )
 
@@ -46,11 +52,13 @@ class RulesForm(forms.Form):
         "Outgoing sync",
         "Runs when a local request changes: copy from entity (the local request) "
         "to replica (what the other side receives).",
+        "outgoing",
     )
     incoming = _script_field(
         "Incoming sync",
         "Runs when a replica arrives: apply it to entity (the local request); "
         "first_sync is True when the request is created here.",
+        "incoming",
     )
     note = forms.CharField(
         label="What changed (optional)",
@@ -61,6 +69,11 @@ class RulesForm(forms.Form):
     # The version the admin started editing from (0: the defaults), to catch a save by
     # someone else in the meantime.
     based_on = forms.IntegerField(min_value=0, required=False, widget=forms.HiddenInput)
+    # Set when the text in the boxes came from an AI Assist draft: the admin's words, kept
+    # with the version that is saved.
+    assist_prompt = forms.CharField(
+        required=False, max_length=WORDS_MAX_LENGTH, widget=forms.HiddenInput
+    )
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -185,3 +198,64 @@ class TestRequestForm(forms.Form):
         help_text="A request id of this node's Xurrent account: the outgoing script runs on "
         "that request as Xurrent has it now, and the sample replica is applied to it.",
     )
+
+
+# --- AI Assist and rules files -------------------------------------------------------------
+
+
+class AssistForm(forms.Form):
+    """What an admin asks AI Assist for (part of the rules form: it sends the scripts and
+    samples along)."""
+
+    assist_words = forms.CharField(
+        label="Describe what to sync",
+        max_length=WORDS_MAX_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        error_messages={"required": "Describe in a few words what the scripts should do."},
+        help_text="For example: send the summary, the status and public comments; map the "
+        "other side's priorities High and Highest to the impact high.",
+    )
+    assist_target = forms.ChoiceField(
+        label="Draft",
+        choices=[
+            ("both", "both scripts"),
+            ("outgoing", "the outgoing script"),
+            ("incoming", "the incoming script"),
+        ],
+        initial="both",
+        widget=forms.RadioSelect,
+    )
+    assist_send_samples = forms.BooleanField(
+        label="Send the test run samples to the model",
+        required=False,
+        help_text="They may hold real request data. Without them the model sees only the "
+        "scripts and your words; the draft is test-run on them here either way.",
+    )
+
+    @property
+    def directions(self) -> tuple[str, ...]:
+        target = self.cleaned_data["assist_target"]
+        return ("outgoing", "incoming") if target == "both" else (target,)
+
+
+class ImportRulesForm(forms.Form):
+    rules_file = forms.FileField(
+        label="Rules file",
+        help_text="A .json file exported from a connection's sync rules page or with "
+        "`manage.py export_rules`.",
+    )
+
+    def clean_rules_file(self) -> bytes:
+        upload = self.cleaned_data["rules_file"]
+        if upload.size > MAX_FILE_BYTES:
+            raise forms.ValidationError(
+                f"The file is larger than {MAX_FILE_BYTES // 1024} KB: it is not a rules file."
+            )
+        return upload.read()
+
+
+class ConfirmImportForm(forms.Form):
+    """The checked file's text, sent again to import it after the preview."""
+
+    content = forms.CharField(strip=False, max_length=MAX_FILE_BYTES, widget=forms.HiddenInput)
+    based_on = forms.IntegerField(min_value=0, widget=forms.HiddenInput)

@@ -442,6 +442,57 @@ def to_json(value: Any, what: str) -> str:
     return text
 
 
+# The helper functions an incoming script can call, by the name it calls them with.
+INCOMING_HELPERS: dict[str, Callable[..., Any]] = {
+    "merge_comments": merge_comments,
+    "merge_attachments": merge_attachments,
+}
+
+
+@dataclass(frozen=True)
+class ScriptName:
+    """A name a script finds set when it starts (besides the builtins)."""
+
+    name: str
+    kind: str  # "record", "flag" or "helper"
+    doc: str
+
+
+def _first_line(doc: str | None) -> str:
+    return (doc or "").strip().split("\n\n")[0].replace("\n", " ").strip()
+
+
+# What `execute` gives each direction: the editor's completion, the page's help and the
+# AI Assist prompt describe the sandbox from this, so they cannot drift from it.
+SCRIPT_NAMES: dict[str, tuple[ScriptName, ...]] = {
+    "outgoing": (
+        ScriptName("entity", "record", "The local Xurrent request: read its fields."),
+        ScriptName("replica", "record", "What the other side receives: set its fields."),
+    ),
+    "incoming": (
+        ScriptName("replica", "record", "What the other side sent: read its fields."),
+        ScriptName(
+            "entity",
+            "record",
+            "The local Xurrent request: set its fields. Empty on the first sync.",
+        ),
+        ScriptName(
+            "first_sync", "flag", "True when the request does not exist here yet and is created."
+        ),
+        ScriptName(
+            "previous",
+            "record",
+            "The replica received before this one (empty on the first sync): compare with "
+            "it to apply only what the other side changed.",
+        ),
+        *(
+            ScriptName(name, "helper", _first_line(helper.__doc__))
+            for name, helper in INCOMING_HELPERS.items()
+        ),
+    ),
+}
+
+
 def execute(direction: str, source: str, data: Mapping[str, Any]) -> dict[str, Any]:
     """Run one script here and now (no time limit: the worker adds that).
 
@@ -462,8 +513,7 @@ def execute(direction: str, source: str, data: Mapping[str, Any]) -> dict[str, A
                 entity=to_record(data.get("entity") or {}),
                 first_sync=bool(data.get("first_sync")),
                 previous=to_record(data.get("previous") or {}),
-                merge_comments=merge_comments,
-                merge_attachments=merge_attachments,
+                **INCOMING_HELPERS,
             )
             out_name = "entity"
         try:

@@ -1,5 +1,6 @@
 // Sync rules page: Tab indents in the script boxes, a click on an error selects its
-// line, and leaving the page with unsaved edits asks first.
+// line (in the editor when editor.bundle.js has started one), and leaving the page with
+// unsaved edits asks first.
 (function () {
   "use strict";
   var form = document.getElementById("rules-form");
@@ -32,6 +33,9 @@
 
   document.querySelectorAll(".problem[data-line][data-target]").forEach(function (item) {
     item.addEventListener("click", function () {
+      var line = parseInt(item.dataset.line, 10), editor = window.exalateEditor;
+      // With the editor (editor.bundle.js) the line is selected there; else in the textarea.
+      if (editor && editor.has(item.dataset.target)) { editor.selectLine(item.dataset.target, line); return; }
       var area = document.getElementById(item.dataset.target);
       if (area) selectLine(area, parseInt(item.dataset.line, 10));
     });

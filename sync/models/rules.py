@@ -23,6 +23,8 @@ class SyncRuleVersion(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now)
     note = models.CharField(max_length=200, blank=True)
+    # The words an admin gave AI Assist when this version started as its draft.
+    assist_prompt = models.TextField("AI Assist prompt", blank=True)
 
     class Meta:
         ordering = ["connection", "-number"]

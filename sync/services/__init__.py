@@ -11,6 +11,7 @@ from sync.services.rules import (
     get_current_rules,
     restore_rules,
     save_rules,
+    script_diff,
 )
 
 __all__ = [
@@ -21,4 +22,5 @@ __all__ = [
     "get_current_rules",
     "restore_rules",
     "save_rules",
+    "script_diff",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -62,13 +63,15 @@ def save_rules(
     *,
     note: str = "",
     based_on: int | None = None,
+    assist_prompt: str = "",
 ) -> SyncRuleVersion:
     """Store both scripts as the connection's next version and record the change.
 
     Raises RulesError when a script does not compile, RulesNotEditable in Basic mode,
     StaleRules when `based_on` (the version the admin started from; 0 for the
     defaults) is no longer the latest, and NothingChanged when the text is the latest
-    version's. Nothing is stored in any of these cases.
+    version's. Nothing is stored in any of these cases. `assist_prompt` is the admin's
+    words when the text started as an AI Assist draft.
     """
     if connection.mode != Mode.SCRIPT:
         raise RulesNotEditable("Basic mode connections have fixed sync rules.")
@@ -89,6 +92,7 @@ def save_rules(
             incoming=incoming,
             created_by=real_user(user),
             note=note.strip()[:200],
+            assist_prompt=assist_prompt.strip(),
         )
         message = f"Sync rules saved as version {version.number}."
         if version.note:
@@ -107,3 +111,23 @@ def restore_rules(connection: Connection, number: int, user=None) -> SyncRuleVer
     return save_rules(
         connection, old.outgoing, old.incoming, user, note=f"Restored from version {number}."
     )
+
+
+def script_diff(before: str, after: str, name: str, before_label: str, after_label: str) -> list:
+    """A unified diff as (kind, line) pairs; kind is a CSS class suffix. Empty when the
+    texts are the same."""
+    lines = difflib.unified_diff(
+        before.splitlines(),
+        after.splitlines(),
+        fromfile=f"{name}, {before_label}",
+        tofile=f"{name}, {after_label}",
+        lineterm="",
+    )
+    kinds = []
+    for line in lines:
+        if line.startswith(("---", "+++")):
+            kind = "file"
+        else:
+            kind = {"+": "add", "-": "del", "@": "hunk"}.get(line[:1], "same")
+        kinds.append((kind, line))
+    return kinds

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import difflib
 import json
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
@@ -23,12 +23,9 @@ from sync import (
     BASIC_OUTGOING,
     DEFAULT_INCOMING,
     DEFAULT_OUTGOING,
-    Outcome,
     RulesError,
-    run_incoming,
-    run_outgoing,
 )
-from sync.forms import RulesForm, SamplesForm, TestRequestForm
+from sync.forms import AssistForm, RulesForm, SamplesForm, TestRequestForm
 from sync.models import SyncRuleVersion, Twin
 from sync.services import (
     NothingChanged,
@@ -37,13 +34,18 @@ from sync.services import (
     get_current_rules,
     restore_rules,
     save_rules,
+    script_diff,
 )
+from sync.services.assist import SETUP_HELP, Draft, assist_note, model_endpoint
 from sync.services.gateway import GatewayError, NotConfigured, get_gateway, read_request
 from sync.services.overview import RequestLinks
+from sync.services.samples import SampleRun, run_samples
 from sync.services.scripts import request_for_scripts
+from sync.vocabulary import script_vocabulary
 
 VIEW = "connections.view_connection"
 CHANGE = "connections.change_connection"
+SETTINGS_CHANGE = "nodes.change_generalsettings"
 BASIC_REFUSED = (
     "This connection uses Basic mode: its sync rules are fixed and cannot be edited. "
     "A connection's mode never changes; create a Script mode connection for your own rules."
@@ -59,27 +61,15 @@ def _require_change(request: HttpRequest) -> None:
         raise PermissionDenied("Changing sync rules needs the permission to change connections.")
 
 
-@dataclass
-class TestRun:
-    outgoing: Outcome | None
-    incoming: Outcome | None
-    outgoing_skipped: str = ""
-    incoming_skipped: str = ""
-    first_sync: bool = False
-    # A real request of this node's account the run used instead of the sample request.
-    request_id: int | None = None
-    request_json: str = ""
-    request_url: str = ""
-
-
 def _render(
     request: HttpRequest,
     connection: Connection,
     *,
     rules_form: RulesForm | None = None,
     samples_form: SamplesForm | None = None,
-    test_run: TestRun | None = None,
+    test_run: SampleRun | None = None,
     request_form: TestRequestForm | None = None,
+    assist: AssistPanel | None = None,
     status: int = 200,
 ) -> HttpResponse:
     current = get_current_rules(connection)
@@ -117,8 +107,41 @@ def _render(
         "basic_fields": BASIC_FIELDS,
         "basic_outgoing": BASIC_OUTGOING,
         "basic_incoming": BASIC_INCOMING,
+        # For the editor's completion (as JSON) and the help: what the sandbox offers.
+        "vocabulary": script_vocabulary(),
+        "assist": assist or AssistPanel.for_user(request.user),
+        # ?editor=plain: the page without the script editor, its boxes plain textareas.
+        "plain_editor": request.GET.get("editor") == "plain",
     }
     return render(request, "sync/rules.html", context, status=status)
+
+
+@dataclass
+class AssistPanel:
+    """The AI Assist panel of the rules page: set up or not, the question, the draft."""
+
+    configured: bool
+    host: str = ""
+    model: str = ""
+    can_configure: bool = False
+    form: AssistForm | None = None
+    draft: Draft | None = None
+    error: str = ""
+    time_limit: float = 0.0
+    setup_help: str = SETUP_HELP
+
+    @classmethod
+    def for_user(cls, user, **kwargs) -> AssistPanel:
+        endpoint = model_endpoint()
+        kwargs.setdefault("form", AssistForm())
+        return cls(
+            configured=endpoint is not None,
+            host=endpoint.host if endpoint else "",
+            model=endpoint.model if endpoint else "",
+            can_configure=user.is_staff or user.has_perm(SETTINGS_CHANGE),
+            time_limit=settings.EXALATE_AI_TIMEOUT,
+            **kwargs,
+        )
 
 
 @login_required
@@ -154,14 +177,18 @@ def rules(request: HttpRequest, pk) -> HttpResponse:
 
 def _save(request: HttpRequest, connection: Connection, data: dict) -> None:
     """Save the typed rules as the next version and say so (or that nothing changed)."""
+    # A text that started as an AI Assist draft says so in the history, with the words.
+    prompt = data["assist_prompt"]
+    note = assist_note(data["note"], prompt) if prompt else data["note"]
     try:
         version = save_rules(
             connection,
             data["outgoing"],
             data["incoming"],
             request.user,
-            note=data["note"],
+            note=note,
             based_on=data["based_on"],
+            assist_prompt=prompt,
         )
     except NothingChanged as exc:
         messages.info(
@@ -223,41 +250,26 @@ def rules_test_run(request: HttpRequest, pk) -> HttpResponse:
     samples_form.is_valid()
     scripts, samples = rules_form.cleaned_data, samples_form.cleaned_data
     sample_request = samples.get("sample_request")
-    sample_replica = samples.get("sample_replica")
-    first_sync = samples.get("first_sync", False)
-    run = TestRun(outgoing=None, incoming=None, first_sync=first_sync)
+    request_id: int | None = None
     request_problem = ""
     if not request_form.is_valid():
         request_problem = "The request id is not valid: see the error beside it."
-    elif request_form.cleaned_data["test_request_id"] is not None:
-        sample_request, request_problem = _real_request(
-            connection, request_form.cleaned_data["test_request_id"], run
-        )
+    elif (request_id := request_form.cleaned_data["test_request_id"]) is not None:
+        sample_request, request_problem = _real_request(connection, request_id)
         if request_problem:
             request_form.add_error("test_request_id", request_problem)
-    request_name = "the request" if run.request_id else "the sample request"
-
-    if "outgoing" not in scripts:
-        run.outgoing_skipped = "The outgoing script does not compile: see the error below it."
-    elif request_problem:
-        run.outgoing_skipped = request_problem
-    elif sample_request is None:
-        run.outgoing_skipped = "The sample request is not valid: see the error below it."
-    else:
-        run.outgoing = run_outgoing(scripts["outgoing"], sample_request)
-
-    if "incoming" not in scripts:
-        run.incoming_skipped = "The incoming script does not compile: see the error below it."
-    elif sample_replica is None:
-        run.incoming_skipped = "The sample replica is not valid: see the error below it."
-    elif request_problem and not first_sync:
-        run.incoming_skipped = request_problem
-    elif sample_request is None and not first_sync:
-        run.incoming_skipped = f"{request_name.capitalize()} is not valid: see the error below it."
-    else:
-        local = None if first_sync else sample_request
-        run.incoming = run_incoming(scripts["incoming"], sample_replica, local)
-
+    run = run_samples(
+        scripts.get("outgoing"),
+        scripts.get("incoming"),
+        sample_request,
+        samples.get("sample_replica"),
+        first_sync=samples.get("first_sync", False),
+        request_problem=request_problem,
+    )
+    if request_id is not None and not request_problem:
+        run.request_id = request_id
+        run.request_json = json.dumps(sample_request, indent=2, ensure_ascii=False, default=str)
+        run.request_url = RequestLinks.of(connection).local(request_id)
     _remember_samples(request, connection, samples_form)
     return _render(
         request,
@@ -270,7 +282,7 @@ def rules_test_run(request: HttpRequest, pk) -> HttpResponse:
     )
 
 
-def _real_request(connection: Connection, request_id: int, run: TestRun) -> tuple[dict | None, str]:
+def _real_request(connection: Connection, request_id: int) -> tuple[dict | None, str]:
     """Request `request_id` as the scripts would get it (with its notes, marked with the
     other side's ids when it is synced here), or None and why it cannot be had."""
     try:
@@ -282,11 +294,7 @@ def _real_request(connection: Connection, request_id: int, run: TestRun) -> tupl
             return None, f"Xurrent has no request #{request_id} in this node's account."
         return None, f"Request #{request_id} could not be read from Xurrent: {exc.message}"
     twin = Twin.objects.holding().filter(connection=connection, local_request_id=request_id).first()
-    real = request_for_scripts(twin, state)
-    run.request_id = request_id
-    run.request_json = json.dumps(real, indent=2, ensure_ascii=False, default=str)
-    run.request_url = RequestLinks.of(connection).local(request_id)
-    return real, ""
+    return request_for_scripts(twin, state), ""
 
 
 def _version_or_404(connection: Connection, number: int) -> SyncRuleVersion:
@@ -294,25 +302,6 @@ def _version_or_404(connection: Connection, number: int) -> SyncRuleVersion:
         return connection.rule_versions.select_related("created_by").get(number=number)
     except SyncRuleVersion.DoesNotExist:
         raise Http404("No such version of these sync rules.") from None
-
-
-def _diff(before: str, after: str, name: str, before_label: str, after_label: str) -> list:
-    """A unified diff as (kind, line) pairs; kind is a CSS class suffix."""
-    lines = difflib.unified_diff(
-        before.splitlines(),
-        after.splitlines(),
-        fromfile=f"{name}, {before_label}",
-        tofile=f"{name}, {after_label}",
-        lineterm="",
-    )
-    kinds = []
-    for line in lines:
-        if line.startswith(("---", "+++")):
-            kind = "file"
-        else:
-            kind = {"+": "add", "-": "del", "@": "hunk"}.get(line[:1], "same")
-        kinds.append((kind, line))
-    return kinds
 
 
 @login_required
@@ -334,8 +323,12 @@ def rules_version(request: HttpRequest, pk, number: int) -> HttpResponse:
         "version": version,
         "current": get_current_rules(connection),
         "base_label": base_label,
-        "outgoing_diff": _diff(base_outgoing, version.outgoing, "Outgoing", base_label, label),
-        "incoming_diff": _diff(base_incoming, version.incoming, "Incoming", base_label, label),
+        "outgoing_diff": script_diff(
+            base_outgoing, version.outgoing, "Outgoing", base_label, label
+        ),
+        "incoming_diff": script_diff(
+            base_incoming, version.incoming, "Incoming", base_label, label
+        ),
         "can_edit": connection.mode == Mode.SCRIPT and request.user.has_perm(CHANGE),
     }
     return render(request, "sync/rules_version.html", context)

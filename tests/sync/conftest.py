@@ -1,7 +1,9 @@
 import pytest
+from django.core.cache import cache
 
 from sync.sandbox import stop_persistent_sandbox, use_persistent_sandbox
 from tests.sync.engine import Pair, Side, make_local_pair
+from tests.sync.fake_model import FakeModel
 from tests.sync.fake_xurrent import FakeXurrent
 
 
@@ -32,6 +34,31 @@ def one_twin_at_a_time(settings):
     connections cannot see: the engine works on one twin at a time here (live tests run
     real workers with their threads)."""
     settings.SYNC_THREADS = 1
+
+
+AI_KEY = "sk-ai-key-5ecret-0002"
+
+
+@pytest.fixture
+def fake_model():
+    """A fake OpenAI-compatible chat completions API on 127.0.0.1 (tests/sync/fake_model.py)."""
+    fake = FakeModel().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def ai_node(node, fake_model, settings):
+    """A node whose AI Assist calls the fake model (a local address: allowed here), with
+    fresh draft allowances (they live in the cache, which outlives a test's database)."""
+    settings.EXALATE_ALLOW_PRIVATE_NETWORKS = True
+    settings.EXALATE_AI_TIMEOUT = 5.0
+    node.ai_url, node.ai_model = fake_model.url, "fake-coder"
+    node.set_ai_api_key(AI_KEY)
+    node.save()
+    cache.clear()
+    yield node
+    cache.clear()
 
 
 # The Sync tab's tests: an active local connection, its Xurrent account and an editor.

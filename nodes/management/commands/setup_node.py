@@ -19,6 +19,7 @@ class Command(BaseCommand):
         # A node made before its Xurrent account was configured takes it from the
         # environment now; one whose admin set an account keeps it.
         node.fill_xurrent_account_from_env()
+        node.fill_ai_assist_from_env()
         self.stdout.write(
             f"Node {node.short_name} ({node.uid}) at {node.base_url}, "
             f"licence {node.effective_license}, modes: {', '.join(node.available_modes())}"
