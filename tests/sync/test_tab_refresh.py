@@ -3,6 +3,8 @@ and says whether anything is still pending (the page stops asking when not)."""
 
 import re
 
+from django.templatetags.static import static
+
 from sync.models import SyncEvent
 from tests.sync.tabkit import make_twin, script_error, tab_url
 
@@ -24,7 +26,7 @@ def test_the_page_names_its_parts_and_whether_it_follows_the_sync(editor_client,
     assert set(states(html)) == {"bulk", "queue", "errors", "twins"}
     assert 'data-pending="false"' in html
     assert f'data-status-url="/connections/{connection.pk}/sync/"' in html
-    assert "js/sync-tab.js" in html
+    assert static("js/sync-tab.js") in html  # with the hash of its content, as served
     assert '<meta http-equiv="refresh"' not in html  # nothing pending: no reload without JS
 
 
