@@ -147,6 +147,7 @@ def test_two_workers_send_500_queued_events_each_once_and_each_twin_in_order(nod
         order[twin_id].append(seq)
     assert all(seqs == list(range(1, EVENTS_PER_TWIN + 1)) for seqs in order.values())
     assert SyncEvent.objects.filter(state=EventState.APPLIED).count() == total
-    # Both workers took their share of the queue.
+    # Both workers took their share of the queue (a socket the peer could not trace back
+    # in /proc, as it closed, counts for neither).
     shares = Counter(peer.senders)
-    assert set(shares) == set(peer.worker_pids), shares
+    assert all(shares[pid] >= 10 for pid in peer.worker_pids), shares
