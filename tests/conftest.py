@@ -89,3 +89,13 @@ def pytest_collection_modifyitems(config, items):
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = keep
+
+
+@pytest.fixture(autouse=True)
+def no_sandbox_left_running():
+    """A test that ran the worker's sync round (it keeps one long-lived sandbox process)
+    must not leave that process to the tests after it."""
+    yield
+    from sync.sandbox import stop_persistent_sandbox
+
+    stop_persistent_sandbox()

@@ -223,6 +223,9 @@ class PollState(models.Model):
     polled_at = models.DateTimeField(null=True, blank=True)
     # A webhook named a request no twin holds: look for trigger matches at once.
     requested = models.BooleanField(default=False)
+    # Xurrent said to wait (429 and its Retry-After): every worker leaves the account
+    # alone until then.
+    paused_until = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.key}: {self.watermark}"
@@ -231,6 +234,20 @@ class PollState(models.Model):
     def account(cls) -> PollState:
         state, _ = cls.objects.get_or_create(key=cls.ACCOUNT)
         return state
+
+    @classmethod
+    def pause_account(cls, until: datetime) -> None:
+        """Xurrent asked every caller of this account to wait until `until`."""
+        with transaction.atomic():
+            cls.objects.get_or_create(key=cls.ACCOUNT)
+            cls.objects.filter(key=cls.ACCOUNT).filter(
+                Q(paused_until__isnull=True) | Q(paused_until__lt=until)
+            ).update(paused_until=until)
+
+    @classmethod
+    def account_paused(cls, now: datetime | None = None) -> bool:
+        now = now or timezone.now()
+        return cls.objects.filter(key=cls.ACCOUNT, paused_until__gt=now).exists()
 
     @classmethod
     def request_soon(cls) -> None:

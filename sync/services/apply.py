@@ -30,6 +30,7 @@ from sync.models import (
     InboundState,
     NoteMap,
     NoteOrigin,
+    PollState,
     Twin,
     TwinStatus,
 )
@@ -499,6 +500,8 @@ def _retry_later(twin: Twin, inbound: InboundEvent, exc: GatewayError) -> None:
     next_try = timezone.now() + wait
     if exc.retry_at is not None:
         next_try = max(next_try, exc.retry_at)
+        if exc.kind == "rate_limited":
+            PollState.pause_account(exc.retry_at)
     InboundEvent.objects.filter(pk=inbound.pk).update(
         attempts=F("attempts") + 1, next_try_at=next_try
     )
@@ -508,7 +511,7 @@ def _retry_later(twin: Twin, inbound: InboundEvent, exc: GatewayError) -> None:
         twin=twin,
         event_uuid=inbound.uuid,
         place=ErrorPlace.APPLY,
-        kind=ErrorKind.NETWORK if exc.kind == "network" else ErrorKind.XURRENT,
+        kind=ErrorKind.NETWORK if exc.kind == "unreachable" else ErrorKind.XURRENT,
         message=f"Writing to Xurrent failed ({exc.kind}); tried again by itself: {exc.message}",
         next_try_at=next_try,
     )

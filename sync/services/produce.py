@@ -20,6 +20,7 @@ from sync.models import (
     ErrorKind,
     ErrorPlace,
     EventState,
+    PollState,
     SyncEvent,
     Twin,
     TwinStatus,
@@ -180,6 +181,8 @@ def _failed_to_read(twin: Twin, exc: GatewayError) -> None:
     next_try = timezone.now() + wait
     if exc.retry_at is not None:
         next_try = max(next_try, exc.retry_at)
+        if exc.kind == "rate_limited":
+            PollState.pause_account(exc.retry_at)
     Twin.objects.filter(pk=twin.pk, lease_token=twin.lease_token).update(
         attempts=F("attempts") + 1, next_try_at=next_try, lease_until=None, lease_token=None
     )
@@ -187,7 +190,7 @@ def _failed_to_read(twin: Twin, exc: GatewayError) -> None:
         connection=twin.connection,
         twin=twin,
         place=ErrorPlace.PRODUCE,
-        kind=ErrorKind.XURRENT if exc.kind != "network" else ErrorKind.NETWORK,
+        kind=ErrorKind.NETWORK if exc.kind == "unreachable" else ErrorKind.XURRENT,
         message=f"Reading request #{twin.local_request_id} failed: {exc.message}",
         blocking=not exc.retryable,
         next_try_at=None if not exc.retryable else next_try,

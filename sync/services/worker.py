@@ -16,7 +16,7 @@ from django.conf import settings
 
 from exalate_site.resilience import unavailable_dependency
 from nodes.models import end_request, start_request
-from sync.models import ErrorKind, ErrorPlace
+from sync.models import ErrorKind, ErrorPlace, PollState
 from sync.sandbox import use_persistent_sandbox
 from sync.services.apply import apply_inbound
 from sync.services.errors import record_error, resolve_errors
@@ -59,7 +59,8 @@ def run_sync_round(*, batch_size: int = 20, poll_every: float | None = None) -> 
 def _round(batch_size: int, poll_every: float | None) -> RoundReport:
     report = RoundReport()
     every = settings.XURRENT_POLL_SECONDS if poll_every is None else poll_every
-    ready = gateway_ready()
+    # Xurrent asked to wait (a 429's Retry-After): only the calls between nodes go on.
+    ready = gateway_ready() and not PollState.account_paused()
     if ready:
         gateway = get_gateway()
         report.hints = _step(report, "hints", consume_webhook_hints) or 0

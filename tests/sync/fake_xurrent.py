@@ -19,10 +19,14 @@ class FakeXurrent:
 
     # --- test helpers ---------------------------------------------------------------
 
-    def fail_next(self, call: str, kind: str = "server_error", *, count: int = 1, store=False):
+    def fail_next(
+        self, call: str, kind: str = "server_error", *, count: int = 1, store=False, retry_at=None
+    ):
         """The next `count` calls of `call` fail with `kind` (after storing, if `store`)."""
         for _ in range(count):
-            error = XurrentError(kind, f"Simulated {kind} on {call}.", status=500)
+            error = XurrentError(
+                kind, f"Simulated {kind} on {call}.", status=500, retry_at=retry_at
+            )
             self.failures.append((call, error, store))
 
     def _failure(self, call: str) -> tuple[XurrentError, bool] | None:

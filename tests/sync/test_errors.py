@@ -180,3 +180,27 @@ def test_an_outgoing_script_error_blocks_the_twin_before_anything_is_sent(pair):
     assert "ZeroDivisionError" in error.message
     assert error.twin.status == TwinStatus.BLOCKED
     assert not SyncEvent.objects.exists()
+
+
+def test_a_rate_limit_pauses_every_worker_of_the_account_until_retry_after(pair):
+    from datetime import timedelta
+
+    from sync.models import PollState
+    from sync.services.gateway import use_gateway
+    from sync.services.worker import run_sync_round
+
+    pair.a.trigger()
+    start(pair, "later")
+    until = timezone.now() + timedelta(minutes=5)
+    pair.a.xurrent.fail_next("get", "rate_limited", retry_at=until)
+    pair.a.produce()
+    assert PollState.account_paused()
+    error = SyncError.objects.get()
+    assert not error.blocking and error.next_try_at >= until
+    with use_gateway(pair.a.xurrent):
+        report = run_sync_round(poll_every=3600)
+    assert report.produced == 0 and pair.a.xurrent.calls["get"] == 1
+    PollState.objects.update(paused_until=timezone.now())
+    time_passes()
+    with use_gateway(pair.a.xurrent):
+        assert run_sync_round(poll_every=3600).produced == 1
