@@ -115,26 +115,38 @@ class InitiateConnectionWizard(SessionWizardView):
     # --- finishing ----------------------------------------------------------------------
 
     def done(self, form_list, form_dict=None, **kwargs):
-        try:
-            connection, invitation, code = initiating.create(
-                form_dict["destination"].cleaned_data["destination"],
-                mode=form_dict["mode"].cleaned_data["mode"],
-                details=form_dict["details"].cleaned_data,
-                user=self.request.user,
-            )
-        except initiating.InitiateRefused as refused:
-            return self.render_refusal(refused, form_dict[refused.step])
+        # A refusal (the name was taken meanwhile) propagates to render_done below.
+        connection, invitation, code = initiating.create(
+            form_dict["destination"].cleaned_data["destination"],
+            mode=form_dict["mode"].cleaned_data["mode"],
+            details=form_dict["details"].cleaned_data,
+            user=self.request.user,
+        )
         # Shown in this answer, once: the code is kept nowhere, not even in the session.
         return render_code_page(self.request, connection, invitation, code)
 
-    def render_refusal(self, refused: initiating.InitiateRefused, form):
-        """The refused step again, with what was typed and why (the name was just taken)."""
+    def render_done(self, form, **kwargs):
+        # formtools resets the wizard once done() returns. A refusal raised out of done()
+        # skips that reset, so the destination and mode are kept and the admin only
+        # changes what was refused.
+        try:
+            return super().render_done(form, **kwargs)
+        except initiating.InitiateRefused as refused:
+            return self.render_refusal(refused)
+
+    def render_refusal(self, refused: initiating.InitiateRefused):
+        """The refused step again, with what was typed and why."""
+        form = self.get_form(
+            step=refused.step,
+            data=self.storage.get_step_data(refused.step),
+            files=self.storage.get_step_files(refused.step),
+        )
+        form.is_valid()  # cleaned, so errors can be added; the refusal's words replace its own
         for field, errors in refused.errors.items():
+            form.errors.pop(field, None)
             for error in errors:
                 form.add_error(None if field == NON_FIELD_ERRORS else field, error)
-        # formtools resets the wizard as soon as done() returns: the page is rendered now,
-        # while the wizard still knows which step it shows.
-        return self.render_revalidation_failure(refused.step, form).render()
+        return self.render_revalidation_failure(refused.step, form)
 
     # --- pages --------------------------------------------------------------------------
 

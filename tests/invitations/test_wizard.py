@@ -849,6 +849,16 @@ def test_a_name_taken_just_before_the_insert_shows_the_details_step_with_the_err
     assert list(Connection.objects.values_list("name", flat=True)) == ["RACED"]
     assert not Invitation.objects.exists()
 
+    # The destination and mode chosen before are still there: another name finishes it.
+    monkeypatch.setattr(initiating, "initiate_connection", real)
+    response = post_step(
+        wizard, "details", local_short_name="acme", remote_short_name="far", name="Raced 2"
+    )
+    assert response.status_code == 200 and "invitation code" in response.content.decode().lower()
+    made = Connection.objects.get(name="Raced 2")
+    assert (made.mode, made.remote_short_name) == ("basic", "far")
+    assert made.invitations.count() == 1
+
 
 def test_the_wizard_storage_is_cleared_after_finishing(wizard):
     post_step(wizard, "destination", no_url="on")
