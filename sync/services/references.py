@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from xurrent.client import XurrentError
+
 # How long a worker trusts the account's list of teams or people it read.
 DIRECTORY_TTL = 120.0
 # A name not found in a list older than this reads the list again once: someone may just
@@ -150,11 +152,21 @@ def reference_id(field: str, value: Any, gateway: Any, directory: Directory | No
         )
     directory = directory or directory_for(gateway)
     read = _read_with(gateway)
-    items, fresh = directory.records(target, read)
-    found = _matches(target, name, items)
-    if not found and not fresh:
-        items, _ = directory.records(target, read, fresh=True)
+    try:
+        items, fresh = directory.records(target, read)
         found = _matches(target, name, items)
+        if not found and not fresh:
+            items, _ = directory.records(target, read, fresh=True)
+            found = _matches(target, name, items)
+    except XurrentError as exc:
+        if exc.retryable:
+            raise  # the engine tries again later by itself
+        raise UnknownReference(
+            field,
+            f"entity.{field} is {name!r}, but this Xurrent account's {target} list could "
+            f"not be read to look it up: {exc.message} Give its id instead, or let the "
+            "API token read the list.",
+        ) from None
     if len(found) == 1:
         return int(found[0]["id"])
     if not found:

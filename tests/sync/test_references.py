@@ -20,6 +20,7 @@ from sync.services.references import (
 )
 from tests.sync.engine import INCOMING, OUTGOING
 from tests.sync.fake_xurrent import FakeXurrent
+from xurrent.client import XurrentError
 
 
 @pytest.fixture(autouse=True)
@@ -93,6 +94,20 @@ def test_a_name_shared_by_two_teams_is_an_error_listing_their_ids(xurrent):
 def test_a_service_instance_by_name_is_refused_not_dropped(xurrent):
     with pytest.raises(UnknownReference, match="service instance can only be given by its id"):
         reference_id("service", "End-User Support", xurrent)
+
+
+def test_a_list_the_token_may_not_read_is_an_error_saying_so(xurrent):
+    xurrent.fail_next("people", "not_found")
+    with pytest.raises(UnknownReference, match="person list could not be read"):
+        reference_id("assignee", "Jo Agent", xurrent)
+
+
+def test_a_list_xurrent_cannot_give_now_is_tried_again_later(xurrent):
+    xurrent.fail_next("teams", "rate_limited")
+    with pytest.raises(XurrentError) as caught:
+        reference_id("team", "Network", xurrent)
+    assert caught.value.retryable
+    assert reference_id("team", "Network", xurrent) == 2
 
 
 def test_a_value_that_is_no_name_nor_id_is_refused(xurrent):
