@@ -84,14 +84,32 @@ entity.attachments = merge_attachments(entity.attachments, replica.attachments)
 """
 
 # Basic mode: fixed rules, the same on every connection, shown read-only.
+# The team Basic mode creates requests in, unless this node's Xurrent settings name
+# another (GeneralSettings.basic_team).
 BASIC_TEAM = "Service Desk"
-BASIC_FIELDS = (
-    (
-        "Team",
-        f"A request that comes from the other side is created as an incident of low "
-        f"impact in the team named “{BASIC_TEAM}” of this Xurrent account (Xurrent needs "
-        "a team; switch to Script mode to pick another).",
-    ),
+
+
+def basic_team_value(team: str) -> str | int:
+    """The team as the Basic rules set it: a number is an id, anything else a name."""
+    team = team.strip() or BASIC_TEAM
+    return int(team) if team.isdigit() else team
+
+
+def basic_fields(team: str = BASIC_TEAM) -> tuple[tuple[str, str], ...]:
+    value = basic_team_value(team)
+    which = f"the team with id {value}" if isinstance(value, int) else f"the team “{value}”"
+    return (
+        (
+            "Team",
+            f"A request that comes from the other side is created as an incident of low "
+            f"impact in {which} of this Xurrent account (Xurrent needs a team; it is set "
+            "in this node's Xurrent settings, “Team for new requests (Basic mode)”).",
+        ),
+        *BASIC_SYNCED,
+    )
+
+
+BASIC_SYNCED = (
     ("Summary", "The subject of the request, both ways."),
     ("Description", "The request's first note, both ways."),
     ("Comments", "Public notes, both ways: new ones are added, edited ones updated."),
@@ -106,9 +124,12 @@ replica.comments = [c for c in entity.comments if not c.internal]
 replica.attachments = [a for a in entity.attachments if not a.internal]
 """
 
-BASIC_INCOMING = f"""\
+
+def basic_incoming(team: str = BASIC_TEAM) -> str:
+    """Basic mode's incoming rules, creating requests in `team` (a name, or an id)."""
+    return f"""\
 if first_sync:
-    entity.team = {BASIC_TEAM!r}
+    entity.team = {basic_team_value(team)!r}
     entity.category = "incident"
     entity.priority = "low"
 entity.summary = replica.summary
@@ -116,6 +137,10 @@ entity.description = replica.description
 entity.comments = merge_comments(entity.comments, replica.comments)
 entity.attachments = merge_attachments(entity.attachments, replica.attachments)
 """
+
+
+BASIC_FIELDS = basic_fields()
+BASIC_INCOMING = basic_incoming()
 
 # A Xurrent request as the Requests API returns it, with its notes (Notes API).
 SAMPLE_REQUEST: dict[str, Any] = {

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from connections.models import Role, Status
 from connections.services.outbox import wake_workers
+from nodes.models import Mode
 from sync.entity import TEAM_NEEDED
 from sync.models import (
     ErrorKind,
@@ -61,6 +62,12 @@ from sync.services.scripts import (
 )
 
 logger = logging.getLogger(__name__)
+
+BASIC_TEAM_ADVICE = (
+    "Basic mode creates the requests that come from the other side in the team set in this "
+    "node's Xurrent settings (Team for new requests): set it to one of this account's "
+    "teams, by name or id, then press Retry."
+)
 
 # Exalate's fields of a request and the Xurrent fields they are written to.
 PLAIN_FIELDS = {
@@ -168,8 +175,11 @@ def apply_twin(
     except UnknownReference as exc:
         # A value the script set that this Xurrent account has no match for: the script
         # (or the account) needs fixing, as for a script error; the line is where it is set.
-        line, source_line = assignment_line(in_force.incoming, exc.field)
-        problem = Problem(line, exc.message, source_line)
+        if twin.connection.mode == Mode.BASIC:
+            problem = Problem(None, f"{exc.fact} {BASIC_TEAM_ADVICE}")
+        else:
+            line, source_line = assignment_line(in_force.incoming, exc.field)
+            problem = Problem(line, exc.message, source_line)
         _fail(twin, newest, ErrorKind.SCRIPT, str(problem), problem=problem)
         report.failed += 1
         return

@@ -41,10 +41,11 @@ REFERENCE_TARGETS = {
 class UnknownReference(Exception):
     """A reference the incoming script gave cannot be turned into an id of this account."""
 
-    def __init__(self, field: str, message: str):
+    def __init__(self, field: str, message: str, fact: str = ""):
         super().__init__(message)
         self.field = field
         self.message = message
+        self.fact = fact or message  # what is wrong, without the advice on the script
 
 
 @dataclass
@@ -170,16 +171,19 @@ def reference_id(field: str, value: Any, gateway: Any, directory: Directory | No
     if len(found) == 1:
         return int(found[0]["id"])
     if not found:
+        fact = f"No {target} named {name!r} in this Xurrent account."
         raise UnknownReference(
             field,
-            f"No {target} named {name!r} in this Xurrent account (entity.{field} in the "
-            f"incoming script): give the name of one of its {target}s, or its id.",
+            f"{fact[:-1]} (entity.{field} in the incoming script): give the name of one of "
+            f"its {target}s, or its id.",
+            fact,
         )
     ids = ", ".join(str(item.get("id")) for item in found[:5])
+    fact = f"Several {target}s in this Xurrent account are named {name!r} (ids {ids})."
     raise UnknownReference(
         field,
-        f"Several {target}s in this Xurrent account are named {name!r} (ids {ids}): "
-        f"give entity.{field} the id of the one meant in the incoming script.",
+        f"{fact[:-1]}: give entity.{field} the id of the one meant in the incoming script.",
+        fact,
     )
 
 

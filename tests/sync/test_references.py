@@ -4,8 +4,15 @@ side's Xurrent account; a name that matches nothing, or several, holds the twin.
 import pytest
 
 from connections.models import Connection
-from nodes.models import Mode
-from sync.defaults import BASIC_TEAM, DEFAULT_INCOMING, DEFAULT_OUTGOING
+from nodes.forms import XurrentAccountForm
+from nodes.models import GeneralSettings, Mode
+from sync.defaults import (
+    BASIC_TEAM,
+    DEFAULT_INCOMING,
+    DEFAULT_OUTGOING,
+    basic_fields,
+    basic_incoming,
+)
 from sync.entity import TEAM_NEEDED
 from sync.models import ErrorKind, SyncError, TwinStatus
 from sync.services.apply import request_fields
@@ -228,9 +235,70 @@ def test_a_script_that_sets_no_team_is_told_so_before_xurrent_is_asked(pair):
     assert TEAM_NEEDED in error.message
 
 
-def test_basic_mode_creates_the_request_in_the_service_desk_team(pair):
+def basic_on_b(pair, team: str | None = None) -> None:
     Connection.objects.filter(pk=pair.b.connection.pk).update(mode=Mode.BASIC)
+    if team is not None:
+        GeneralSettings.objects.update(basic_team=team)
+
+
+def test_basic_mode_creates_the_request_in_the_service_desk_team(pair):
+    basic_on_b(pair)
     start(pair, "Basic")
     [copy] = pair.b.xurrent.all_requests()
-    assert copy["team"]["name"] == BASIC_TEAM
-    assert copy["subject"] == "Basic"
+    assert copy["team"]["name"] == BASIC_TEAM == "Service Desk"
+    assert (copy["subject"], copy["category"], copy["impact"]) == ("Basic", "incident", "low")
+
+
+@pytest.mark.parametrize("team", ["Network", "2"])
+def test_basic_mode_uses_the_team_the_xurrent_settings_name(pair, team):
+    basic_on_b(pair, team)
+    start(pair, "Basic elsewhere")
+    [copy] = pair.b.xurrent.all_requests()
+    assert copy["team"] == {"id": 2, "name": "Network"}
+
+
+def test_basic_mode_with_a_team_the_account_lacks_says_where_to_set_it(pair):
+    basic_on_b(pair, "Helpdesk")
+    start(pair, "Basic nowhere")
+    assert pair.b.xurrent.all_requests() == []
+    error = SyncError.objects.get(connection=pair.b.connection)
+    assert error.blocking and error.kind == ErrorKind.SCRIPT
+    assert error.message.startswith("No team named 'Helpdesk' in this Xurrent account.")
+    assert "Team for new requests" in error.message
+    assert "incoming script" not in error.message  # Basic mode has none to edit
+
+
+def test_basic_rules_set_a_numeric_team_as_an_id_and_a_name_as_text():
+    assert "entity.team = 12\n" in basic_incoming("12")
+    assert "entity.team = \"Ops 'B'\"\n" in basic_incoming("Ops 'B'")
+    assert "the team “Network”" in basic_fields("Network")[0][1]
+
+
+# --- the setting -------------------------------------------------------------------------------
+
+
+def xurrent_form(node, **changes) -> XurrentAccountForm:
+    data = {
+        "xurrent_api_url": node.xurrent_api_url,
+        "xurrent_account": node.xurrent_account,
+        "xurrent_webhook_key": node.xurrent_webhook_key,
+        **changes,
+    }
+    return XurrentAccountForm(data, instance=node)
+
+
+def test_the_basic_team_is_set_in_the_xurrent_settings(node):
+    form = xurrent_form(node, basic_team="  Network   Operations ")
+    assert form.is_valid(), form.errors
+    form.save()
+    assert GeneralSettings.objects.get().basic_team == "Network Operations"
+
+
+def test_a_blank_basic_team_is_refused_and_one_left_out_is_kept(node):
+    form = xurrent_form(node, basic_team="  ")
+    assert not form.is_valid()
+    assert "Xurrent needs a team for each new request" in str(form.errors)
+    form = xurrent_form(node)
+    assert form.is_valid(), form.errors
+    form.save()
+    assert GeneralSettings.objects.get().basic_team == "Service Desk"
