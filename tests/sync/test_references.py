@@ -302,3 +302,20 @@ def test_a_blank_basic_team_is_refused_and_one_left_out_is_kept(node):
     assert form.is_valid(), form.errors
     form.save()
     assert GeneralSettings.objects.get().basic_team == "Service Desk"
+
+
+def test_the_basic_rules_page_and_the_xurrent_page_name_the_nodes_team(admin_client, node):
+    GeneralSettings.objects.update(basic_team="Network")
+    connection = Connection.objects.create(
+        name="Acme basic",
+        mode=Mode.BASIC,
+        role="source",
+        local_short_name="acme",
+        remote_short_name="globex",
+    )
+    rules_page = admin_client.get(f"/connections/{connection.pk}/rules/").content.decode()
+    assert "in the team “Network” of this Xurrent account" in rules_page
+    assert "entity.team = &#x27;Network&#x27;" in rules_page
+    xurrent_page = admin_client.get("/settings/xurrent/").content.decode()
+    assert '<dd id="basic-team">Network</dd>' in xurrent_page
+    assert 'name="basic_team"' in xurrent_page
