@@ -183,16 +183,25 @@ def test_default_incoming_fills_in_the_required_fields_on_the_first_sync():
 
 
 def test_a_first_sync_without_a_team_is_told_to_set_entity_team():
-    outcome = run_incoming('entity.category = "incident"\nentity.summary = "x"', {}, None)
+    outcome = run_incoming('entity.category = "rfi"\nentity.summary = "x"', {}, None)
     assert outcome.warnings == [TEAM_NEEDED]
     assert "set entity.team in the incoming script" in TEAM_NEEDED
 
 
 def test_a_team_given_by_id_needs_no_lookup_note():
-    script = 'entity.team = 12\nentity.category = "incident"\nentity.summary = "x"'
+    script = 'entity.team = 12\nentity.category = "rfi"\nentity.summary = "x"'
     outcome = run_incoming(script, {}, None)
     assert outcome.warnings == []
     assert outcome.notes == []
+
+
+def test_a_new_incident_without_an_impact_gets_a_warning():
+    script = 'entity.team = 12\nentity.category = "incident"\nentity.summary = "x"'
+    outcome = run_incoming(script, {}, None)
+    assert outcome.warnings == [
+        "A new Xurrent incident needs an impact: set entity.priority (low, medium, high or "
+        "top) in the incoming script's first_sync part."
+    ]
 
 
 def test_an_unchanged_team_name_on_a_later_sync_gets_no_note():
