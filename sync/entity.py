@@ -67,11 +67,16 @@ REFERENCE_FIELDS = (
 BY_NAME = (
     " An incoming script sets it by name (looked up in this Xurrent account) or by id (a number)."
 )
-BY_PERSON = (
-    " An incoming script sets it by the person's name or email address (looked up in "
-    "this Xurrent account) or by id (a number); the other side's ids mean nothing here, "
-    "so copy replica.assignee.name, not replica.assignee."
-)
+
+
+def _by_person(name: str) -> str:
+    return (
+        " An incoming script sets it by the person's name or email address (looked up in "
+        "this Xurrent account) or by id (a number); the other side's ids mean nothing here, "
+        f"so copy replica.{name}.name, not replica.{name}."
+    )
+
+
 COMMENT_FIELDS = (
     Field("id", "number", "The note's id in this Xurrent account (None before it is stored)."),
     Field("author", "text", "The name of the person who wrote it."),
@@ -112,10 +117,15 @@ ENTITY_FIELDS = (
     Field(
         "assignee",
         "reference",
-        "The member the request is assigned to." + BY_PERSON,
+        "The member the request is assigned to." + _by_person("assignee"),
         REFERENCE_FIELDS,
     ),
-    Field("reporter", "reference", "The person who requested it." + BY_PERSON, REFERENCE_FIELDS),
+    Field(
+        "reporter",
+        "reference",
+        "The person who requested it." + _by_person("reporter"),
+        REFERENCE_FIELDS,
+    ),
     Field("requested_by", "reference", "The same as reporter.", REFERENCE_FIELDS),
     Field("labels", "list of text", "The request's labels."),
     Field("comments", "list of comments", "The later notes, oldest first.", COMMENT_FIELDS),

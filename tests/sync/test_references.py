@@ -319,3 +319,13 @@ def test_the_basic_rules_page_and_the_xurrent_page_name_the_nodes_team(admin_cli
     xurrent_page = admin_client.get("/settings/xurrent/").content.decode()
     assert '<dd id="basic-team">Network</dd>' in xurrent_page
     assert 'name="basic_team"' in xurrent_page
+
+
+def test_the_scripts_description_says_references_take_names():
+    from sync.vocabulary import sandbox_description
+
+    lines = {line.split(" (")[0]: line for line in sandbox_description().splitlines()}
+    assert "sets it by name" in lines["- team"]
+    assert "name or email address" in lines["- assignee"]
+    assert "copy replica.reporter.name" in lines["- reporter"]
+    assert "by id (a number) only" in lines["- service"]
