@@ -42,6 +42,7 @@ class GeneralSettingsAdmin(admin.ModelAdmin):
                     "new_xurrent_api_token",
                     "remove_xurrent_api_token",
                     "xurrent_webhook_key",
+                    "basic_team",
                     "check_xurrent_link",
                 ]
             },

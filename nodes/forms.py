@@ -33,7 +33,7 @@ class XurrentAccountForm(forms.ModelForm):
 
     class Meta:
         model = GeneralSettings
-        fields = ["xurrent_api_url", "xurrent_account", "xurrent_webhook_key"]
+        fields = ["xurrent_api_url", "xurrent_account", "xurrent_webhook_key", "basic_team"]
         widgets = {
             "xurrent_webhook_key": forms.Textarea(
                 attrs={"rows": 7, "cols": 66, "class": "code", "spellcheck": "false"}
@@ -49,6 +49,23 @@ class XurrentAccountForm(forms.ModelForm):
                 "The token has spaces or line breaks inside it: paste just the token."
             )
         return token
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # A form posted without the field (an older page, a script) keeps the team as it
+        # is; one posted blank is refused below.
+        if "basic_team" in self.fields:
+            self.fields["basic_team"].required = False
+
+    def clean_basic_team(self) -> str:
+        if self.is_bound and self.add_prefix("basic_team") not in self.data:
+            return self.instance.basic_team
+        team = " ".join(str(self.cleaned_data.get("basic_team") or "").split())
+        if not team:
+            raise forms.ValidationError(
+                "Xurrent needs a team for each new request: give a team's name or id."
+            )
+        return team
 
     def clean_xurrent_webhook_key(self) -> str:
         key = normalize_newlines(self.cleaned_data.get("xurrent_webhook_key", "")).strip()

@@ -95,6 +95,15 @@ class GeneralSettings(models.Model):
         "public key (PEM): unsigned or badly signed webhooks are then refused. Empty: "
         "webhooks are taken unsigned.",
     )
+    # Basic mode has fixed rules, but Xurrent needs a team for each request it creates.
+    basic_team = models.CharField(
+        "Team for new requests (Basic mode)",
+        max_length=255,
+        default="Service Desk",
+        help_text="The team of this Xurrent account that requests coming from the other side "
+        "of a Basic mode connection are created in: its name, or its id (a number). Script "
+        "mode connections set entity.team in their incoming script instead.",
+    )
     # AI Assist of the sync rules page: an OpenAI-compatible chat completions API.
     ai_url = NodeURLField(
         "AI endpoint URL",

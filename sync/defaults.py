@@ -35,9 +35,10 @@ DEFAULT_INCOMING = """\
 # `replica` is what arrived; `entity` is the local Xurrent request;
 # `first_sync` is True when the request does not exist here yet.
 if first_sync:
-    # Xurrent needs these to create a request: the service and category that
-    # requests coming from the other side are filed under.
-    entity.service = "End-User Support"
+    # Xurrent needs a team to create a request. "Service Desk" is a team of this
+    # Xurrent account given by name: change it to one of your teams, by name or by id
+    # (entity.team = 12). A name that matches no team stops the sync with an error.
+    entity.team = "Service Desk"
     entity.category = "incident"
     entity.priority = "low"
 
@@ -46,7 +47,8 @@ entity.description = replica.description
 entity.labels = replica.labels
 
 # The other side's status names (left) and the Xurrent status each one becomes.
-# A name that is not listed leaves the local status as it is.
+# A name that is not listed leaves the local status as it is. The open statuses of
+# Xurrent itself (the other side is another Xurrent account) are taken as they are.
 status_map = {
     "Open": "assigned",
     "To Do": "assigned",
@@ -56,7 +58,11 @@ status_map = {
     "Resolved": "completed",
     "Done": "completed",
 }
-entity.status = status_map.get(replica.status, entity.status)
+open_statuses = ["assigned", "accepted", "in_progress", "waiting_for", "waiting_for_customer"]
+if replica.status in open_statuses:
+    entity.status = replica.status
+else:
+    entity.status = status_map.get(replica.status, entity.status)
 
 # The other side's priorities (left) and the Xurrent impact each one becomes.
 priority_map = {
@@ -65,6 +71,11 @@ priority_map = {
     "Medium": "medium",
     "Low": "low",
     "Lowest": "low",
+    # Another Xurrent account sends its impacts as they are.
+    "top": "top",
+    "high": "high",
+    "medium": "medium",
+    "low": "low",
 }
 entity.priority = priority_map.get(replica.priority, entity.priority)
 
@@ -73,7 +84,32 @@ entity.attachments = merge_attachments(entity.attachments, replica.attachments)
 """
 
 # Basic mode: fixed rules, the same on every connection, shown read-only.
-BASIC_FIELDS = (
+# The team Basic mode creates requests in, unless this node's Xurrent settings name
+# another (GeneralSettings.basic_team).
+BASIC_TEAM = "Service Desk"
+
+
+def basic_team_value(team: str) -> str | int:
+    """The team as the Basic rules set it: a number is an id, anything else a name."""
+    team = team.strip() or BASIC_TEAM
+    return int(team) if team.isdigit() else team
+
+
+def basic_fields(team: str = BASIC_TEAM) -> tuple[tuple[str, str], ...]:
+    value = basic_team_value(team)
+    which = f"the team with id {value}" if isinstance(value, int) else f"the team “{value}”"
+    return (
+        (
+            "Team",
+            f"A request that comes from the other side is created as an incident of low "
+            f"impact in {which} of this Xurrent account (Xurrent needs a team; it is set "
+            "in this node's Xurrent settings, “Team for new requests (Basic mode)”).",
+        ),
+        *BASIC_SYNCED,
+    )
+
+
+BASIC_SYNCED = (
     ("Summary", "The subject of the request, both ways."),
     ("Description", "The request's first note, both ways."),
     ("Comments", "Public notes, both ways: new ones are added, edited ones updated."),
@@ -88,14 +124,23 @@ replica.comments = [c for c in entity.comments if not c.internal]
 replica.attachments = [a for a in entity.attachments if not a.internal]
 """
 
-BASIC_INCOMING = """\
+
+def basic_incoming(team: str = BASIC_TEAM) -> str:
+    """Basic mode's incoming rules, creating requests in `team` (a name, or an id)."""
+    return f"""\
 if first_sync:
+    entity.team = {basic_team_value(team)!r}
     entity.category = "incident"
+    entity.priority = "low"
 entity.summary = replica.summary
 entity.description = replica.description
 entity.comments = merge_comments(entity.comments, replica.comments)
 entity.attachments = merge_attachments(entity.attachments, replica.attachments)
 """
+
+
+BASIC_FIELDS = basic_fields()
+BASIC_INCOMING = basic_incoming()
 
 # A Xurrent request as the Requests API returns it, with its notes (Notes API).
 SAMPLE_REQUEST: dict[str, Any] = {

@@ -37,6 +37,11 @@ STATUSES = (
     "completed",
 )
 SUMMARY_MAX_LENGTH = 255
+TEAM_NEEDED = (
+    "A new Xurrent request needs a team: set entity.team in the incoming script's "
+    'first_sync part, to a team of this Xurrent account by name (entity.team = "Service '
+    'Desk") or by id (entity.team = 12).'
+)
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,20 @@ REFERENCE_FIELDS = (
     Field("id", "number", "Its id in this Xurrent account (None for a bare name)."),
     Field("name", "text", "Its name."),
 )
+# How an incoming script may set a reference (the engine looks names up in the account).
+BY_NAME = (
+    " An incoming script sets it by name (looked up in this Xurrent account) or by id (a number)."
+)
+
+
+def _by_person(name: str) -> str:
+    return (
+        " An incoming script sets it by the person's name or email address (looked up in "
+        "this Xurrent account) or by id (a number); the other side's ids mean nothing here, "
+        f"so copy replica.{name}.name, not replica.{name}."
+    )
+
+
 COMMENT_FIELDS = (
     Field("id", "number", "The note's id in this Xurrent account (None before it is stored)."),
     Field("author", "text", "The name of the person who wrote it."),
@@ -83,10 +102,30 @@ ENTITY_FIELDS = (
     Field("status", "text", "The Xurrent status, e.g. assigned, in_progress, completed."),
     Field("priority", "text", "The request's impact: low, medium, high or top."),
     Field("category", "text", "The Xurrent category, e.g. incident, rfc, rfi."),
-    Field("service", "reference", "The service instance.", REFERENCE_FIELDS),
-    Field("team", "reference", "The team the request is assigned to.", REFERENCE_FIELDS),
-    Field("assignee", "reference", "The member the request is assigned to.", REFERENCE_FIELDS),
-    Field("reporter", "reference", "The person who requested it.", REFERENCE_FIELDS),
+    Field(
+        "service",
+        "reference",
+        "The service instance. An incoming script sets it by id (a number) only.",
+        REFERENCE_FIELDS,
+    ),
+    Field(
+        "team",
+        "reference",
+        "The team the request is assigned to; a new request needs one." + BY_NAME,
+        REFERENCE_FIELDS,
+    ),
+    Field(
+        "assignee",
+        "reference",
+        "The member the request is assigned to." + _by_person("assignee"),
+        REFERENCE_FIELDS,
+    ),
+    Field(
+        "reporter",
+        "reference",
+        "The person who requested it." + _by_person("reporter"),
+        REFERENCE_FIELDS,
+    ),
     Field("requested_by", "reference", "The same as reporter.", REFERENCE_FIELDS),
     Field("labels", "list of text", "The request's labels."),
     Field("comments", "list of comments", "The later notes, oldest first.", COMMENT_FIELDS),
@@ -362,4 +401,40 @@ def request_problems(entity: Mapping[str, Any], *, first_sync: bool) -> list[str
         problems.append(f"The summary is longer than Xurrent's {SUMMARY_MAX_LENGTH} characters.")
     if first_sync and not category:
         problems.append("A new Xurrent request needs a category.")
+    if first_sync and not entity.get("team") and not entity.get("service"):
+        problems.append(TEAM_NEEDED)
+    if first_sync and category == "incident" and not priority:
+        problems.append(
+            "A new Xurrent incident needs an impact: set entity.priority (low, medium, high "
+            "or top) in the incoming script's first_sync part."
+        )
     return problems
+
+
+# Entity fields an incoming script may give by name, and what the name is looked up among.
+NAMED_REFERENCES = {"team": "teams", "assignee": "people", "reporter": "people"}
+
+
+def reference_notes(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
+    """For the test run: the references the script set by name, which the sync looks up
+    in this Xurrent account when it writes (the test run looks nothing up)."""
+    notes = []
+    for name, among in NAMED_REFERENCES.items():
+        value = after.get(name)
+        if isinstance(value, Mapping) and not isinstance(value.get("id"), int):
+            value = value.get("name")
+        if not isinstance(value, str) or value == before.get(name):
+            continue
+        old = before.get(name)
+        if isinstance(old, Mapping) and old.get("name") == value:
+            continue
+        notes.append(
+            f"entity.{name} is given by name ({value!r}): the sync writes the id of the one "
+            f"of this Xurrent account's {among} with that name{_email_words(name)}, and stops "
+            "with an error naming it if there is none or more than one."
+        )
+    return notes
+
+
+def _email_words(name: str) -> str:
+    return " or email address" if name != "team" else ""

@@ -50,6 +50,7 @@ from sync.entity import (
     merge_attachments,
     merge_comments,
     ordered,
+    reference_notes,
     request_problems,
     to_record,
 )
@@ -551,6 +552,8 @@ class Outcome:
     before: dict[str, Any] | None = None
     changes: list[Change] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # Incoming only: how the sync will write what the script set (references by name).
+    notes: list[str] = field(default_factory=list)
 
     @property
     def result_json(self) -> str:
@@ -790,4 +793,5 @@ def run_incoming(
     if outcome.ok and outcome.result is not None:
         outcome.changes = changes(before, outcome.result)
         outcome.warnings = request_problems(outcome.result, first_sync=first_sync)
+        outcome.notes = reference_notes(before, outcome.result)
     return outcome

@@ -413,6 +413,18 @@ class XurrentClient:
             what=f"request {request_id}",
         )
 
+    # --- the account's teams and people (references given by name) ----------------------------
+
+    def list_teams(self, *, per_page: int = PER_PAGE) -> Iterator[dict]:
+        """Every team of the account (`{id, name, …}`), page after page."""
+        for page in self._pages("/teams", {"per_page": _page_size(per_page)}):
+            yield from page.items
+
+    def list_people(self, *, per_page: int = PER_PAGE) -> Iterator[dict]:
+        """Every person of the account (`{id, name, primary_email, …}`), page after page."""
+        for page in self._pages("/people", {"per_page": _page_size(per_page)}):
+            yield from page.items
+
     # --- answers of the right shape ------------------------------------------------------------
 
     def _object(self, method: str, path: str, *, json_body=None, what: str = "") -> dict:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -22,6 +23,8 @@ from django.utils import timezone
 
 from connections.models import Role, Status
 from connections.services.outbox import wake_workers
+from nodes.models import Mode
+from sync.entity import TEAM_NEEDED
 from sync.models import (
     ErrorKind,
     ErrorPlace,
@@ -35,6 +38,7 @@ from sync.models import (
     TwinStatus,
 )
 from sync.models.claims import claim
+from sync.sandbox import Problem
 from sync.services.errors import record_error, resolve_errors, twins_with_open_errors
 from sync.services.gateway import (
     Gateway,
@@ -46,6 +50,7 @@ from sync.services.gateway import (
     read_request,
 )
 from sync.services.parallel import for_each
+from sync.services.references import UnknownReference, assignment_line, reference_id
 from sync.services.scope import close_twin
 from sync.services.scripts import (
     Rules,
@@ -57,6 +62,12 @@ from sync.services.scripts import (
 )
 
 logger = logging.getLogger(__name__)
+
+BASIC_TEAM_ADVICE = (
+    "Basic mode creates the requests that come from the other side in the team set in this "
+    "node's Xurrent settings (Team for new requests): set it to one of this account's "
+    "teams, by name or id, then press Retry."
+)
 
 # Exalate's fields of a request and the Xurrent fields they are written to.
 PLAIN_FIELDS = {
@@ -151,13 +162,25 @@ def apply_twin(
     if newest is None:
         _release(twin)
         return
+    in_force = rules_for(twin.connection, rules)
     try:
         if newest.action == EventAction.UNEXALATE:
             _apply_unexalate(twin, newest)
         else:
-            _apply_update(twin, newest, gateway, rules_for(twin.connection, rules), troubled)
+            _apply_update(twin, newest, gateway, in_force, troubled)
     except ScriptFailed as exc:
         _fail(twin, newest, ErrorKind.SCRIPT, str(exc.problem), problem=exc.problem)
+        report.failed += 1
+        return
+    except UnknownReference as exc:
+        # A value the script set that this Xurrent account has no match for: the script
+        # (or the account) needs fixing, as for a script error; the line is where it is set.
+        if twin.connection.mode == Mode.BASIC:
+            problem = Problem(None, f"{exc.fact} {BASIC_TEAM_ADVICE}")
+        else:
+            line, source_line = assignment_line(in_force.incoming, exc.field)
+            problem = Problem(line, exc.message, source_line)
+        _fail(twin, newest, ErrorKind.SCRIPT, str(problem), problem=problem)
         report.failed += 1
         return
     except GatewayError as exc:
@@ -197,8 +220,14 @@ def _apply_update(
     before, after = incoming.before, incoming.after
     if incoming.conflicts:
         _record_conflict(twin, incoming.conflicts, incoming.kept)
-    fields = request_fields(before, after, first_sync=state is None)
+    fields = request_fields(
+        before,
+        after,
+        first_sync=state is None,
+        reference=lambda field, value: reference_id(field, value, gateway),
+    )
     if state is None:
+        _check_creatable(fields)
         post = _create(twin, after, fields, gateway)
     else:
         request = gateway.update_request(local_id, fields) if fields else state.request
@@ -247,27 +276,61 @@ def _create(twin: Twin, after: dict, fields: dict, gateway: Gateway) -> RequestS
     return RequestState(created, notes)
 
 
-def request_fields(before: dict, after: dict, *, first_sync: bool) -> dict[str, Any]:
+def request_fields(
+    before: dict,
+    after: dict,
+    *,
+    first_sync: bool,
+    reference: Callable[[str, Any], int] | None = None,
+) -> dict[str, Any]:
     """The Xurrent fields to write for what the incoming script changed (everything it
-    set, on the first sync). References are written by id; one given only by name
-    cannot be written and is left out."""
+    set, on the first sync).
+
+    References are written by id: `reference(field, value)` gives the id of what a value
+    names (a team or person by name, or an id as it is) and raises UnknownReference for
+    a name this account does not have; without it, only ids are accepted. A reference
+    that names what the request already has is not written again.
+    """
     fields: dict[str, Any] = {}
     for name, api_name in PLAIN_FIELDS.items():
         value = after.get(name)
         if (first_sync and value is not None) or (not first_sync and value != before.get(name)):
             fields[api_name] = value
     for name, api_name in REFERENCE_FIELDS.items():
-        value = after.get(name)
-        if not first_sync and value == before.get(name):
+        value, old = after.get(name), before.get(name)
+        if not first_sync and (value == old or _same_name(value, old)):
             continue
-        if value is None and not first_sync:
-            fields.setdefault(api_name, None)
-        elif isinstance(value, dict) and isinstance(value.get("id"), int):
-            fields[api_name] = value["id"]
+        if value is None:
+            if not first_sync:
+                fields.setdefault(api_name, None)
+            continue
+        ref_id = (reference or _id_only)(name, value)
+        if first_sync or not isinstance(old, dict) or old.get("id") != ref_id:
+            fields[api_name] = ref_id
     custom = after.get("customFields")
     if isinstance(custom, dict) and custom and (first_sync or custom != before.get("customFields")):
         fields["custom_fields"] = [{"id": k, "value": v} for k, v in custom.items()]
     return fields
+
+
+def _same_name(value: Any, old: Any) -> bool:
+    """`entity.team = "Service Desk"` on a request whose team is that one already."""
+    return isinstance(value, str) and isinstance(old, dict) and old.get("name") == value
+
+
+def _id_only(field: str, value: Any) -> int:
+    if isinstance(value, dict):
+        value = value.get("id")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise UnknownReference(field, f"entity.{field} must be given by id here, not {value!r}.")
+
+
+def _check_creatable(fields: dict[str, Any]) -> None:
+    """Xurrent refuses a new request without a team (unless a service instance brings
+    one): say so in the admin's words before asking it."""
+    if not fields.get("team_id") and not fields.get("service_instance_id"):
+        raise UnknownReference("team", TEAM_NEEDED)
 
 
 # --- notes ----------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """The engine's one door to this node's Xurrent account.
 
 The engine asks `get_gateway()` for something with XurrentClient's calls (list pages of
-requests, read, create and update a request, list and add notes); that is the client of
-the General Settings' account, or, in tests, whatever `use_gateway()` put in place.
+requests, read, create and update a request, list and add notes, list teams and people);
+that is the client of the General Settings' account, or, in tests, whatever
+`use_gateway()` put in place.
 Failures are XurrentError, whose kind the engine decides on: retry by itself
 (`retryable`), or hold the twin until someone looks.
 """
@@ -44,6 +45,10 @@ class Gateway(Protocol):
     def list_notes(self, request_id: int) -> Iterator[dict[str, Any]]: ...
 
     def add_note(self, request_id: int, text: str, *, internal: bool = False) -> dict: ...
+
+    def list_teams(self) -> Iterator[dict[str, Any]]: ...
+
+    def list_people(self) -> Iterator[dict[str, Any]]: ...
 
 
 class NotConfigured(Exception):

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from connections.models import Connection
-from nodes.models import Mode
-from sync.defaults import BASIC_INCOMING, BASIC_OUTGOING
+from nodes.models import GeneralSettings, Mode
+from sync.defaults import BASIC_OUTGOING, basic_incoming
 from sync.entity import entity_from_request
 from sync.models import NoteMap, Twin
 from sync.sandbox import Outcome, Problem, run_incoming, run_outgoing
@@ -28,7 +28,7 @@ def rules_for(connection: Connection, cache: dict | None = None) -> Rules:
     if cache is not None and connection.pk in cache:
         return cache[connection.pk]
     if connection.mode == Mode.BASIC:
-        rules = Rules(BASIC_OUTGOING, BASIC_INCOMING)
+        rules = Rules(BASIC_OUTGOING, basic_incoming(GeneralSettings.load().basic_team))
     else:
         current = get_current_rules(connection)
         rules = Rules(current.outgoing, current.incoming)

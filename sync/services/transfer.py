@@ -17,9 +17,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from connections.models import Connection, EventKind
-from nodes.models import Mode
+from nodes.models import GeneralSettings, Mode
 from nodes.validators import normalize_newlines
-from sync.defaults import BASIC_INCOMING, BASIC_OUTGOING
+from sync.defaults import BASIC_OUTGOING, basic_incoming
 from sync.models import SyncRuleVersion, Trigger
 from sync.sandbox import SCRIPT_MAX_LENGTH, RulesError, compile_rules
 from sync.services.rules import (
@@ -65,7 +65,7 @@ class RulesFile:
 
 def _exported_scripts(connection: Connection) -> tuple[str, str, int | None]:
     if connection.mode != Mode.SCRIPT:
-        return BASIC_OUTGOING, BASIC_INCOMING, None
+        return BASIC_OUTGOING, basic_incoming(GeneralSettings.load().basic_team), None
     current = get_current_rules(connection)
     return current.outgoing, current.incoming, current.number
 

@@ -15,16 +15,15 @@ from django.utils import formats, timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from connections.models import Connection
-from nodes.models import Mode
+from nodes.models import GeneralSettings, Mode
 from nodes.validators import normalize_newlines
 from sync import (
-    BASIC_FIELDS,
-    BASIC_INCOMING,
     BASIC_OUTGOING,
     DEFAULT_INCOMING,
     DEFAULT_OUTGOING,
     RulesError,
 )
+from sync.defaults import basic_fields, basic_incoming
 from sync.forms import AssistForm, RulesForm, SamplesForm, TestRequestForm
 from sync.models import SyncRuleVersion, Twin
 from sync.services import (
@@ -93,6 +92,7 @@ def _render(
         normalize_newlines(rules_form.data.get("outgoing", "")),
         normalize_newlines(rules_form.data.get("incoming", "")),
     ) != (current.outgoing, current.incoming)
+    basic_team = GeneralSettings.load().basic_team
     context = {
         "unsaved": unsaved,
         "connection": connection,
@@ -104,9 +104,9 @@ def _render(
         "request_form": request_form or TestRequestForm(),
         "test_run": test_run,
         "versions": versions,
-        "basic_fields": BASIC_FIELDS,
+        "basic_fields": basic_fields(basic_team),
         "basic_outgoing": BASIC_OUTGOING,
-        "basic_incoming": BASIC_INCOMING,
+        "basic_incoming": basic_incoming(basic_team),
         # For the editor's completion (as JSON) and the help: what the sandbox offers.
         "vocabulary": script_vocabulary(),
         "assist": assist or AssistPanel.for_user(request.user),

@@ -123,3 +123,9 @@ class FakeXurrent:
             return self.store.add_note(int(request_id), body, TOKEN_PERSON_ID)[0]
 
         return self._call("add_note", add, write=True)
+
+    def list_teams(self):
+        return iter(self._call("teams", self.store.teams))
+
+    def list_people(self):
+        return iter(self._call("people", self.store.people))

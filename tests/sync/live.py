@@ -161,21 +161,29 @@ def start_side(
     return side
 
 
-def connect(a: LiveSide, b: LiveSide, *, query: str = "category=incident") -> None:
-    """The real handshake (initiated on A, accepted on B), the test rules and a trigger on
-    both sides."""
+def connect(
+    a: LiveSide,
+    b: LiveSide,
+    *,
+    query: str = "category=incident",
+    rules: tuple[str, str] | None = (OUTGOING, INCOMING),
+) -> None:
+    """The real handshake (initiated on A, accepted on B), the sync rules and a trigger on
+    both sides. `rules` are (outgoing, incoming); None leaves the default rules a new
+    connection has, unchanged."""
     a.connection_id, code = initiate_between(a.node, b.node, f"{a.name} to {b.name}")
     accepted = b.node.manage("accept_invitation", code).stdout.strip().splitlines()[-1]
     b.connection_id, status = accepted.split()
     assert status == "active"
     wait_for(lambda: _status(a) == "active", "A sees the connection active")
     for side in (a, b):
-        side.shell(
-            "from connections.models import Connection\n"
-            "from sync.services import save_rules\n"
-            f"save_rules(Connection.objects.get(pk={side.connection_id!r}), "
-            f"{OUTGOING!r}, {INCOMING!r})"
-        )
+        if rules is not None:
+            side.shell(
+                "from connections.models import Connection\n"
+                "from sync.services import save_rules\n"
+                f"save_rules(Connection.objects.get(pk={side.connection_id!r}), "
+                f"{rules[0]!r}, {rules[1]!r})"
+            )
         side.node.manage("add_trigger", side.connection_id, query)
 
 

@@ -1,13 +1,16 @@
 """Two live nodes, two simulated Xurrent accounts, two workers: the sync over real HTTP.
 
-The sides are started once for the module; each test uses requests of its own.
+The sides are started once for the module; each test uses requests of its own. Both
+sides keep the default rules a new connection has, unchanged: the default incoming
+script creates requests in the team it names ("Service Desk", looked up by name in the
+simulated account), so the default path is proven end to end.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from tests.sync.engine import INCOMING
+from sync.defaults import DEFAULT_INCOMING
 from tests.sync.live import LiveSide, connect, quiet, start_side, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -22,7 +25,7 @@ def sides(tmp_path_factory):
         started.append(a)
         b = start_side(workdir, "b")
         started.append(b)
-        connect(a, b)
+        connect(a, b, rules=None)
         yield a, b
     finally:
         for side in started:
@@ -149,13 +152,15 @@ def test_an_incoming_script_error_on_b_holds_its_twin_and_retry_after_the_fix_co
         held = wait_for(b_error, "B records the script error")
         assert held["status"] == "blocked"
         # The broken line is the third one added to the rules in force.
-        assert f"line {INCOMING.count(chr(10)) + 3}" in held["last_error"]
+        assert f"line {DEFAULT_INCOMING.count(chr(10)) + 3}" in held["last_error"]
         assert b.copy_of(twin["twin_id"]) is None
         # The sender shows it too (read-only: it is retried on B).
         wait_for(lambda: (twin_of(a, bad["id"]) or {}).get("last_error"), "A shows B's error")
     finally:
         b.shell(
-            rules + "from tests.sync.engine import INCOMING\nsave_rules(c, r.outgoing, INCOMING)"
+            rules
+            + "from sync.defaults import DEFAULT_INCOMING\n"
+            + "save_rules(c, r.outgoing, DEFAULT_INCOMING)"
         )
     b.shell(
         "from sync.models import Twin\n"

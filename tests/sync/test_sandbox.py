@@ -23,7 +23,7 @@ from sync import (
     run_outgoing,
 )
 from sync.defaults import BASIC_INCOMING, BASIC_OUTGOING
-from sync.entity import entity_from_request, merge_attachments, merge_comments
+from sync.entity import TEAM_NEEDED, entity_from_request, merge_attachments, merge_comments
 from sync.sandbox import (
     OUTPUT_LIMIT,
     PRINT_LIMIT,
@@ -171,11 +171,44 @@ def test_default_incoming_fills_in_the_required_fields_on_the_first_sync():
     assert outcome.ok, outcome.problems
     entity = outcome.result
     assert entity["category"] == "incident"
-    assert entity["service"]
+    assert entity["team"] == "Service Desk"
+    assert "service" not in entity
     assert entity["summary"] == SAMPLE_REPLICA["summary"]
     assert outcome.before == {}
     assert all(c.before is None for c in outcome.changes)
     assert outcome.warnings == []
+    # The test run says the team is given by name and looked up when the sync writes.
+    assert len(outcome.notes) == 1
+    assert "entity.team is given by name ('Service Desk')" in outcome.notes[0]
+
+
+def test_a_first_sync_without_a_team_is_told_to_set_entity_team():
+    outcome = run_incoming('entity.category = "rfi"\nentity.summary = "x"', {}, None)
+    assert outcome.warnings == [TEAM_NEEDED]
+    assert "set entity.team in the incoming script" in TEAM_NEEDED
+
+
+def test_a_team_given_by_id_needs_no_lookup_note():
+    script = 'entity.team = 12\nentity.category = "rfi"\nentity.summary = "x"'
+    outcome = run_incoming(script, {}, None)
+    assert outcome.warnings == []
+    assert outcome.notes == []
+
+
+def test_a_new_incident_without_an_impact_gets_a_warning():
+    script = 'entity.team = 12\nentity.category = "incident"\nentity.summary = "x"'
+    outcome = run_incoming(script, {}, None)
+    assert outcome.warnings == [
+        "A new Xurrent incident needs an impact: set entity.priority (low, medium, high or "
+        "top) in the incoming script's first_sync part."
+    ]
+
+
+def test_an_unchanged_team_name_on_a_later_sync_gets_no_note():
+    script = 'entity.team = "Network Operations"\nentity.assignee = "Lena Fischer"'
+    outcome = run_incoming(script, SAMPLE_REPLICA, SAMPLE_REQUEST)
+    assert [n.split(" is given")[0] for n in outcome.notes] == ["entity.assignee"]
+    assert "name or email address" in outcome.notes[0]
 
 
 def test_an_unknown_remote_status_leaves_the_local_status():
