@@ -20,6 +20,7 @@ replica.summary = entity.summary
 replica.description = entity.description
 replica.status = entity.status
 replica.priority = entity.priority
+replica.resolution = entity.resolution
 replica.category = entity.category
 replica.assignee = entity.assignee
 replica.reporter = entity.reporter
@@ -47,8 +48,8 @@ entity.description = replica.description
 entity.labels = replica.labels
 
 # The other side's status names (left) and the Xurrent status each one becomes.
-# A name that is not listed leaves the local status as it is. The open statuses of
-# Xurrent itself (the other side is another Xurrent account) are taken as they are.
+# A name that is not listed leaves the local status as it is. Xurrent's own statuses
+# (the other side is another Xurrent account) are taken as they are.
 status_map = {
     "Open": "assigned",
     "To Do": "assigned",
@@ -58,11 +59,17 @@ status_map = {
     "Resolved": "completed",
     "Done": "completed",
 }
-open_statuses = ["assigned", "accepted", "in_progress", "waiting_for", "waiting_for_customer"]
-if replica.status in open_statuses:
+xurrent_statuses = [
+    "assigned", "accepted", "in_progress", "waiting_for", "waiting_for_customer", "completed",
+]
+if replica.status in xurrent_statuses:
     entity.status = replica.status
 else:
     entity.status = status_map.get(replica.status, entity.status)
+# Xurrent needs a resolution (completion reason) on a completed request: the other
+# side's when it sent one, else the one this request has, else "solved".
+if entity.status == "completed":
+    entity.resolution = replica.resolution or entity.resolution or "solved"
 
 # The other side's priorities (left) and the Xurrent impact each one becomes.
 priority_map = {

@@ -36,6 +36,19 @@ STATUSES = (
     "project_pending",
     "completed",
 )
+# Why a completed request was completed (Xurrent's completion_reason).
+RESOLUTIONS = (
+    "solved",
+    "workaround",
+    "gone",
+    "duplicate",
+    "withdrawn",
+    "no_reply",
+    "rejected",
+    "conflict",
+    "declined",
+    "unsolvable",
+)
 SUMMARY_MAX_LENGTH = 255
 TEAM_NEEDED = (
     "A new Xurrent request needs a team: set entity.team in the incoming script's "
@@ -101,6 +114,13 @@ ENTITY_FIELDS = (
     Field("description", "text", "The request's first note: what the requester wrote."),
     Field("status", "text", "The Xurrent status, e.g. assigned, in_progress, completed."),
     Field("priority", "text", "The request's impact: low, medium, high or top."),
+    Field(
+        "resolution",
+        "text",
+        "Why a completed request was completed (Xurrent's completion reason: "
+        + ", ".join(RESOLUTIONS)
+        + "); None while it is open. Xurrent needs one when the status is completed.",
+    ),
     Field("category", "text", "The Xurrent category, e.g. incident, rfc, rfi."),
     Field(
         "service",
@@ -234,6 +254,7 @@ def entity_from_request(request: Mapping[str, Any]) -> Record:
         description=_text(first[0].get("text")) if first else None,
         status=_text(request.get("status")),
         priority=_text(request.get("impact")),
+        resolution=_text(request.get("completion_reason")),
         category=_text(request.get("category")),
         service=_reference(request.get("service_instance")),
         team=_reference(request.get("team")),
@@ -391,6 +412,17 @@ def request_problems(entity: Mapping[str, Any], *, first_sync: bool) -> list[str
     if priority is not None and priority not in IMPACTS:
         problems.append(
             f"The priority {priority!r} is not a Xurrent impact (low, medium, high, top)."
+        )
+    resolution = entity.get("resolution")
+    if resolution is not None and resolution not in RESOLUTIONS:
+        problems.append(
+            f"The resolution {resolution!r} is not a Xurrent completion reason "
+            f"({', '.join(RESOLUTIONS)})."
+        )
+    if status == "completed" and not resolution:
+        problems.append(
+            "A completed Xurrent request needs a resolution (its completion reason): set "
+            'entity.resolution, e.g. entity.resolution = replica.resolution or "solved".'
         )
     if category is not None and category not in CATEGORIES:
         problems.append(f"The category {category!r} is not a Xurrent request category.")

@@ -74,6 +74,7 @@ PLAIN_FIELDS = {
     "summary": "subject",
     "status": "status",
     "priority": "impact",
+    "resolution": "completion_reason",
     "category": "category",
 }
 REFERENCE_FIELDS = {

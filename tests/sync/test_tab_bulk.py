@@ -171,5 +171,7 @@ def test_the_worker_task_goes_through_a_run_in_a_thread_of_its_own(sides, xurren
         time.sleep(0.05)
     assert (run.state, run.found, run.exalated) == ("finished", 2, 2)
     assert Twin.objects.filter(status=TwinStatus.OPEN, dirty=True).count() == 2
+    # The run is saved as finished a moment before its thread ends.
+    bulk._running[run.pk].join(timeout=10)
     assert bulk_worker_task() is False  # the finished thread is forgotten, nothing to take
     assert bulk._running == {}
