@@ -9,6 +9,7 @@ from sync.models.queue import (
     InboundState,
     SyncEvent,
 )
+from sync.models.pull import PullFeed, PullPosition
 from sync.models.rules import SyncRuleVersion
 from sync.models.twins import (
     BulkExalate,
@@ -38,6 +39,8 @@ __all__ = [
     "NoteMap",
     "NoteOrigin",
     "PollState",
+    "PullFeed",
+    "PullPosition",
     "SyncError",
     "SyncEvent",
     "SyncRuleVersion",
