@@ -1,6 +1,7 @@
 """Sync rules, triggers, twins, the sync queue (both ways) and sync errors."""
 
 from sync.models.errors import BLOCK_AFTER, ErrorKind, ErrorLevel, ErrorPlace, SyncError
+from sync.models.pull import PullFeed, PullPosition
 from sync.models.queue import (
     FINAL_STATES,
     EventAction,
@@ -9,7 +10,6 @@ from sync.models.queue import (
     InboundState,
     SyncEvent,
 )
-from sync.models.pull import PullFeed, PullPosition
 from sync.models.rules import SyncRuleVersion
 from sync.models.twins import (
     BulkExalate,

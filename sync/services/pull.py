@@ -51,11 +51,10 @@ def pull_events(*, force: bool = False, connection: Connection | None = None) ->
     if connection is None and not pulls_from_peers():
         return 0
     targets = [connection] if connection is not None else list(pulling_connections())
-    now = timezone.now()
     stored = 0
     for target in targets:
         position, _ = PullPosition.objects.get_or_create(connection=target)
-        if force or position.next_pull_at <= now:
+        if force or position.next_pull_at <= timezone.now():
             stored += pull_once(target, position)
     return stored
 
@@ -133,6 +132,9 @@ def _take_page(connection: Connection, position: PullPosition, answer: dict) -> 
 
 
 def _store(connection: Connection, event: dict) -> int:
+    """Keep one pulled event in the inbox; 0 when it is there already (served again)."""
+    if InboundEvent.objects.filter(connection=connection, uuid=str(event.get("event"))).exists():
+        return 0
     try:
         answer = receive_event(connection, event)
     except Refused as exc:

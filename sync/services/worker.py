@@ -22,8 +22,8 @@ from sync.services.apply import apply_inbound
 from sync.services.errors import record_error, resolve_errors
 from sync.services.gateway import GatewayError, NotConfigured, gateway_ready, get_gateway
 from sync.services.produce import produce_changes
-from sync.services.scope import consume_webhook_hints, poll_xurrent, run_waiting_bulk_exalates
 from sync.services.pull import pull_round
+from sync.services.scope import consume_webhook_hints, poll_xurrent, run_waiting_bulk_exalates
 from sync.services.send import send_acks, send_events
 
 logger = logging.getLogger(__name__)

@@ -48,9 +48,7 @@ def queue(twin, n: int):
 # --- cursor allocation -------------------------------------------------------------------------
 
 
-def test_events_for_a_peer_without_a_url_take_consecutive_cursors_per_connection(
-    connection, twin
-):
+def test_events_for_a_peer_without_a_url_take_consecutive_cursors_per_connection(connection, twin):
     other = make_paired(name="Other", remote_url="")
     other_twin = Twin.objects.create(connection=other, origin=TwinOrigin.LOCAL, local_request_id=8)
     first = queue(twin, 2)
@@ -254,11 +252,9 @@ def finish(events, *, days_ago: float):
     )
 
 
-def test_events_finished_over_seven_days_ago_leave_the_feed_but_not_a_waiting_one(
-    connection, twin
-):
+def test_events_finished_over_seven_days_ago_leave_the_feed_but_not_a_waiting_one(connection, twin):
     old = queue(twin, 2)
-    waiting = queue(Twin.objects.create(connection=connection, origin="local", local_request_id=3), 1)
+    waiting = queue(another_twin(connection, 3), 1)
     later = queue(twin, 1)
     finish(old, days_ago=8)
     finish(later, days_ago=9)
