@@ -161,10 +161,14 @@ def start_side(
     return side
 
 
-def connect(a: LiveSide, b: LiveSide, *, query: str = "category=incident") -> None:
+def connect(
+    a: LiveSide, b: LiveSide, *, query: str = "category=incident", without_url: bool = False
+) -> None:
     """The real handshake (initiated on A, accepted on B), the test rules and a trigger on
-    both sides."""
-    a.connection_id, code = initiate_between(a.node, b.node, f"{a.name} to {b.name}")
+    both sides. `without_url`: A is not given B's URL (B is in a private network)."""
+    a.connection_id, code = initiate_between(
+        a.node, b.node, f"{a.name} to {b.name}", without_url=without_url
+    )
     accepted = b.node.manage("accept_invitation", code).stdout.strip().splitlines()[-1]
     b.connection_id, status = accepted.split()
     assert status == "active"
