@@ -27,7 +27,10 @@ from sync.services.receive import Refused, receive_event
 
 logger = logging.getLogger(__name__)
 
+# Longest wait between two pulls after failures; while the other side's connection is
+# inactive (it answers 409 connection_inactive).
 BACKOFF_MAX = timedelta(minutes=5)
+HOLD_MAX = timedelta(minutes=1)
 
 
 def pulls_from_peers() -> bool:
@@ -54,9 +57,20 @@ def pull_events(*, force: bool = False, connection: Connection | None = None) ->
     stored = 0
     for target in targets:
         position, _ = PullPosition.objects.get_or_create(connection=target)
-        if force or position.next_pull_at <= timezone.now():
+        if force or _claim(position):
             stored += pull_once(target, position)
     return stored
+
+
+def _claim(position: PullPosition) -> bool:
+    """Take this pull if it is due and no other worker took it (several workers may run
+    against one database): pushing the next pull ahead is the claim."""
+    now = timezone.now()
+    return bool(
+        PullPosition.objects.filter(pk=position.pk, next_pull_at__lte=now).update(
+            next_pull_at=now + _interval()
+        )
+    )
 
 
 def pull_once(connection: Connection, position: PullPosition) -> int:
@@ -73,8 +87,9 @@ def pull_once(connection: Connection, position: PullPosition) -> int:
         _restart(position, answer.get("cursor"))
         return 0
     if status == 409 and code == "connection_inactive":
-        # The other side deactivated its side: nothing to pull meanwhile (no error).
-        _wait(position, failed=True)
+        # The other side deactivated its side: nothing to pull meanwhile (no error); ask
+        # again within a minute, so its events flow soon after it is active again.
+        _wait(position, failed=True, longest=HOLD_MAX)
         return 0
     detail = answer.get("detail", "") if isinstance(answer, dict) else ""
     message = f"The other side answered the pull with HTTP {status} ({code or 'no code'}) {detail}"
@@ -178,9 +193,9 @@ def _interval() -> timedelta:
     return timedelta(seconds=settings.SYNC_PULL_SECONDS)
 
 
-def _wait(position: PullPosition, *, failed: bool) -> timedelta:
+def _wait(position: PullPosition, *, failed: bool, longest: timedelta = BACKOFF_MAX) -> timedelta:
     failures = position.failures + 1 if failed else 0
-    wait = _interval() if not failed else min(_interval() * 2 ** min(failures, 8), BACKOFF_MAX)
+    wait = _interval() if not failed else min(_interval() * 2 ** min(failures, 8), longest)
     PullPosition.objects.filter(pk=position.pk).update(
         next_pull_at=timezone.now() + wait, failures=failures
     )
