@@ -83,6 +83,9 @@ def events_after(connection: Connection, after: Any) -> dict:
     """
     cursor = parse_after(after)
     _check_active(connection)
+    if not peer_pulls(connection):
+        # This side has the peer's URL and sends it everything: nothing waits here.
+        return {"protocol": PROTOCOL, "events": [], "cursor": cursor, "more": False}
     feed = PullFeed.objects.filter(connection=connection).first()
     if feed is None:
         feed = PullFeed(connection=connection)

@@ -217,7 +217,7 @@ def _pull_later(connection: Connection, position: PullPosition, kind: str, messa
 
 # How often the public side moves its feeds' windows past old events.
 EXPIRE_EVERY = 3600.0
-_last_expired = 0.0
+_last_expired: float | None = None
 
 
 def pull_round(*, sent: bool) -> int:
@@ -227,7 +227,7 @@ def pull_round(*, sent: bool) -> int:
     global _last_expired
     from sync.services.feed import expire_old_events
 
-    if time.monotonic() - _last_expired > EXPIRE_EVERY:
+    if _last_expired is None or time.monotonic() - _last_expired > EXPIRE_EVERY:
         _last_expired = time.monotonic()
         expire_old_events()
     return pull_events(force=sent)

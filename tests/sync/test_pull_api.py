@@ -201,6 +201,16 @@ def test_a_bad_after_is_refused_with_400_and_changes_nothing(client, connection,
     assert SyncEvent.objects.get().state == EventState.QUEUED
 
 
+def test_a_pull_where_events_are_pushed_finds_nothing_and_changes_nothing(client, node):
+    connection = make_paired()  # this side has the peer's URL
+    twin = Twin.objects.create(connection=connection, origin=TwinOrigin.LOCAL, local_request_id=7)
+    queue(twin, 1)
+    body = pull(client, connection, after="5").json()
+    assert (body["events"], body["cursor"], body["more"]) == ([], 5, False)
+    assert SyncEvent.objects.count() == 1  # no fresh state queued
+    assert SyncEvent.objects.get().state == EventState.QUEUED
+
+
 def test_a_pull_without_after_starts_from_the_beginning(client, connection, twin):
     queue(twin, 1)
     assert [e["cursor"] for e in pull(client, connection, after=None).json()["events"]] == [1]
