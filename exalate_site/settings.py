@@ -92,6 +92,11 @@ XURRENT_HOURLY_BUDGET = env.int("XURRENT_HOURLY_BUDGET", default=3600)
 SYNC_THREADS = env.int("SYNC_THREADS", default=4)
 if SYNC_THREADS < 1:
     raise ImproperlyConfigured("SYNC_THREADS must be at least 1.")
+# A node in a private network (not public) cannot be called: its worker asks each peer for
+# the events waiting for it this often (and at once after sending it something).
+SYNC_PULL_SECONDS = env.float("SYNC_PULL_SECONDS", default=3.0)
+if SYNC_PULL_SECONDS <= 0:
+    raise ImproperlyConfigured("SYNC_PULL_SECONDS must be a positive number of seconds.")
 XURRENT_BURST = env.int("XURRENT_BURST", default=20)
 if XURRENT_HOURLY_BUDGET < 1 or XURRENT_BURST < 3:
     raise ImproperlyConfigured(

@@ -7,7 +7,13 @@ from connections.api import MALFORMED_ID, PeerAPIView
 from connections.serializers import ERROR_BODY
 from exalate_site.api_errors import APIError
 from exalate_site.openapi import extend_schema
-from sync.serializers import SyncAnswerSerializer, SyncEventSerializer
+from sync.serializers import (
+    PullAnswerSerializer,
+    PullQuerySerializer,
+    SyncAnswerSerializer,
+    SyncEventSerializer,
+)
+from sync.services.feed import CursorExpired, events_after
 from sync.services.receive import Refused, receive_event, receive_result
 
 
@@ -19,6 +25,35 @@ def _refusal(exc: Refused) -> Response:
 
 
 class SyncEventView(PeerAPIView):
+    @extend_schema(
+        summary="Pull the events waiting for a side that cannot be called",
+        description="A side in a private network (it gave no URL) asks for the events "
+        "waiting for it, in order, after the last cursor it stored; asking after N says "
+        "every event up to N is stored there. Their results come back by "
+        "`POST …/sync/ack/`. Ask again after `cursor`; `more` says a next page waits. 410 "
+        "`cursor_expired`: the events after that cursor are no longer kept (7 days): start "
+        "again after the `cursor` of the error body, where a fresh state of every synced "
+        "request follows. 409 `connection_inactive`: ask again later.",
+        parameters=[PullQuerySerializer],
+        responses={
+            200: PullAnswerSerializer,
+            400: ERROR_BODY,
+            401: ERROR_BODY,
+            403: ERROR_BODY,
+            404: MALFORMED_ID,
+            409: ERROR_BODY,
+            410: ERROR_BODY,
+        },
+    )
+    def get(self, request, pk):
+        try:
+            return Response(events_after(request.auth, request.query_params.get("after")))
+        except CursorExpired as exc:
+            body = {"code": exc.code, "detail": exc.detail, "cursor": exc.cursor}
+            return Response(body, status=exc.status)
+        except Refused as exc:
+            return _refusal(exc)
+
     @extend_schema(
         summary="Store one sync event of the other side",
         description="Stored once per event uuid and answered 202 at once (a repeat gets the "

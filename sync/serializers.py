@@ -47,3 +47,29 @@ class SyncAnswerSerializer(serializers.Serializer):
     request_id = serializers.CharField(max_length=64, required=False, allow_blank=True)
     error = serializers.CharField(max_length=5000, required=False, allow_blank=True)
     line = serializers.IntegerField(required=False, allow_null=True)
+
+
+class PullQuerySerializer(serializers.Serializer):
+    """`GET …/sync/`'s query: where the pulling side is in the feed."""
+
+    after = serializers.IntegerField(
+        min_value=0,
+        required=False,
+        default=0,
+        help_text="The last cursor this side stored (0: from the start).",
+    )
+
+
+class PulledEventSerializer(SyncEventSerializer):
+    """One event of a pull: the body `POST …/sync/` would carry, and its place."""
+
+    cursor = serializers.IntegerField(min_value=1, help_text="The event's place in the feed.")
+
+
+class PullAnswerSerializer(serializers.Serializer):
+    """The answer to `GET …/sync/?after=N`."""
+
+    protocol = serializers.IntegerField(help_text="Always 1.")
+    events = PulledEventSerializer(many=True, help_text="In the order they must be stored.")
+    cursor = serializers.IntegerField(help_text="Ask after this cursor next time.")
+    more = serializers.BooleanField(help_text="More events wait: ask again at once.")

@@ -269,15 +269,26 @@ def post_form(client: httpx.Client, path: str, data: dict) -> httpx.Response:
 
 
 def initiate_between(
-    source: LiveNode, destination: LiveNode, name: str, *, description: str = ""
+    source: LiveNode,
+    destination: LiveNode,
+    name: str,
+    *,
+    description: str = "",
+    without_url: bool = False,
 ) -> tuple[str, str]:
-    """A pending connection on `source` towards `destination`: (its id, the code)."""
-    uid = httpx.get(f"{destination.url}/api/v1/instance/").json()["uid"]
+    """A pending connection on `source` towards `destination`: (its id, the code).
+    `without_url`: as the wizard's "I don't have a URL" (a destination in a private
+    network, which nobody can call)."""
+    if without_url:
+        url, uid = "", None
+    else:
+        url = destination.url
+        uid = httpx.get(f"{destination.url}/api/v1/instance/").json()["uid"]
     out = source.shell(
         "from invitations.services.issuing import initiate_connection as go\n"
         f"c, _, code = go(name={name!r}, mode='script', local_short_name='desk-a', "
         f"remote_short_name='desk-b', description={description!r}, "
-        f"remote_url={destination.url!r}, remote_uid={uid!r})\n"
+        f"remote_url={url!r}, remote_uid={uid!r})\n"
         "print(c.id)\nprint(code)"
     )
     connection_id, code = out.splitlines()[-2:]

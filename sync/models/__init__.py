@@ -1,6 +1,7 @@
 """Sync rules, triggers, twins, the sync queue (both ways) and sync errors."""
 
 from sync.models.errors import BLOCK_AFTER, ErrorKind, ErrorLevel, ErrorPlace, SyncError
+from sync.models.pull import PullFeed, PullPosition
 from sync.models.queue import (
     FINAL_STATES,
     EventAction,
@@ -38,6 +39,8 @@ __all__ = [
     "NoteMap",
     "NoteOrigin",
     "PollState",
+    "PullFeed",
+    "PullPosition",
     "SyncError",
     "SyncEvent",
     "SyncRuleVersion",

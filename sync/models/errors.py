@@ -30,6 +30,7 @@ class ErrorPlace(models.TextChoices):
     APPLY = "apply", "Applying on this side (incoming)"
     ACK = "ack", "Telling the other side the result"
     POLL = "poll", "Polling Xurrent"
+    PULL = "pull", "Pulling from the other side"
     REMOTE = "remote", "On the other side"
 
 

@@ -57,6 +57,8 @@ class SyncEventQuerySet(models.QuerySet):
                 twin__status__in=(TwinStatus.OPEN, TwinStatus.CLOSED),
             )
             .exclude(connection__remote_status__in=(RemoteStatus.DEACTIVATED, RemoteStatus.DELETED))
+            # An event for a peer that cannot be called waits in its feed for the pull.
+            .filter(pull_cursor__isnull=True)
             .exclude(Exists(earlier))
         )
 
@@ -88,6 +90,9 @@ class SyncEvent(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     sent_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # For a peer that cannot be called (private pull): the event's place in the
+    # connection's feed, taken in the event's transaction. Such an event is never pushed.
+    pull_cursor = models.PositiveBigIntegerField(null=True, blank=True, editable=False)
 
     objects = SyncEventQuerySet.as_manager()
 
@@ -95,6 +100,12 @@ class SyncEvent(models.Model):
         ordering = ["id"]
         constraints = [
             models.UniqueConstraint(fields=["twin", "seq"], name="sync_event_seq_unique"),
+            # Also the pull's index: a connection's events after a cursor, in order.
+            models.UniqueConstraint(
+                fields=["connection", "pull_cursor"],
+                condition=Q(pull_cursor__isnull=False),
+                name="sync_event_pull_cursor_unique",
+            ),
         ]
         indexes = [
             # The sender's claim: unsent events by when they are due.

@@ -27,6 +27,7 @@ from sync.models import (
 )
 from sync.models.claims import claim
 from sync.services.errors import record_error, resolve_errors, twins_with_open_errors
+from sync.services.feed import next_pull_cursor
 from sync.services.gateway import (
     Gateway,
     GatewayError,
@@ -142,6 +143,7 @@ def queue_replica(
                 seq=locked.last_seq_sent,
                 replica=replica,
                 previous=locked.baseline,
+                pull_cursor=next_pull_cursor(twin.connection),
             )
             locked.baseline = replica
             wake_workers()

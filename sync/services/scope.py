@@ -28,6 +28,7 @@ from sync.models import (
     TwinOrigin,
     TwinStatus,
 )
+from sync.services.feed import next_pull_cursor
 from sync.services.gateway import Gateway, GatewayError, first_page, get_gateway, parse_time
 from xurrent.client import xurrent_time
 
@@ -213,6 +214,7 @@ def close_twin(twin: Twin, *, tell_peer: bool) -> SyncEvent | None:
             twin=twin,
             seq=twin.last_seq_sent,
             action=EventAction.UNEXALATE,
+            pull_cursor=next_pull_cursor(twin.connection),
         )
         wake_workers()
     twin.save(update_fields=["status", "closed_at", "dirty", "last_seq_sent"])

@@ -22,6 +22,7 @@ from sync.services.apply import apply_inbound
 from sync.services.errors import record_error, resolve_errors
 from sync.services.gateway import GatewayError, NotConfigured, gateway_ready, get_gateway
 from sync.services.produce import produce_changes
+from sync.services.pull import pull_round
 from sync.services.scope import consume_webhook_hints, poll_xurrent, run_waiting_bulk_exalates
 from sync.services.send import send_acks, send_events
 
@@ -37,11 +38,13 @@ class RoundReport:
     applied: int = 0
     acks: int = 0
     bulk: int = 0
+    pulled: int = 0
     problems: list[str] = field(default_factory=list)
 
     @property
     def busy(self) -> bool:
         work = (self.produced, self.sent, self.applied, self.acks, self.hints, self.bulk)
+        work += (self.pulled,)
         return any(work)
 
 
@@ -71,6 +74,8 @@ def _round(batch_size: int, poll_every: float | None) -> RoundReport:
         report.produced = produced.attempted if produced else 0
     sent = _step(report, "send", lambda: send_events(limit=batch_size))
     report.sent = sent.attempted if sent else 0
+    # A private node pulls what waits for it; at once when it just sent something.
+    report.pulled = _step(report, "pull", lambda: pull_round(sent=bool(sent and sent.sent))) or 0
     if ready:
         applied = _step(report, "apply", lambda: apply_inbound(limit=batch_size))
         report.applied = applied.attempted + applied.superseded if applied else 0

@@ -167,11 +167,15 @@ def connect(
     *,
     query: str = "category=incident",
     rules: tuple[str, str] | None = (OUTGOING, INCOMING),
+    without_url: bool = False,
 ) -> None:
     """The real handshake (initiated on A, accepted on B), the sync rules and a trigger on
     both sides. `rules` are (outgoing, incoming); None leaves the default rules a new
-    connection has, unchanged."""
-    a.connection_id, code = initiate_between(a.node, b.node, f"{a.name} to {b.name}")
+    connection has, unchanged. `without_url`: A is not given B's URL (B is in a private
+    network)."""
+    a.connection_id, code = initiate_between(
+        a.node, b.node, f"{a.name} to {b.name}", without_url=without_url
+    )
     accepted = b.node.manage("accept_invitation", code).stdout.strip().splitlines()[-1]
     b.connection_id, status = accepted.split()
     assert status == "active"

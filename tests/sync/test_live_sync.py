@@ -8,6 +8,8 @@ simulated account), so the default path is proven end to end.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from sync.defaults import DEFAULT_INCOMING
@@ -23,7 +25,8 @@ def sides(tmp_path_factory):
     try:
         a = start_side(workdir, "a")
         started.append(a)
-        b = start_side(workdir, "b")
+        # B is not public: it accepts without giving a URL, and its worker pulls.
+        b = start_side(workdir, "b", EXALATE_PUBLIC="false", SYNC_PULL_SECONDS="1")
         started.append(b)
         connect(a, b, rules=None)
         yield a, b
@@ -226,3 +229,38 @@ def test_an_unexalated_request_is_updated_no_more(sides):
     a.update(request["id"], subject="Changed after unexalate")
     quiet([a, b])
     assert b.api("GET", f"/requests/{copy['id']}")["subject"] == "Soon unexalated"
+
+
+def test_a_side_without_a_url_pulls_what_waits_for_it_and_pushes_its_own(sides):
+    """B is not public (a private network). On a second connection A is given no URL for
+    B, so A never calls B for it: every change crosses by B's worker, pulled from A or
+    pushed to A. (On the first, A has B's URL from its wizard and pushes as usual.)"""
+    a_side, b_side = sides
+    # The same nodes, workers and accounts; another connection between them.
+    a = dataclasses.replace(a_side, name="a-private", worker=None)
+    b = dataclasses.replace(b_side, worker=None)
+    connect(a, b, query="category=rfc", without_url=True)
+
+    request = a.create("Badge reader broken", category="rfc")
+    copy = copy_on(b, a, request["id"])
+    assert copy["subject"] == "Badge reader broken"
+    b.update(copy["id"], subject="Badge reader broken, 3rd floor")
+    wait_for(
+        lambda: (
+            a.api("GET", f"/requests/{request['id']}")["subject"]
+            == "Badge reader broken, 3rd floor"
+        ),
+        "B's edit reaches A by push",
+    )
+    a.update(request["id"], impact="high")
+    wait_for(
+        lambda: b.api("GET", f"/requests/{copy['id']}")["impact"] == "high",
+        "A's next edit reaches B by pull",
+    )
+    out = a.shell(
+        "from sync.models import SyncEvent\n"
+        f"e = SyncEvent.objects.filter(connection_id={a.connection_id!r})\n"
+        "print(e.count(), e.filter(pull_cursor__isnull=True).count())"
+    )
+    made, pushed = map(int, out.splitlines()[-1].split())
+    assert made >= 2 and pushed == 0  # every event for B waited for B's pull
