@@ -4,13 +4,15 @@ with 100,000 finished events in the event tables, against the same claim at 1,00
 A node's event tables only grow: every change sent or received leaves a finished row
 (applied, superseded, failed). A worker claims what is waiting several times a second, so
 that claim must cost the same whether the tables hold a day's history or a year's. The
-bench fills one PostgreSQL database in two steps (1,000 finished events in each table,
-then 100,000) with bulk_create, the same twins and connections throughout and the same
-handful of events waiting at the end of their twins' histories; after each step it runs
-ANALYZE (as autovacuum would have by then) and times each claim, best of several rounds,
-each in a transaction rolled back so that every round claims the same rows. The plan of
-each claim's query (EXPLAIN ANALYZE) is kept for the note: a sequential scan of an event
-table is named there.
+bench fills two PostgreSQL databases with bulk_create: 1,000 finished events in each event
+table (sent and received) and 100,000, over 20 connections and a twin per 20 events (50
+and 5,000 twins: synced requests grow with the history), spread as a desk's changes are
+(a few requests changed very often); in both the same handful waits, at the end of their
+twins' histories (where a scan of history would hurt). After VACUUM ANALYZE (as
+autovacuum would have done by then) each claim is timed, best of several rounds, each in
+a transaction rolled back so that every round claims the same rows; the two sizes take
+turns. The plan of each claim's locking query (EXPLAIN ANALYZE) goes in the note: the
+indexes it reads the event tables by, or a sequential scan of one, named as such.
 
 `fill_and_time` runs inside a node's Django (`python -m bench.tasks claims N ROUNDS`);
 `claim_rows` makes the database and drives it from `bench/run.py`.
@@ -30,7 +32,10 @@ from bench.live import Postgres, database_name, node_env, progress, run_task
 from bench.table import Row
 
 SMALL, LARGE = 1_000, 100_000
-CONNECTIONS, TWINS = 20, 500
+CONNECTIONS = 20
+# Synced requests grow with the history: a request's changes make about 20 events each
+# way over its life (a few requests far more, most fewer).
+EVENTS_PER_TWIN = 20
 # The worker's batch (run_worker --batch-size) and what each claim takes of it.
 BATCH = 20
 # The claims of a worker round over the event tables (the producer's claims twins only).
@@ -50,7 +55,7 @@ def fill_and_time(finished: int, rounds: int) -> dict:
 
     from sync.models import FINAL_STATES, SyncEvent
 
-    twins = _fixture()
+    twins = _fixture(max(finished // EVENTS_PER_TWIN, 50))
     if SyncEvent.objects.filter(state__in=FINAL_STATES).count() < finished:
         _clear_waiting()
         _fill_history(twins, finished)
@@ -60,8 +65,8 @@ def fill_and_time(finished: int, rounds: int) -> dict:
     return {name: _time_claim(take, rounds) for name, take in _claims().items()}
 
 
-def _fixture() -> list:
-    """The connections and twins, made on the first call (the same ones at every size)."""
+def _fixture(count: int) -> list:
+    """The connections and `count` twins, made on the first call."""
     from connections.models import Connection
     from sync.models import Twin
 
@@ -95,7 +100,7 @@ def _fixture() -> list:
                 remote_request_id=str(50_000 + i),
                 synced_at=now,
             )
-            for i in range(TWINS)
+            for i in range(count)
         )
     # Twin 0 first: the hottest (the longest history) is where a scan of history hurts.
     return list(Twin.objects.filter(connection__name__startswith="Claim bench").order_by("id"))
@@ -196,7 +201,8 @@ def _queue_waiting(twins: list) -> None:
     rng = random.Random("waiting")
     now = _now()
     due = now - timedelta(seconds=1)
-    waiting = [*twins[:5], *twins[100::100]]
+    # The same handful at every size: the five hottest twins and five quiet ones.
+    waiting = [*twins[:5], *(twins[len(twins) * k // 6] for k in range(1, 6))]
     events, inbound = [], []
     for twin in waiting:
         # The hottest twin has three changes waiting: only the oldest may go.
