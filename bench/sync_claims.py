@@ -307,7 +307,8 @@ class _QueryTimer:
     """The best time of each query of a claim, by its place in the claim. The savepoints
     are the bench's (every round is rolled back), not the claim's: left out."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
+        self.clock = clock
         self.best: list[float] = []
         self.counted = False
         self.place = 0
@@ -318,11 +319,11 @@ class _QueryTimer:
     def __call__(self, execute, sql, params, many, context):
         if sql.startswith(("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK")):
             return execute(sql, params, many, context)
-        started = time.perf_counter()
+        started = self.clock()
         try:
             return execute(sql, params, many, context)
         finally:
-            took = time.perf_counter() - started
+            took = self.clock() - started
             if self.counted:
                 if self.place < len(self.best):
                     self.best[self.place] = min(self.best[self.place], took)

@@ -70,3 +70,23 @@ def test_a_claim_plan_names_the_indexes_it_reads_the_event_tables_by_and_any_seq
     assert plan_summary(by_index) == "plan: sync_event_unsent_idx, inbound_queued_idx"
     scanning = "Hash Join\n  ->  Seq Scan on sync_syncevent u0\n  ->  Seq Scan on sync_twin"
     assert plan_summary(scanning) == "plan: SEQ SCAN of sync_syncevent"
+
+
+def test_a_claims_time_is_the_best_of_each_of_its_queries_without_the_benchs_savepoints():
+    from bench.sync_claims import _QueryTimer
+
+    ticks: list[float] = []
+    timer = _QueryTimer(clock=lambda: ticks.pop(0))
+    # Three rounds of a claim's queries (the first a warm-up): the seconds each took.
+    for counted, seconds in ((False, [9, 9, 9]), (True, [0.3, 0.5, 0.4]), (True, [0.6, 0.2, 0.1])):
+        timer.start(counted=counted)
+        ticks[:] = [t for took in seconds for t in (0.0, took)]
+        for sql in (
+            "SELECT … FOR UPDATE",
+            "SAVEPOINT s1",
+            "UPDATE …",
+            "RELEASE SAVEPOINT s1",
+            "SELECT …",
+        ):
+            timer(lambda sql, params, many, context: None, sql, None, False, {})
+    assert timer.best == [0.3, 0.2, 0.1]
