@@ -115,18 +115,17 @@ def _now():
 
 
 def _clear_waiting() -> None:
-    from sync.models import EventState, InboundEvent, InboundState, SyncEvent, Twin
+    from sync.models import EventState, InboundEvent, InboundState, SyncEvent
 
     SyncEvent.objects.filter(state__in=(EventState.QUEUED, EventState.IN_PROGRESS)).delete()
     InboundEvent.objects.filter(state=InboundState.QUEUED).delete()
     InboundEvent.objects.filter(ack_pending=True).delete()
-    Twin.objects.filter(dirty=True).update(dirty=False, dirty_at=None)
 
 
 def _fill_history(twins: list, finished: int) -> None:
     """Finished events until each table holds `finished` of them, spread over the twins
     as a real desk's are: a few requests changed very often, most a few times."""
-    from sync.models import InboundEvent, SyncEvent
+    from sync.models import InboundEvent, SyncEvent, Twin
 
     rng = random.Random(f"claims-{finished}")
     weights = [1 / (rank + 1) for rank in range(len(twins))]
@@ -136,8 +135,7 @@ def _fill_history(twins: list, finished: int) -> None:
         for start in range(0, max(missing, 0), 5_000):
             chosen = rng.choices(twins, weights=weights, k=min(5_000, missing - start))
             model.objects.bulk_create((make(twin, rng, now) for twin in chosen), batch_size=1_000)
-    for twin in twins:
-        twin.save(update_fields=["last_seq_sent", "last_seq_applied"])
+    Twin.objects.bulk_update(twins, ["last_seq_sent", "last_seq_applied"], batch_size=1_000)
 
 
 def _replica(twin, rng: random.Random) -> dict:
