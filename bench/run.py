@@ -5,7 +5,7 @@ machine, and reports the ratio: absolute figures vary from one machine to the ne
 ratios much less. Each row has a target ratio; `--strict` exits with 1 when a row misses
 it.
 
-Two kinds of cases:
+Three kinds of cases:
 - in process: Django on an in-memory SQLite database made for this run; each time is the
   best of several rounds, and the notes give the peak memory traced by tracemalloc
   during one call (case / base); with them, the rules page with and without the script
