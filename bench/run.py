@@ -5,14 +5,19 @@ machine, and reports the ratio: absolute figures vary from one machine to the ne
 ratios much less. Each row has a target ratio; `--strict` exits with 1 when a row misses
 it.
 
-Two kinds of cases:
+Three kinds of cases:
 - in process: Django on an in-memory SQLite database made for this run; each time is the
   best of several rounds, and the notes give the peak memory traced by tracemalloc
   during one call (case / base); with them, the rules page with and without the script
   editor, timed by Chromium itself (bench/editor_page.py, a node under gunicorn on SQLite);
 - served (bench/served.py): the node under gunicorn on PostgreSQL databases the bench
   makes and drops, as in production. Without a reachable PostgreSQL they are listed as
-  not run, with the reason.
+  not run, with the reason;
+- sync (also on PostgreSQL): the sync queue's claims with 100,000 finished events against
+  1,000 (bench/sync_claims.py), and a change on A seen on B through the webhook path,
+  with two live nodes, their workers and their simulated Xurrent accounts, against the
+  2 s target (bench/sync_latency.py). The bulk exalate throughput is a script of its own
+  (bench/sync_bulk.py).
 """
 
 from __future__ import annotations
@@ -292,6 +297,26 @@ def editor_page_rows(quick: bool) -> list[Row]:
     ]
 
 
+def sync_rows(quick: bool) -> tuple[list[Row], list[NotRun]]:
+    """The sync cases, on PostgreSQL databases of this run (not run without one)."""
+    from bench.live import GUNICORN, Postgres
+    from bench.sync_claims import NAMES as CLAIM_NAMES
+    from bench.sync_claims import claim_rows
+    from bench.sync_latency import NAMES as LATENCY_NAMES
+    from bench.sync_latency import latency_rows
+
+    postgres = Postgres()
+    problem = postgres.problem()
+    if not problem and not GUNICORN.exists():
+        problem = f"gunicorn is not installed at {GUNICORN} (make install)."
+    if problem:
+        hint = " Start PostgreSQL, or set BENCH_POSTGRES_URL to a server where the role may "
+        return [], [NotRun(CLAIM_NAMES + LATENCY_NAMES, problem + hint + "create databases.")]
+    postgres.drop_leftovers()
+    setup_django()
+    return [*claim_rows(postgres, quick), *latency_rows(postgres, quick)], []
+
+
 # --- running -----------------------------------------------------------------------------------
 
 
@@ -301,20 +326,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument(
         "--only",
-        choices=["in-process", "served"],
-        help="run one kind of case only (served: gunicorn on PostgreSQL)",
+        choices=["in-process", "served", "sync"],
+        help="run one kind of case only (served: gunicorn on PostgreSQL; sync: the sync "
+        "queue's claims and the webhook path, on PostgreSQL)",
     )
     return parser.parse_args(argv)
 
 
-def in_process_rows(quick: bool) -> list[Row]:
+def setup_django() -> None:
+    """This process's Django (an in-memory database): the in-process cases use it, and the
+    sync cases import the live tests' harness, which needs the models."""
     for name, value in IN_PROCESS_ENV.items():
         os.environ.setdefault(name, value)
     import django
+
+    django.setup()
+
+
+def in_process_rows(quick: bool) -> list[Row]:
     from django.db import connection
     from django.test.utils import setup_test_environment, teardown_test_environment
 
-    django.setup()
+    setup_django()
     setup_test_environment()
     connection.creation.create_test_db(verbosity=0, autoclobber=True)
     try:
@@ -334,18 +367,23 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     rows: list[Row] = []
     not_run: list[NotRun] = []
-    if args.only != "served":
+    if args.only in (None, "in-process"):
         progress("in-process cases")
         rows += in_process_rows(args.quick)
-    if args.only != "in-process":
+    if args.only in (None, "served"):
         from bench.served import served_rows
 
         served, not_run = served_rows(args.quick)
         rows += served
+    if args.only in (None, "sync"):
+        synced, missing = sync_rows(args.quick)
+        rows += synced
+        not_run += missing
 
     print(
         f"Python {sys.version.split()[0]} · in process: best of several rounds · "
-        "served: gunicorn, 2 sync workers, PostgreSQL"
+        "served: gunicorn, 2 sync workers, PostgreSQL · sync: two live nodes and their "
+        "workers, PostgreSQL"
     )
     print_table(rows, not_run)
     return 1 if args.strict and not all(r.ok for r in rows) else 0

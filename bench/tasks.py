@@ -7,6 +7,9 @@
                          a valid accept body per code (a fresh acceptor key pair each)
     deliver N ROUNDS URL times the worker delivering N queued notifications to the peer
                          at URL, and the same POSTs sent with a bare pooled httpx client
+    claims N ROUNDS      adds finished sync events (sent and received) until each table
+                         holds N, beside a handful waiting; prints, as JSON, the best time
+                         of each claim of the sync queue over ROUNDS and its query plan
 """
 
 from __future__ import annotations
@@ -234,6 +237,10 @@ def main(argv: list[str]) -> None:
         issue_invitations(int(args[0]))
     elif task == "deliver":
         time_delivery(int(args[0]), int(args[1]), args[2])
+    elif task == "claims":
+        from bench.sync_claims import fill_and_time
+
+        print(json.dumps(fill_and_time(int(args[0]), int(args[1]))))
     else:
         raise SystemExit(f"unknown task {task!r}\n{__doc__}")
 

@@ -46,3 +46,47 @@ def test_the_table_shows_each_ratio_against_its_target_and_marks_a_miss(capsys):
     assert accept.endswith("UNDER")
     assert "70.0 MB" in rss and "≤ 1.3x" in rss and rss.endswith("ok")
     assert delivery.startswith("delivery") and delivery.endswith("NOT RUN")
+
+
+def test_sync_cases_without_postgresql_are_listed_as_not_run_with_the_reason(monkeypatch, capsys):
+    monkeypatch.setenv("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:1/postgres")
+    assert run.main(["--only", "sync", "--strict"]) == 0
+    out = capsys.readouterr().out
+    assert "sync queue claim (send) at 100,000 finished events" in out
+    assert "change on A visible on B (webhook path)" in out
+    assert "Connections page at 10,000: time" not in out  # the served cases were not asked
+    assert "NOT RUN (4 cases): PostgreSQL not reachable at " in out
+
+
+def test_a_claim_plan_names_the_indexes_it_reads_the_event_tables_by_and_any_seq_scan():
+    from bench.sync_claims import plan_summary
+
+    by_index = """Limit
+  ->  LockRows
+        ->  Nested Loop Anti Join
+              ->  Seq Scan on connections_connection
+              ->  Index Scan using sync_event_unsent_idx on sync_syncevent
+              ->  Bitmap Index Scan on inbound_queued_idx"""
+    assert plan_summary(by_index) == "plan: sync_event_unsent_idx, inbound_queued_idx"
+    scanning = "Hash Join\n  ->  Seq Scan on sync_syncevent u0\n  ->  Seq Scan on sync_twin"
+    assert plan_summary(scanning) == "plan: SEQ SCAN of sync_syncevent"
+
+
+def test_a_claims_time_is_the_best_of_each_of_its_queries_without_the_benchs_savepoints():
+    from bench.sync_claims import _QueryTimer
+
+    ticks: list[float] = []
+    timer = _QueryTimer(clock=lambda: ticks.pop(0))
+    # Three rounds of a claim's queries (the first a warm-up): the seconds each took.
+    for counted, seconds in ((False, [9, 9, 9]), (True, [0.3, 0.5, 0.4]), (True, [0.6, 0.2, 0.1])):
+        timer.start(counted=counted)
+        ticks[:] = [t for took in seconds for t in (0.0, took)]
+        for sql in (
+            "SELECT … FOR UPDATE",
+            "SAVEPOINT s1",
+            "UPDATE …",
+            "RELEASE SAVEPOINT s1",
+            "SELECT …",
+        ):
+            timer(lambda sql, params, many, context: None, sql, None, False, {})
+    assert timer.best == [0.3, 0.2, 0.1]

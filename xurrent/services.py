@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from connections.services.outbox import wake_workers
 from nodes.models import GeneralSettings
 from xurrent.client import XurrentClient, XurrentError
 from xurrent.models import WebhookHint
@@ -139,7 +140,11 @@ def record_webhook(node: GeneralSettings, *, event: str, object_id: int | None, 
             "wrong_account",
             f"This webhook is for the account {account!r}; this node serves another one.",
         )
-    return WebhookHint.objects.create(event=event, object_id=object_id, account=mine)
+    hint = WebhookHint.objects.create(event=event, object_id=object_id, account=mine)
+    # The webhook path's point is speed: a worker waiting for work (up to its idle time,
+    # 5 s by default) takes the hint at once, on PostgreSQL by NOTIFY once it is stored.
+    wake_workers()
+    return hint
 
 
 # --- Check Xurrent ---------------------------------------------------------------------------

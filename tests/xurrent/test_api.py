@@ -11,8 +11,10 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from django import db
 from django.test import Client
 
+from connections.services import outbox
 from nodes.models import GeneralSettings
 from xurrent.models import WebhookHint
 
@@ -114,6 +116,25 @@ def test_a_plain_webhook_is_kept_as_a_hint_without_its_content(api, account):
     assert WebhookHint.objects.pending().get() == hint
     stored = json.dumps([getattr(hint, f.attname) for f in WebhookHint._meta.fields], default=str)
     assert "alert" not in stored and "Howard" not in stored
+
+
+def test_a_kept_webhook_wakes_the_workers_once_it_is_stored(
+    api, account, monkeypatch, django_capture_on_commit_callbacks
+):
+    woken = []
+    monkeypatch.setattr(outbox, "_notify", lambda: woken.append(WebhookHint.objects.count()))
+    monkeypatch.setattr(db.connection, "vendor", "postgresql")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert post(api, body()).status_code == 202
+    assert woken == [1]  # after the hint was stored, so the worker finds it
+
+
+def test_a_refused_webhook_wakes_no_worker(api, account, monkeypatch):
+    woken = []
+    monkeypatch.setattr(outbox, "_notify", lambda: woken.append(True))
+    monkeypatch.setattr(db.connection, "vendor", "postgresql")
+    assert_refused(post(api, body(account="someone-else")), 403, "wrong_account")
+    assert woken == []
 
 
 def test_a_webhook_signed_with_the_policy_key_is_kept(api, signed_account, policy_key):
