@@ -596,7 +596,9 @@ class XurrentClient:
                 logger.warning(
                     "Xurrent asked to wait %.0f s (429) for the account %s.", wait, self.account
                 )
-                if time.monotonic() + wait > deadline:
+                # A yielding purpose never sleeps in a call; its caller says Xurrent paused
+                # every worker (the database's pause) and waits in its own way.
+                if self.purpose in YIELDING or time.monotonic() + wait > deadline:
                     raise XurrentError(
                         "rate_limited",
                         f"Rate limited by Xurrent until {_at(wait):%H:%M:%S} UTC (429): "

@@ -50,6 +50,9 @@ FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.]{0,63}$")
 POLL_OVERLAP = timedelta(seconds=60)
 IDS_PER_CALL = 100
 _sleep = time.sleep  # a bulk exalate waiting for its share of the rate budget (tests: fake)
+# A bulk exalate waits in naps of at most this (a Retry-After may be long): it keeps its
+# lease (two minutes) between them, so no other worker takes the run meanwhile.
+BULK_NAP = 30.0
 
 
 class ScopeError(ValueError):
@@ -469,16 +472,23 @@ def _bulk_one_trigger(run: BulkExalate, trigger: Trigger, gateway: Gateway, prog
                 after = _bulk_one_page(run, page, progress) or after
             return
         except BudgetWait as wait:
-            _bulk_waits(run, wait, progress)
+            _bulk_waits(run, wait.retry_at, progress)
+        except GatewayError as exc:
+            if exc.kind != "rate_limited" or exc.retry_at is None:
+                raise
+            PollState.pause_account(exc.retry_at)  # Xurrent's 429: every worker waits
+            _bulk_waits(run, exc.retry_at, progress)
 
 
-def _bulk_waits(run: BulkExalate, wait: BudgetWait, progress) -> None:
-    """Bulk's share of the rate budget is spent: the run says so and sleeps (keeping its
-    lease), rather than take what incoming changes and polls need."""
-    run.wait_for_budget(wait.retry_at)
+def _bulk_waits(run: BulkExalate, until: datetime, progress) -> None:
+    """Bulk's share of the rate budget is spent (or Xurrent said to wait): the run says
+    so and sleeps, keeping its lease, rather than take what incoming changes and polls
+    need."""
+    run.wait_for_budget(until)
     if progress is not None:
         progress(run)
-    _sleep(max((wait.retry_at - timezone.now()).total_seconds(), 0.05))
+    seconds = (until - timezone.now()).total_seconds()
+    _sleep(min(max(seconds, 0.05), BULK_NAP))
 
 
 def _bulk_one_page(run: BulkExalate, page, progress) -> int | None:

@@ -188,3 +188,22 @@ def test_twins_a_bulk_exalate_started_are_ordinary_changes_once_sent(pair):
     twin.refresh_from_db()
     assert purpose_of(twin) == Purpose.OUTGOING
     assert timezone.now() - run.started_at < timedelta(minutes=1)
+
+
+def test_a_429_during_a_bulk_listing_pauses_every_worker_and_the_run_waits_it_out(
+    pair, monkeypatch
+):
+    pair.a.trigger()
+    for n in range(3):
+        pair.a.xurrent.human_creates(subject=f"backlog {n}", category="incident", impact="low")
+    until = timezone.now() + timedelta(seconds=40)
+    pair.a.xurrent.fail_next("list", "rate_limited", retry_at=until)
+    naps = []
+    monkeypatch.setattr(scope, "_sleep", naps.append)
+    run, _ = start_bulk_exalate(pair.a.connection)
+    with use_gateway(pair.a.xurrent):
+        run = run_claimed(run)
+    assert (run.state, run.found, run.exalated) == (BulkState.FINISHED, 3, 3)
+    assert PollState.account_paused()  # Xurrent's word stops every worker, not only bulk
+    assert naps == [scope.BULK_NAP]  # a long wait is slept in naps that keep the lease
+    assert run.budget_wait_until == until
