@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Case, F, IntegerField, Value, When
 from django.utils import timezone
 
 from connections.services.outbox import wake_workers
@@ -60,7 +60,8 @@ def produce_changes(
     *, limit: int = 20, gateway: Gateway | None = None, connection=None
 ) -> ProduceReport:
     """Take up to `limit` dirty twins (of one connection, or all) and turn each one's
-    request into an event if it changed."""
+    request into an event if it changed. Ordinary changes are taken before the first
+    reads of a bulk exalate's twins, which wait for bulk's share of the rate budget."""
     report = ProduceReport()
     due = Twin.objects.due_for_producing().select_related("connection")
     if connection is not None:
@@ -69,7 +70,7 @@ def produce_changes(
         due,
         limit,
         Twin.LEASE,
-        order_by=("dirty_at", "id"),
+        order_by=(BULK_LAST, "dirty_at", "id"),
         related=("connection",),
     )
     if not twins:
@@ -85,6 +86,14 @@ def produce_changes(
     for outcome in for_each(one, twins):
         setattr(report, outcome, getattr(report, outcome) + 1)
     return report
+
+
+# The twins purpose_of() gives to bulk, ordered after every other dirty twin.
+BULK_LAST = Case(
+    When(bulk_run__isnull=False, last_seq_sent=0, then=Value(1)),
+    default=Value(0),
+    output_field=IntegerField(),
+).asc()
 
 
 def purpose_of(twin: Twin) -> Purpose:

@@ -207,3 +207,23 @@ def test_a_429_during_a_bulk_listing_pauses_every_worker_and_the_run_waits_it_ou
     assert PollState.account_paused()  # Xurrent's word stops every worker, not only bulk
     assert naps == [scope.BULK_NAP]  # a long wait is slept in naps that keep the lease
     assert run.budget_wait_until == until
+
+
+def test_an_ordinary_change_is_read_before_the_twins_a_bulk_exalate_started(pair):
+    pair.a.trigger()
+    synced = pair.a.xurrent.human_creates(subject="synced", category="incident", impact="low")
+    pair.a.notice(synced["id"])
+    pair.sync()
+    for n in range(5):
+        pair.a.xurrent.human_creates(subject=f"backlog {n}", category="incident", impact="low")
+    run, _ = start_bulk_exalate(pair.a.connection)
+    with use_gateway(pair.a.xurrent):
+        run_claimed(run)
+    # Changed after the bulk run started its twins: still the first to be read.
+    pair.a.xurrent.human_updates(synced["id"], subject="changed since")
+    pair.a.notice(synced["id"])
+    once = produce_changes(gateway=pair.a.xurrent, connection=pair.a.connection, limit=1)
+    assert once.events == 1
+    (event,) = SyncEvent.objects.filter(connection=pair.a.connection, seq=2)
+    assert event.replica["summary"] == "changed since"
+    assert Twin.objects.filter(bulk_run=run, last_seq_sent=0).count() == 5
