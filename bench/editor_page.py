@@ -37,6 +37,13 @@ LOADED_MS = """() => {
 }"""
 
 
+def chromium_missing() -> str | None:
+    """Why the editor case cannot run here, or None when it can."""
+    if not os.path.exists(CHROMIUM):
+        return f"{CHROMIUM} is missing: the editor case needs Chromium (make browser, as root)."
+    return None
+
+
 class PageTimer:
     """Loads the rules page with the editor, or plain, and says how long the browser took."""
 
@@ -55,13 +62,15 @@ class PageTimer:
 
 @contextmanager
 def rules_page_timer() -> Iterator[PageTimer]:
-    if not os.path.exists(CHROMIUM):
-        raise SystemExit(f"{CHROMIUM} is missing: the editor case needs Chromium (make browser)")
+    if missing := chromium_missing():
+        raise SystemExit(missing)
     os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory() as folder:
-        node = start_node(Path(folder), "bench-editor")
+        # Static files collected for this run (as `make serve` does), never an earlier
+        # run's: the page must load the bundle as it is now.
+        node = start_node(Path(folder), "bench-editor", STATIC_ROOT=str(Path(folder) / "static"))
         try:
             connection_id = node.shell(SETUP).splitlines()[-1]
             # A browser with a profile on disk, as an admin's is: its cache keeps the

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from sync import assist_views
+from sync.views import assist
 
 app_name = "assist"
-urlpatterns = [path("", assist_views.ai_settings, name="settings")]
+urlpatterns = [path("", assist.ai_settings, name="settings")]

@@ -35,6 +35,22 @@ def test_served_cases_without_postgresql_are_listed_as_not_run_with_the_reason(m
     assert "PostgreSQL not reachable at postgres://postgres@127.0.0.1:1/postgres: " in out
 
 
+def test_the_editor_case_without_chromium_is_listed_as_not_run_with_the_reason(monkeypatch):
+    monkeypatch.setattr("bench.editor_page.CHROMIUM", "/nowhere/chromium")
+    monkeypatch.delenv("CI", raising=False)
+    rows, not_run = run.editor_page_rows(quick=True)
+    assert rows == []
+    assert not_run == [NotRun([run.EDITOR_CASE], not_run[0].reason)]
+    assert "/nowhere/chromium is missing" in not_run[0].reason
+
+
+def test_in_ci_the_editor_case_without_chromium_fails(monkeypatch):
+    monkeypatch.setattr("bench.editor_page.CHROMIUM", "/nowhere/chromium")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(SystemExit, match="/nowhere/chromium is missing"):
+        run.editor_page_rows(quick=True)
+
+
 def test_the_table_shows_each_ratio_against_its_target_and_marks_a_miss(capsys):
     rows = [
         Row("accept", "insert", 20.0, 100.0, 0.3, unit="req/s", note="4 clients"),

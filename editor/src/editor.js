@@ -1,40 +1,20 @@
 // The script editor of the sync rules page: CodeMirror 6 over the form's textareas.
 //
-// Without JavaScript the page is plain textareas and <pre> blocks; this bundle puts an
+// Without JavaScript the page is plain textareas and <pre> blocks; this module puts an
 // editor beside each `textarea[data-editor=python]` (and hides the textarea, which stays
 // the form field: every change is copied into it) and turns each
 // `pre[data-editor=python]` into a read-only editor. Completion reads what a script can
 // use from the JSON the page carries (#script-vocabulary, made from sync/vocabulary.py).
 // Problems the page lists (`.problem[data-line][data-target]`) are marked in the editor of
 // their script. `window.exalateEditor` lets the page's other scripts talk to the editors.
-import { autocompletion, closeBrackets, closeBracketsKeymap, completionKeymap } from "@codemirror/autocomplete";
-import { defaultKeymap, history, historyKeymap, indentWithTab } from "@codemirror/commands";
+//
+// This file holds what showing a script needs; editing (history, keys, completion,
+// search, lint) is in editing.js, a chunk of its own loaded with import() (see
+// loadEditing()): the page opens evaluating a quarter less code.
+import { defaultHighlightStyle, indentUnit, StreamLanguage, syntaxHighlighting } from "@codemirror/language";
 import { python as pythonMode } from "@codemirror/legacy-modes/mode/python";
-import {
-  bracketMatching,
-  defaultHighlightStyle,
-  indentOnInput,
-  indentUnit,
-  StreamLanguage,
-  syntaxHighlighting,
-} from "@codemirror/language";
-import { diagnosticCount, lintGutter, lintKeymap, setDiagnostics } from "@codemirror/lint";
-import { highlightSelectionMatches, searchKeymap } from "@codemirror/search";
 import { Compartment, EditorState } from "@codemirror/state";
-import {
-  drawSelection,
-  EditorView,
-  highlightActiveLine,
-  highlightActiveLineGutter,
-  highlightSpecialChars,
-  keymap,
-  lineNumbers,
-} from "@codemirror/view";
-
-const KEYWORDS = [
-  "and", "break", "continue", "def", "del", "elif", "else", "False", "for", "if", "in",
-  "is", "lambda", "None", "not", "or", "pass", "return", "True", "while",
-];
+import { EditorView, lineNumbers } from "@codemirror/view";
 
 function readVocabulary() {
   const tag = document.getElementById("script-vocabulary");
@@ -44,50 +24,6 @@ function readVocabulary() {
   } catch (error) {
     return null;
   }
-}
-
-function fieldOption(field) {
-  return { label: field.name, type: "property", detail: field.kind, info: field.doc };
-}
-
-// entity.<field>, replica.<field>, entity.service.<sub-field>, and the names a script of
-// this direction finds set, the builtins and Python's keywords.
-function completionSource(vocabulary, direction) {
-  const names = (vocabulary.directions[direction] || []);
-  const records = new Set(names.filter((n) => n.kind === "record").map((n) => n.name));
-  const byName = new Map(vocabulary.fields.map((f) => [f.name, f]));
-  const topLevel = [
-    ...names.map((n) => ({
-      label: n.name,
-      type: n.kind === "helper" ? "function" : "variable",
-      detail: n.signature ? n.signature.slice(n.name.length) : n.kind,
-      info: n.doc,
-      apply: n.kind === "helper" ? n.name + "(" : n.name,
-    })),
-    ...vocabulary.builtins.map((b) => ({ label: b, type: /^[A-Z]/.test(b) ? "class" : "function" })),
-    ...KEYWORDS.map((k) => ({ label: k, type: "keyword" })),
-  ];
-  return (context) => {
-    const dotted = context.matchBefore(/[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*\.\w*$/);
-    if (dotted) {
-      const parts = dotted.text.split(".");
-      const typed = parts.pop();
-      const from = dotted.to - typed.length;
-      if (parts.length === 1 && records.has(parts[0])) {
-        return { from, options: vocabulary.fields.map(fieldOption), validFor: /^\w*$/ };
-      }
-      if (parts.length === 2 && records.has(parts[0])) {
-        const field = byName.get(parts[1]);
-        if (field && field.fields && field.kind === "reference") {
-          return { from, options: field.fields.map(fieldOption), validFor: /^\w*$/ };
-        }
-      }
-      return null;
-    }
-    const word = context.matchBefore(/\w+$/);
-    if (!word && !context.explicit) return null;
-    return { from: word ? word.from : context.pos, options: topLevel, validFor: /^\w*$/ };
-  };
 }
 
 const theme = EditorView.theme({
@@ -102,12 +38,12 @@ const theme = EditorView.theme({
 // enough for highlighting, brackets and indentation.
 const pythonStream = StreamLanguage.define(pythonMode);
 
-// What showing a script needs. Editing (history, keys, completion, brackets...) is added
-// when an editor is first used: a page opens with less work, and nobody can tell.
+// What showing a script needs. Editing (history, keys, completion, brackets, the marking
+// of special characters...) is added when an editor is first used: a page opens with less
+// work, and nobody can tell.
 function displayExtensions() {
   return [
     lineNumbers(),
-    highlightSpecialChars(),
     syntaxHighlighting(defaultHighlightStyle, { fallback: true }),
     pythonStream,
     indentUnit.of("    "),
@@ -120,63 +56,45 @@ const editors = new Map(); // textarea id -> EditorView
 const editing = new Compartment();
 const marking = new Compartment(); // the lint gutter, once there is something to mark
 const started = new WeakSet();
+const marked = new Set(); // ids of the editors that have marks
+let editingModule = null; // editing.js, once loaded
+let editingLoad = null;
 
-function editingExtensions(vocabulary, direction) {
-  const extensions = [
-    history(),
-    drawSelection(),
-    indentOnInput(),
-    closeBrackets(),
-    bracketMatching(),
-    highlightActiveLine(),
-    highlightActiveLineGutter(),
-    highlightSelectionMatches(),
-    keymap.of([
-      ...closeBracketsKeymap,
-      ...defaultKeymap,
-      ...searchKeymap,
-      ...historyKeymap,
-      ...completionKeymap,
-      ...lintKeymap,
-      indentWithTab,
-    ]),
-  ];
-  if (vocabulary) {
-    extensions.push(autocompletion({ override: [completionSource(vocabulary, direction)] }));
-  }
-  return extensions;
+function loadEditing() {
+  editingLoad ||= import("./editing.js").then((module) => (editingModule = module));
+  return editingLoad;
 }
 
-// The first click, focus or programmatic change turns on editing (once per editor).
+// The first click, focus or programmatic change turns on editing (once per editor): at
+// once when editing.js is loaded (the page loads it as soon as it has loaded itself),
+// else as soon as it is.
 function startEditing(view) {
   if (started.has(view)) return;
   started.add(view);
-  view.dispatch({ effects: editing.reconfigure(view.startEditing()) });
+  const turnOn = (module) => view.dispatch({ effects: editing.reconfigure(module.editingExtensions(view.editingOptions)) });
+  if (editingModule) turnOn(editingModule);
+  else loadEditing().then(turnOn);
 }
 
-function lineRange(doc, number) {
-  const line = doc.line(Math.min(Math.max(number, 1), doc.lines));
-  return { from: line.from, to: line.to };
-}
-
-function setProblems(id, problems) {
+// Marks `problems` ({line, message, source}) in the editor of `id`, replacing its marks.
+async function setProblems(id, problems) {
   const view = editors.get(id);
   if (!view) return;
-  const doc = view.state.doc;
-  const diagnostics = problems
-    .filter((p) => p.line)
-    .map((p) => ({ ...lineRange(doc, p.line), severity: "error", message: p.message, source: p.source || "" }));
-  const effects = [];
-  if (diagnostics.length && !marking.get(view.state).length) effects.push(marking.reconfigure(lintGutter()));
-  view.dispatch(setDiagnostics(view.state, diagnostics), { effects });
+  const lined = problems.filter((p) => p.line);
+  if (!lined.length && !marked.has(id)) return; // nothing to mark, nothing to clear
+  const { markProblems } = editingModule || (await loadEditing());
+  markProblems(view, lined, marking);
+  if (lined.length) marked.add(id);
+  else marked.delete(id);
 }
 
 function selectLine(id, number) {
   const view = editors.get(id);
   if (!view) return false;
   startEditing(view);
-  const { from, to } = lineRange(view.state.doc, number);
-  view.dispatch({ selection: { anchor: from, head: to }, scrollIntoView: true });
+  const doc = view.state.doc;
+  const line = doc.line(Math.min(Math.max(number, 1), doc.lines));
+  view.dispatch({ selection: { anchor: line.from, head: line.to }, scrollIntoView: true });
   view.focus();
   return true;
 }
@@ -184,7 +102,7 @@ function selectLine(id, number) {
 function setText(id, text) {
   const view = editors.get(id);
   if (!view) return false;
-  startEditing(view); // so that the change can be undone
+  startEditing(view); // so that the change can be undone (editing.js is loaded by then)
   view.dispatch({ changes: { from: 0, to: view.state.doc.length, insert: text } });
   return true;
 }
@@ -207,10 +125,7 @@ function editorFor(area, vocabulary) {
     marking.of([]),
   ];
   const view = new EditorView({ doc: area.value, extensions });
-  view.startEditing = () =>
-    readOnly
-      ? [keymap.of([...defaultKeymap, ...searchKeymap])]
-      : editingExtensions(vocabulary, area.dataset.direction || "outgoing");
+  view.editingOptions = { readOnly, vocabulary, direction: area.dataset.direction || "outgoing" };
   const rows = parseInt(area.getAttribute("rows") || "10", 10);
   view.dom.style.setProperty("--editor-min-height", `${rows * 1.45}em`);
   view.dom.dataset.editorFor = area.id;
@@ -240,7 +155,7 @@ function readOnlyFor(pre) {
 }
 
 // Problems listed on the page (a refused save, a failed test run, an AI draft), marked in
-// their script; a script with none listed has its marks cleared.
+// their script; a script with none listed has its marks cleared. Done when it resolves.
 function markListedProblems() {
   const byTarget = new Map([...editors.keys()].map((id) => [id, new Map()]));
   document.querySelectorAll(".problem[data-line][data-target]").forEach((item) => {
@@ -249,12 +164,7 @@ function markListedProblems() {
     const problem = { line: parseInt(item.dataset.line, 10), message: item.dataset.message || item.textContent.trim() };
     found.set(`${problem.line}:${problem.message}`, problem); // listed twice, marked once
   });
-  byTarget.forEach((problems, id) => {
-    const view = editors.get(id);
-    // Nothing listed and nothing marked: no transaction (it would cost a view update).
-    if (problems.size === 0 && diagnosticCount(view.state) === 0) return;
-    setProblems(id, [...problems.values()]);
-  });
+  return Promise.all([...byTarget].map(([id, problems]) => setProblems(id, [...problems.values()])));
 }
 
 function start() {
@@ -266,11 +176,18 @@ function start() {
     ...[...document.querySelectorAll('pre[data-editor="python"]')].map(readOnlyFor),
   ];
   inserts.forEach((insert) => insert());
-  markListedProblems();
-  // For anyone timing the page (bench/editor_page.py): when the editors were ready.
-  performance.mark("editor-ready");
-  document.documentElement.dataset.editor = "ready";
-  document.dispatchEvent(new CustomEvent("exalate:editor-ready"));
+  // Ready once the listed problems are marked too (loading editing.js first if any are).
+  markListedProblems().then(() => {
+    // For anyone timing the page (bench/editor_page.py): when the editors were ready.
+    performance.mark("editor-ready");
+    document.documentElement.dataset.editor = "ready";
+    document.dispatchEvent(new CustomEvent("exalate:editor-ready"));
+  });
+  // Editing is loaded once the page has loaded, before anyone types: not while it opens.
+  if (editors.size) {
+    if (document.readyState === "complete") setTimeout(loadEditing);
+    else window.addEventListener("load", () => setTimeout(loadEditing), { once: true });
+  }
 }
 
 window.exalateEditor = { setProblems, selectLine, setText, has: (id) => editors.has(id), markListedProblems };

@@ -86,6 +86,9 @@ def test_completion_offers_the_fields_of_the_sandbox(node, connections, page):
     options = page.locator(".cm-tooltip-autocomplete .cm-completionLabel")
     options.first.wait_for()
     assert "summary" in options.all_inner_texts()
+    # CodeMirror ignores Enter for 75 ms after the list opens (so that a newline typed as it
+    # appears stays a newline); a person takes longer than that to choose.
+    page.wait_for_timeout(150)
     page.keyboard.press("Enter")
     assert page.input_value("#id_outgoing") == "replica.summary = entity.summary"
     # A reference's own fields, and the incoming script's helpers.
