@@ -148,7 +148,13 @@ def queue_replica(
         still_dirty = seen_dirty_count is not None and locked.dirty_count != seen_dirty_count
         seen = {}
         if source is not None:
-            seen = {"source_updated_at": source.updated_at, "source_read_at": source.read_at}
+            # Read again: a later webhook showing the content of this side's last write
+            # must be read back too (the request may have been changed back to it).
+            seen = {
+                "source_updated_at": source.updated_at,
+                "source_read_at": source.read_at,
+                "written_digest": "",
+            }
         Twin.objects.filter(pk=locked.pk).update(
             baseline=locked.baseline,
             last_seq_sent=locked.last_seq_sent,

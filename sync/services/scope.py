@@ -30,6 +30,7 @@ from sync.models import (
 )
 from sync.services.gateway import Gateway, GatewayError, first_page, get_gateway, parse_time
 from xurrent.client import xurrent_time
+from xurrent.services import request_digest
 
 logger = logging.getLogger(__name__)
 
@@ -235,13 +236,16 @@ def note_changed_requests(
     *,
     gateway: Gateway | None = None,
     updated: dict[int, datetime | None] | None = None,
+    shown: dict[int, set[str]] | None = None,
 ) -> tuple[int, int]:
     """Requests that changed in Xurrent: mark their twins dirty, and start twins for the
     ones that match a trigger and no twin holds yet. Returns (marked, started).
 
     `updated` (a poll's `updated_at` of each request) leaves out the twins whose request
     the engine has read since that change: a poll overlaps the one before it, and must
-    not make every twin it lists again read again.
+    not make every twin it lists again read again. `shown` (per request, the digests of
+    the contents the webhooks or the poll showed) leaves out the twins whose own last
+    write left exactly that content: the change is their write, nothing to read back.
     """
     ids = sorted({int(i) for i in request_ids})
     if not ids:
@@ -249,11 +253,12 @@ def note_changed_requests(
     twins = Twin.objects.filter(
         status=TwinStatus.OPEN, local_request_id__in=ids, connection__in=syncing_connections()
     )
-    if updated:
+    if updated or shown:
+        fields = ("pk", "local_request_id", "source_updated_at", "source_read_at")
         changed = [
             twin.pk
-            for twin in twins.only("pk", "local_request_id", "source_updated_at", "source_read_at")
-            if not twin.has_seen(updated.get(twin.local_request_id))
+            for twin in twins.only(*fields, "written_digest")
+            if not _known_already(twin, updated or {}, shown or {})
         ]
         twins = Twin.objects.filter(pk__in=changed)
     marked = twins.mark_dirty()
@@ -274,6 +279,16 @@ def note_changed_requests(
     if marked or started:
         wake_workers_now()
     return marked, started
+
+
+def _known_already(
+    twin: Twin, updated: dict[int, datetime | None], shown: dict[int, set[str]]
+) -> bool:
+    """Read since the change a poll lists, or showing only what this twin's own last write
+    left (a webhook or a poll of that write: content, never a marker or a time alone)."""
+    if twin.has_seen(updated.get(twin.local_request_id)):
+        return True
+    return bool(twin.written_digest) and shown.get(twin.local_request_id) == {twin.written_digest}
 
 
 def start_matching_twins(
@@ -312,13 +327,28 @@ def consume_webhook_hints(limit: int = 500) -> int:
     changed; the producer reads each one back. Returns how many hints were taken."""
     from xurrent.models import WebhookHint
 
-    hints = list(WebhookHint.objects.pending().values_list("pk", "object_id")[:limit])
+    hints = list(WebhookHint.objects.pending().values_list("pk", "object_id", "digest")[:limit])
     if not hints:
         return 0
-    request_ids = [object_id for _, object_id in hints if object_id is not None]
-    note_changed_requests(request_ids)
-    WebhookHint.objects.filter(pk__in=[pk for pk, _ in hints]).update(processed=True)
+    request_ids = [object_id for _, object_id, _ in hints if object_id is not None]
+    note_changed_requests(request_ids, shown=_contents_shown(hints))
+    WebhookHint.objects.filter(pk__in=[pk for pk, _, _ in hints]).update(processed=True)
     return len(hints)
+
+
+def _contents_shown(hints: list[tuple[int, int | None, str]]) -> dict[int, set[str]]:
+    """Per request, the contents (digests) its hints showed, when each of them showed
+    one: a hint without (a note added, a payload of another shape) is always read back."""
+    shown: dict[int, set[str]] = {}
+    blind: set[int] = set()
+    for _, object_id, digest in hints:
+        if object_id is None:
+            continue
+        if digest:
+            shown.setdefault(object_id, set()).add(digest)
+        else:
+            blind.add(object_id)
+    return {request_id: d for request_id, d in shown.items() if request_id not in blind}
 
 
 def poll_xurrent(*, every: float, gateway: Gateway | None = None, force: bool = False) -> int:
@@ -342,6 +372,7 @@ def poll_xurrent(*, every: float, gateway: Gateway | None = None, force: bool = 
     since = state.watermark - POLL_OVERLAP
     filters = {"updated_at": f">={xurrent_time(since)}"}
     seen: dict[int, datetime | None] = {}
+    shown: dict[int, set[str]] = {}
     first_time: datetime | None = None
     items: list[dict] = []
     for page in gateway.request_pages(filters, sort="updated_at", per_page=100):
@@ -350,7 +381,8 @@ def poll_xurrent(*, every: float, gateway: Gateway | None = None, force: bool = 
         for item in page.items:
             if item.get("id") is not None:
                 seen[int(item["id"])] = parse_time(item.get("updated_at"))
-    note_changed_requests(seen, gateway=gateway, updated=seen)
+                shown[int(item["id"])] = {request_digest(item)}
+    note_changed_requests(seen, gateway=gateway, updated=seen, shown=shown)
     _advance_watermark(state, first_time, items)
     return len(seen)
 
