@@ -130,12 +130,13 @@ def queue_replica(
         event = None
         if locked.status == TwinStatus.OPEN and replica != locked.baseline:
             locked.last_seq_sent += 1
-            # Only the newest state matters: unsent older ones go (each carries it all).
-            locked.events.filter(state=EventState.QUEUED).update(
-                state=EventState.SUPERSEDED,
-                finished_at=timezone.now(),
-                last_error="A newer state of the request was queued.",
-            )
+            if locked.last_seq_sent > 1:  # a twin's first event has none before it
+                # Only the newest state matters: unsent older ones go (each carries it all).
+                locked.events.filter(state=EventState.QUEUED).update(
+                    state=EventState.SUPERSEDED,
+                    finished_at=timezone.now(),
+                    last_error="A newer state of the request was queued.",
+                )
             event = SyncEvent.objects.create(
                 connection_id=locked.connection_id,
                 twin=locked,
