@@ -188,8 +188,10 @@ def _unpack(answer: Answer, count: int) -> list[Answer] | None:
         return [answer] * count
     status, body = answer
     results = body.get("results") if isinstance(body, dict) else None
-    if status in (200, 202) and isinstance(results, list) and len(results) == count:
-        return [_one_result(item) for item in results]
+    if status in (200, 202):
+        if isinstance(results, list) and len(results) == count:
+            return [_one_result(item) for item in results]
+        return [_one_result(None)] * count  # retried, as a peer's server error is
     if status == 400:
         return None
     # The call as a whole was answered (401, 409 connection_inactive, 429, 5xx, ...):

@@ -140,3 +140,11 @@ def test_the_results_for_one_peer_go_in_one_call(node, peer):
     assert len(peer.received) == 1
     assert [r["event"] for r in peer.received[0].body["results"]] == [str(i.uuid) for i in inbound]
     assert not InboundEvent.objects.filter(ack_pending=True).exists()
+
+
+def test_a_batch_answer_without_its_results_is_retried_not_failed(node, peer):
+    peer.answer = lambda r: (202, {"state": "queued"})
+    connection = make_paired(remote_url=peer.url)
+    events = queued_events(connection, 2)
+    assert send_events(limit=20).retrying == 2
+    assert states(events) == [EventState.QUEUED] * 2
