@@ -69,7 +69,7 @@ def _check_active(connection: Connection) -> None:
         )
 
 
-def receive_event(connection: Connection, body: Any) -> dict:
+def receive_event(connection: Connection, body: Any, *, wake: bool = True) -> dict:
     """Store one event of the other side once; the answer for the 202.
 
     Raises Refused for a bad body (400), an inactive connection (409
@@ -85,14 +85,14 @@ def receive_event(connection: Connection, body: Any) -> dict:
     digest = digest_of(body)
     try:
         with transaction.atomic():
-            return _store(connection, event, digest)
+            return _store(connection, event, digest, wake)
     except IntegrityError:
         # The same event (or the first event of the same twin) stored by a concurrent call.
         with transaction.atomic():
-            return _store(connection, event, digest)
+            return _store(connection, event, digest, wake)
 
 
-def _store(connection: Connection, event: dict, digest: str) -> dict:
+def _store(connection: Connection, event: dict, digest: str, wake: bool = True) -> dict:
     existing = InboundEvent.objects.filter(connection=connection, uuid=event["event"]).first()
     if existing is not None:
         if existing.body_digest != digest:
@@ -140,7 +140,7 @@ def _store(connection: Connection, event: dict, digest: str) -> dict:
         request_id=str(twin.local_request_id or ""),
         finished_at=timezone.now() if stale else None,
     )
-    if not stale:
+    if not stale and wake:
         wake_workers()
     return inbound.answer()
 
@@ -183,15 +183,26 @@ def receive_events(connection: Connection, body: Any) -> dict:
     `status` (202), or its refusal (`status`, `code`, `detail`)."""
     items = _batch_items(body, "events")
     _check_active(connection)
-    results = []
-    # Each event in its own transaction, as alone: a batch holds no lock on one twin while
-    # it stores the next (a sender's retry of a slow batch must never deadlock with it).
-    for item in items:
-        try:
-            results.append({"status": 202, **receive_event(connection, item)})
-        except Refused as exc:
-            results.append(_item_refusal(item, exc))
+    results: list[dict] = [{} for _ in items]
+    # One transaction (and one commit) for the batch, each event in a savepoint of its
+    # own. The events are taken in the order of their twins' ids (a stable sort: a twin's
+    # own events keep theirs), so two batches sharing twins (a sender's retry of a slow
+    # one) take their locks in the same order and never wait for each other in a circle.
+    order = sorted(range(len(items)), key=lambda index: _twin_of(items[index]))
+    with transaction.atomic():
+        for index in order:
+            try:
+                answer = receive_event(connection, items[index], wake=False)
+                results[index] = {"status": 202, **answer}
+            except Refused as exc:
+                results[index] = _item_refusal(items[index], exc)
+        if any(result.get("state") == "queued" for result in results):
+            wake_workers()  # once for the batch
     return {"results": results}
+
+
+def _twin_of(item: Any) -> str:
+    return str(item.get("twin_id")) if isinstance(item, dict) else ""
 
 
 def receive_results(connection: Connection, body: Any) -> dict:
@@ -199,13 +210,22 @@ def receive_results(connection: Connection, body: Any) -> dict:
     single `POST …/sync/ack/`. Returns `{"results": [...]}` in the same order: each
     `{"status": 200, "event", "state"}` or the single call's refusal."""
     items = _batch_items(body, "results")
-    results = []
-    for item in items:
-        try:
-            results.append({"status": 200, **receive_result(connection, item)})
-        except Refused as exc:
-            results.append(_item_refusal(item, exc))
+    results: list[dict] = [{} for _ in items]
+    # One commit for the batch, each result in a savepoint; taken in the order of their
+    # events' uuids, so two batches sharing events lock them in the same order.
+    order = sorted(range(len(items)), key=lambda index: _event_of(items[index]))
+    with transaction.atomic():
+        for index in order:
+            try:
+                with transaction.atomic():
+                    results[index] = {"status": 200, **receive_result(connection, items[index])}
+            except Refused as exc:
+                results[index] = _item_refusal(items[index], exc)
     return {"results": results}
+
+
+def _event_of(item: Any) -> str:
+    return str(item.get("event")) if isinstance(item, dict) else ""
 
 
 # --- results of this side's events ---------------------------------------------------------
