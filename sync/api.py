@@ -14,7 +14,14 @@ from sync.serializers import (
     SyncEventSerializer,
 )
 from sync.services.feed import CursorExpired, events_after
-from sync.services.receive import Refused, receive_event, receive_result
+from sync.services.receive import (
+    Refused,
+    is_batch,
+    receive_event,
+    receive_events,
+    receive_result,
+    receive_results,
+)
 
 
 def _refusal(exc: Refused) -> Response:
@@ -60,7 +67,10 @@ class SyncEventView(PeerAPIView):
         "same answer); it is applied afterwards and the result follows by "
         "`POST …/sync/ack/`. 409 `event_conflict`: the uuid came before with another "
         "body. 409 `connection_inactive`: keep the event and send it again later. 410 "
-        "`twin_unexalated`: the request was unexalated here. 400 `unsupported_protocol`.",
+        "`twin_unexalated`: the request was unexalated here. 400 `unsupported_protocol`. "
+        'A batch, `{"protocol": 1, "events": [event, …]}` (at most 100), stores each '
+        'event as if sent alone, in order, and answers 202 `{"results": [...]}`: per '
+        "event its answer or its refusal, each with its `status`.",
         request=SyncEventSerializer,
         responses={
             202: SyncAnswerSerializer,
@@ -74,7 +84,10 @@ class SyncEventView(PeerAPIView):
     )
     def post(self, request, pk):
         try:
-            answer = receive_event(request.auth, request.data)
+            if is_batch(request.data, "events"):
+                answer = receive_events(request.auth, request.data)
+            else:
+                answer = receive_event(request.auth, request.data)
         except Refused as exc:
             return _refusal(exc)
         return Response(answer, status=status.HTTP_202_ACCEPTED)
@@ -84,13 +97,19 @@ class SyncAckView(PeerAPIView):
     @extend_schema(
         summary="The result of one of this side's sync events",
         description="The other side applied (or superseded, or failed to apply) an event this "
-        "side sent, and says so with its request id or its error.",
+        "side sent, and says so with its request id or its error. A batch, "
+        '`{"protocol": 1, "results": [result, …]}` (at most 100), answers '
+        '`{"results": [...]}`: per result `{"status": 200, "event", "state"}` '
+        "or its refusal (e.g. 404 `event_not_found`).",
         request=SyncAnswerSerializer,
         responses={200: SyncAnswerSerializer, 400: ERROR_BODY, 401: ERROR_BODY, 404: ERROR_BODY},
     )
     def post(self, request, pk):
         try:
-            answer = receive_result(request.auth, request.data)
+            if is_batch(request.data, "results"):
+                answer = receive_results(request.auth, request.data)
+            else:
+                answer = receive_result(request.auth, request.data)
         except Refused as exc:
             if exc.status == 404:
                 raise APIError(404, exc.code, exc.detail) from None

@@ -7,6 +7,9 @@ from rest_framework import serializers
 from sync.models import EventAction
 
 PROTOCOL = 1
+# Events (or results) one batch call may carry: `{"protocol": 1, "events": [...]}` to
+# `…/sync/`, `{"protocol": 1, "results": [...]}` to `…/sync/ack/`.
+BATCH_MAX = 100
 
 
 class SyncEventSerializer(serializers.Serializer):

@@ -90,6 +90,7 @@ class WebhookView(APIView):
                 event=webhook.validated_data["event"],
                 object_id=webhook.validated_data.get("object_id"),
                 account=webhook.validated_data["account"],
+                payload=webhook.validated_data.get("payload"),
             )
         except WebhookRefused as refused:
             raise APIError(refused.status, refused.code, refused.detail) from None

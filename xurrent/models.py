@@ -24,6 +24,9 @@ class WebhookHint(models.Model):
     object_id = models.BigIntegerField(null=True, blank=True)
     account = models.CharField(max_length=100)
     processed = models.BooleanField(default=False)
+    # The digest of the request the webhook carried (its payload) for a create or an
+    # update, else empty: it only tells the engine's own writes apart, never what to sync.
+    digest = models.CharField(max_length=64, blank=True, default="")
 
     objects = WebhookHintQuerySet.as_manager()
 

@@ -14,7 +14,8 @@ class WebhookSerializer(serializers.Serializer):
     """What is kept of a webhook: the event and the object it is about, for the account.
 
     The rest of the body (payload, person) is not trusted and not kept: the sync engine
-    reads the object back through the API.
+    reads the object back through the API. Only a digest of the payload is kept, by which
+    the engine recognises the webhook of its own write (and then need not read it back).
     """
 
     event = serializers.RegexField(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -17,6 +19,19 @@ WEBHOOK_LEEWAY_SECONDS = 60
 CHECK_TIME_LIMIT = 5.0
 CHECK_RETRY_BASE = 0.5
 WEBHOOK_PATH = "/api/v1/xurrent/webhook/"
+# Webhooks whose payload is the request as a write left it (a note-added one is about a
+# note, and is always read back).
+REQUEST_WRITE_EVENTS = frozenset({"request.create", "request.update"})
+
+
+def request_digest(request: Any) -> str:
+    """A digest of a request as Xurrent shows it (an API answer, a listed item, a
+    webhook's payload): the sync engine tells by it that a webhook or a poll shows exactly
+    what its own last write left. Empty for anything that is not a request."""
+    if not isinstance(request, dict) or "id" not in request:
+        return ""
+    text = json.dumps(request, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 # --- webhooks --------------------------------------------------------------------------------
@@ -125,8 +140,16 @@ def _data_of(claims: dict) -> dict:
     return data
 
 
-def record_webhook(node: GeneralSettings, *, event: str, object_id: int | None, account: str):
-    """Keep the hint of a webhook for the account this node serves; refuse any other."""
+def record_webhook(
+    node: GeneralSettings,
+    *,
+    event: str,
+    object_id: int | None,
+    account: str,
+    payload: Any = None,
+):
+    """Keep the hint of a webhook for the account this node serves; refuse any other.
+    For a request's create or update, the digest of its payload is kept too."""
     mine = node.xurrent_account.strip().lower()
     if not mine:
         raise WebhookRefused(
@@ -140,7 +163,8 @@ def record_webhook(node: GeneralSettings, *, event: str, object_id: int | None, 
             "wrong_account",
             f"This webhook is for the account {account!r}; this node serves another one.",
         )
-    hint = WebhookHint.objects.create(event=event, object_id=object_id, account=mine)
+    digest = request_digest(payload) if event in REQUEST_WRITE_EVENTS else ""
+    hint = WebhookHint.objects.create(event=event, object_id=object_id, account=mine, digest=digest)
     # The webhook path's point is speed: a worker waiting for work (up to its idle time,
     # 5 s by default) takes the hint at once, on PostgreSQL by NOTIFY once it is stored.
     wake_workers()

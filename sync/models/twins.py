@@ -120,6 +120,10 @@ class Twin(models.Model):
     # second, has nothing new to say (Xurrent's times have whole seconds).
     source_updated_at = models.DateTimeField(null=True, blank=True)
     source_read_at = models.DateTimeField(null=True, blank=True)
+    # The digest of the request as Xurrent answered this side's last write to it
+    # (xurrent.services.request_digest), until the request is read again: a webhook or a
+    # poll that shows exactly that content reports this very write, and is not read back.
+    written_digest = models.CharField(max_length=64, blank=True, default="")
     next_try_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     # One worker at a time produces or applies for a twin.

@@ -62,6 +62,7 @@ from sync.services.scripts import (
     remote_key,
     rules_for,
 )
+from xurrent.services import request_digest
 
 logger = logging.getLogger(__name__)
 
@@ -233,16 +234,18 @@ def _apply_update(
     if state is None:
         _check_creatable(fields)
         post = _create(twin, after, fields, gateway)
+        written = request_digest(post.request)
     else:
         request = gateway.update_request(local_id, fields) if fields else state.request
         post = RequestState(request, list(state.notes))
+        written = request_digest(request) if fields else ""
         if after.get("description") and not before.get("description") and not state.notes:
             # No note yet: the description becomes the request's first note.
             post.notes.append(gateway.add_note(local_id, after["description"], internal=False))
     post.notes += _add_new_comments(twin, post.id, after, post.notes, gateway)
     post.read_at = answered_at(gateway)
     baseline = _baseline_after_write(rules, twin, state, post)
-    _finish(twin, inbound, post, replica, baseline, troubled=troubled)
+    _finish(twin, inbound, post, replica, baseline, troubled=troubled, written=written)
 
 
 def _record_conflict(twin: Twin, fields: list[str], kept: str) -> None:
@@ -481,10 +484,12 @@ def _finish(
     baseline: Baseline,
     *,
     troubled: bool = True,
+    written: str = "",
 ) -> None:
     """The event is applied: the twin's new state, the event's result and its ack, in one
     transaction. The request as written counts as read: the webhook and the poll that
-    report this very write find nothing new."""
+    report this very write find nothing new (`written`: the digest of the request as
+    Xurrent answered the write; their content shows it was this write)."""
     now = timezone.now()
     local_id = post.id
     with transaction.atomic():
@@ -502,6 +507,7 @@ def _finish(
             lease_token=None,
             source_updated_at=post.updated_at,
             source_read_at=post.read_at,
+            written_digest=written,
         )
         if baseline.unsent:
             Twin.objects.filter(pk=twin.pk).mark_dirty()

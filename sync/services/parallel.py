@@ -15,6 +15,8 @@ from typing import TypeVar
 from django import db
 from django.conf import settings
 
+from nodes.models import end_request, start_request
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -35,9 +37,13 @@ def for_each(func: Callable[[T], R], items: Sequence[T]) -> list[R]:
 
 
 def _in_thread(func: Callable[[T], R], item: T) -> R:
+    # The General Settings are read once for the item, as in the worker's own thread
+    # (run_sync_round), not on every call that asks (each read decrypts the secrets).
+    start_request()
     try:
         return func(item)
     finally:
+        end_request()
         # A connection an outage broke is not kept for the thread's next item.
         db.close_old_connections()
 

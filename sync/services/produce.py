@@ -155,12 +155,13 @@ def queue_replica(
         event = None
         if locked.status == TwinStatus.OPEN and replica != locked.baseline:
             locked.last_seq_sent += 1
-            # Only the newest state matters: unsent older ones go (each carries it all).
-            locked.events.filter(state=EventState.QUEUED).update(
-                state=EventState.SUPERSEDED,
-                finished_at=timezone.now(),
-                last_error="A newer state of the request was queued.",
-            )
+            if locked.last_seq_sent > 1:  # a twin's first event has none before it
+                # Only the newest state matters: unsent older ones go (each carries it all).
+                locked.events.filter(state=EventState.QUEUED).update(
+                    state=EventState.SUPERSEDED,
+                    finished_at=timezone.now(),
+                    last_error="A newer state of the request was queued.",
+                )
             event = SyncEvent.objects.create(
                 connection_id=locked.connection_id,
                 twin=locked,
@@ -174,7 +175,13 @@ def queue_replica(
         still_dirty = seen_dirty_count is not None and locked.dirty_count != seen_dirty_count
         seen = {}
         if source is not None:
-            seen = {"source_updated_at": source.updated_at, "source_read_at": source.read_at}
+            # Read again: a later webhook showing the content of this side's last write
+            # must be read back too (the request may have been changed back to it).
+            seen = {
+                "source_updated_at": source.updated_at,
+                "source_read_at": source.read_at,
+                "written_digest": "",
+            }
         Twin.objects.filter(pk=locked.pk).update(
             baseline=locked.baseline,
             last_seq_sent=locked.last_seq_sent,

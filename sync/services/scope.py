@@ -40,6 +40,7 @@ from sync.services.gateway import (
     parse_time,
 )
 from xurrent.client import xurrent_time
+from xurrent.services import request_digest
 
 logger = logging.getLogger(__name__)
 
@@ -190,6 +191,69 @@ def start_twin(
     return twin, True
 
 
+def _not_synced_yet(connection: Connection, requests: list[dict]) -> list[int]:
+    """The ids of a page of requests that may start a twin: not a copy this connection
+    made, not held by the other side of a local connection, not in a twin already (open,
+    or unexalated: left out until exalated one by one). A few queries for the page."""
+    copies = set()
+    named = {_uuid_or_none(r.get("sourceID")) for r in requests} - {None}
+    if named:
+        copies = {
+            str(twin_id)
+            for twin_id in Twin.objects.filter(
+                connection=connection, twin_id__in=named
+            ).values_list("twin_id", flat=True)
+        }
+    ids = [int(r["id"]) for r in requests if str(_uuid_or_none(r.get("sourceID"))) not in copies]
+    known = set(
+        Twin.objects.filter(connection=connection, local_request_id__in=ids).values_list(
+            "local_request_id", flat=True
+        )
+    )
+    return [i for i in ids if i not in known and not held_by_the_other_side(connection, i)]
+
+
+def _uuid_or_none(value: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
+def start_twins(
+    connection: Connection, request_ids: list[int], *, bulk_run: BulkExalate | None = None
+) -> int:
+    """`start_twin` for many requests at once (a page of bulk exalate), in one statement;
+    returns how many were started. A request another worker started meanwhile keeps the
+    twin that one made."""
+    if not request_ids:
+        return 0
+    now = timezone.now()
+    holding = Twin.objects.holding().filter(connection=connection, local_request_id__in=request_ids)
+    with transaction.atomic():
+        before = holding.count()
+        Twin.objects.bulk_create(
+            [
+                Twin(
+                    connection=connection,
+                    origin=TwinOrigin.LOCAL,
+                    status=TwinStatus.OPEN,
+                    local_request_id=request_id,
+                    dirty=True,
+                    dirty_at=now,
+                    dirty_count=1,
+                    bulk_run=bulk_run,
+                )
+                for request_id in request_ids
+            ],
+            ignore_conflicts=True,
+        )
+        started = holding.count() - before
+        if started:
+            wake_workers()
+    return started
+
+
 def wake_workers_now() -> None:
     with transaction.atomic():
         wake_workers()
@@ -254,13 +318,16 @@ def note_changed_requests(
     *,
     gateway: Gateway | None = None,
     updated: dict[int, datetime | None] | None = None,
+    shown: dict[int, set[str]] | None = None,
 ) -> tuple[int, int]:
     """Requests that changed in Xurrent: mark their twins dirty, and start twins for the
     ones that match a trigger and no twin holds yet. Returns (marked, started).
 
     `updated` (a poll's `updated_at` of each request) leaves out the twins whose request
     the engine has read since that change: a poll overlaps the one before it, and must
-    not make every twin it lists again read again.
+    not make every twin it lists again read again. `shown` (per request, the digests of
+    the contents the webhooks or the poll showed) leaves out the twins whose own last
+    write left exactly that content: the change is their write, nothing to read back.
     """
     ids = sorted({int(i) for i in request_ids})
     if not ids:
@@ -268,11 +335,12 @@ def note_changed_requests(
     twins = Twin.objects.filter(
         status=TwinStatus.OPEN, local_request_id__in=ids, connection__in=syncing_connections()
     )
-    if updated:
+    if updated or shown:
+        fields = ("pk", "local_request_id", "source_updated_at", "source_read_at")
         changed = [
             twin.pk
-            for twin in twins.only("pk", "local_request_id", "source_updated_at", "source_read_at")
-            if not twin.has_seen(updated.get(twin.local_request_id))
+            for twin in twins.only(*fields, "written_digest")
+            if not _known_already(twin, updated or {}, shown or {})
         ]
         twins = Twin.objects.filter(pk__in=changed)
     marked = twins.mark_dirty()
@@ -293,6 +361,16 @@ def note_changed_requests(
     if marked or started:
         wake_workers_now()
     return marked, started
+
+
+def _known_already(
+    twin: Twin, updated: dict[int, datetime | None], shown: dict[int, set[str]]
+) -> bool:
+    """Read since the change a poll lists, or showing only what this twin's own last write
+    left (a webhook or a poll of that write: content, never a marker or a time alone)."""
+    if twin.has_seen(updated.get(twin.local_request_id)):
+        return True
+    return bool(twin.written_digest) and shown.get(twin.local_request_id) == {twin.written_digest}
 
 
 def start_matching_twins(
@@ -331,13 +409,28 @@ def consume_webhook_hints(limit: int = 500) -> int:
     changed; the producer reads each one back. Returns how many hints were taken."""
     from xurrent.models import WebhookHint
 
-    hints = list(WebhookHint.objects.pending().values_list("pk", "object_id")[:limit])
+    hints = list(WebhookHint.objects.pending().values_list("pk", "object_id", "digest")[:limit])
     if not hints:
         return 0
-    request_ids = [object_id for _, object_id in hints if object_id is not None]
-    note_changed_requests(request_ids)
-    WebhookHint.objects.filter(pk__in=[pk for pk, _ in hints]).update(processed=True)
+    request_ids = [object_id for _, object_id, _ in hints if object_id is not None]
+    note_changed_requests(request_ids, shown=_contents_shown(hints))
+    WebhookHint.objects.filter(pk__in=[pk for pk, _, _ in hints]).update(processed=True)
     return len(hints)
+
+
+def _contents_shown(hints: list[tuple[int, int | None, str]]) -> dict[int, set[str]]:
+    """Per request, the contents (digests) its hints showed, when each of them showed
+    one: a hint without (a note added, a payload of another shape) is always read back."""
+    shown: dict[int, set[str]] = {}
+    blind: set[int] = set()
+    for _, object_id, digest in hints:
+        if object_id is None:
+            continue
+        if digest:
+            shown.setdefault(object_id, set()).add(digest)
+        else:
+            blind.add(object_id)
+    return {request_id: d for request_id, d in shown.items() if request_id not in blind}
 
 
 def poll_xurrent(*, every: float, gateway: Gateway | None = None, force: bool = False) -> int:
@@ -361,6 +454,7 @@ def poll_xurrent(*, every: float, gateway: Gateway | None = None, force: bool = 
     since = state.watermark - POLL_OVERLAP
     filters = {"updated_at": f">={xurrent_time(since)}"}
     seen: dict[int, datetime | None] = {}
+    shown: dict[int, set[str]] = {}
     first_time: datetime | None = None
     items: list[dict] = []
     for page in gateway.request_pages(filters, sort="updated_at", per_page=100):
@@ -369,7 +463,8 @@ def poll_xurrent(*, every: float, gateway: Gateway | None = None, force: bool = 
         for item in page.items:
             if item.get("id") is not None:
                 seen[int(item["id"])] = parse_time(item.get("updated_at"))
-    note_changed_requests(seen, gateway=gateway, updated=seen)
+                shown[int(item["id"])] = {request_digest(item)}
+    note_changed_requests(seen, gateway=gateway, updated=seen, shown=shown)
     _advance_watermark(state, first_time, items)
     return len(seen)
 
@@ -494,29 +589,16 @@ def _bulk_waits(run: BulkExalate, until: datetime, progress) -> None:
 
 
 def _bulk_one_page(run: BulkExalate, page, progress) -> int | None:
-    """Start a twin for each request of the page no twin holds; the page's last id."""
-    found = exalated = skipped = 0
-    last = None
-    for request in page.items:
-        found += 1
-        request_id = last = int(request["id"])
-        if twin_named_by(run.connection, request.get("sourceID")) is not None or (
-            held_by_the_other_side(run.connection, request_id)
-        ):
-            skipped += 1
-            continue
-        # Synced already, or unexalated (left out until exalated one by one).
-        if Twin.objects.filter(connection=run.connection, local_request_id=request_id).exists():
-            skipped += 1
-            continue
-        _, created = start_twin(run.connection, request_id, bulk_run=run)
-        exalated += created
-        skipped += not created
-    _count(run, found=found, exalated=exalated, skipped=skipped)
+    """Start a twin for each request of the page no twin holds (a few statements for the
+    page); the page's last id."""
+    found = len(page.items)
+    waiting = _not_synced_yet(run.connection, page.items)
+    exalated = start_twins(run.connection, waiting, bulk_run=run)
+    _count(run, found=found, exalated=exalated, skipped=found - exalated)
     if progress is not None:
         run.refresh_from_db()
         progress(run)
-    return last
+    return int(page.items[-1]["id"]) if page.items else None
 
 
 def _count(run: BulkExalate, **counts: int) -> None:

@@ -3,8 +3,10 @@ events back to it (acks). Both with the node token of the connection."""
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
@@ -28,9 +30,15 @@ from sync.models import (
     TwinStatus,
 )
 from sync.models.claims import claim
-from sync.serializers import PROTOCOL
+from sync.serializers import BATCH_MAX, PROTOCOL
 from sync.services.errors import record_error, resolve_errors, twins_with_open_errors
-from sync.services.receive import Refused, receive_event, receive_result, record_result
+from sync.services.receive import (
+    Refused,
+    mark_sent,
+    receive_event,
+    receive_result,
+    record_result,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +109,102 @@ def call_peers(calls: list[PeerCall]) -> list[Answer]:
     return answers  # type: ignore[return-value]
 
 
+# --- batches: the calls for one peer in one call -------------------------------------------
+
+# A batch body stays well below what a node takes in one call (Django's 2.5 MB default).
+BATCH_BYTES = 1_000_000
+# A peer that answered a batch with 400 (a node from before batches) is sent its events
+# one by one for this long, then asked again (it may have been upgraded).
+SINGLES_FOR = 600.0
+_singles_until: dict[str, float] = {}
+
+
+def call_peers_batched(calls: list[PeerCall], key: str) -> list[Answer]:
+    """`call_peers`, with the calls to one remote connection sent together as
+    `{"protocol": 1, key: [body, ...]}` (in their order: a twin's events keep theirs);
+    each call still gets its own answer, `(status, body)` or a NodeError. A peer that
+    does not take batches is sent the bodies one by one."""
+    answers: list[Answer | None] = [None] * len(calls)
+    chunks, singles = _group(calls)
+    batched = [
+        PeerCall(
+            calls[chunk[0]].connection,
+            calls[chunk[0]].path,
+            {"protocol": PROTOCOL, key: [calls[i].body for i in chunk]},
+        )
+        for chunk in chunks
+    ]
+    results = call_peers(batched + [calls[i] for i in singles])
+    for index, answer in zip(singles, results[len(batched) :], strict=True):
+        answers[index] = answer
+    again: list[int] = []
+    for chunk, answer in zip(chunks, results[: len(batched)], strict=True):
+        unpacked = _unpack(answer, len(chunk))
+        if unpacked is None:
+            _singles_until[str(calls[chunk[0]].connection.pk)] = time.monotonic() + SINGLES_FOR
+            again += chunk
+            continue
+        for index, one in zip(chunk, unpacked, strict=True):
+            answers[index] = one
+    if again:
+        for index, answer in zip(again, call_peers([calls[i] for i in again]), strict=True):
+            answers[index] = answer
+    return answers  # type: ignore[return-value]
+
+
+def _group(calls: list[PeerCall]) -> tuple[list[list[int]], list[int]]:
+    """Indexes of the calls to send as batches (per remote connection, split by count and
+    size) and of those to send alone (local connections, a peer taking singles, a batch
+    of one)."""
+    by_connection: dict[str, list[int]] = {}
+    singles: list[int] = []
+    now = time.monotonic()
+    for index, call in enumerate(calls):
+        key = str(call.connection.pk)
+        if call.connection.is_local or _singles_until.get(key, 0.0) > now:
+            singles.append(index)
+        else:
+            by_connection.setdefault(key, []).append(index)
+    chunks: list[list[int]] = []
+    for indexes in by_connection.values():
+        chunk: list[int] = []
+        size = 0
+        for index in indexes:
+            body_size = len(json.dumps(calls[index].body, separators=(",", ":")))
+            if chunk and (len(chunk) >= BATCH_MAX or size + body_size > BATCH_BYTES):
+                chunks.append(chunk)
+                chunk, size = [], 0
+            chunk.append(index)
+            size += body_size
+        chunks.append(chunk)
+    singles += [chunk[0] for chunk in chunks if len(chunk) == 1]
+    return [chunk for chunk in chunks if len(chunk) > 1], sorted(singles)
+
+
+def _unpack(answer: Answer, count: int) -> list[Answer] | None:
+    """A batch's answer as one answer per item; None when the peer does not take batches
+    (it answered 400 without results: nothing was stored, send them one by one)."""
+    if isinstance(answer, client.NodeError):
+        return [answer] * count
+    status, body = answer
+    results = body.get("results") if isinstance(body, dict) else None
+    if status in (200, 202):
+        if isinstance(results, list) and len(results) == count:
+            return [_one_result(item) for item in results]
+        return [_one_result(None)] * count  # retried, as a peer's server error is
+    if status == 400:
+        return None
+    # The call as a whole was answered (401, 409 connection_inactive, 429, 5xx, ...):
+    # each item takes that answer.
+    return [answer] * count
+
+
+def _one_result(item: Any) -> Answer:
+    if not isinstance(item, dict) or not isinstance(item.get("status"), int):
+        return 502, {"code": "invalid_answer", "detail": "The batch answer lacks a result."}
+    return item["status"], {k: v for k, v in item.items() if k != "status"}
+
+
 def _post(url: str, path: str, body: dict, headers: dict) -> Answer:
     """One call to another node (in a pool thread: no database here)."""
     try:
@@ -150,15 +254,30 @@ def send_events(*, limit: int = 20, connection=None) -> SendReport:
     if not events:
         return report
     troubled = twins_with_open_errors([e.twin for e in events])
-    answers = call_peers([PeerCall(e.connection, "/sync/", e.wire_body()) for e in events])
+    calls = [PeerCall(e.connection, "/sync/", e.wire_body()) for e in events]
+    answers = call_peers_batched(calls, "events")
+    stored = []
     for event, answer in zip(events, answers, strict=True):
+        if _stored_there(answer) and event.twin_id not in troubled:
+            stored.append(event.pk)  # the common case: settled together below
+            report.sent += 1
+            continue
         outcome = take_answer(event, answer, troubled=event.twin_id in troubled)
         setattr(report, outcome, getattr(report, outcome) + 1)
+    mark_sent(stored)
     if report.sent:
         # The other side answered: what kept the connection from sending is gone.
         for connection_id in {e.connection_id for e in events}:
             resolve_errors(connection=connection_id, place=ErrorPlace.SEND, twin_level=False)
     return report
+
+
+def _stored_there(answer: Answer) -> bool:
+    """The other side stored the event and will send its result later."""
+    if isinstance(answer, client.NodeError):
+        return False
+    status, body = answer
+    return status in (200, 202) and isinstance(body, dict) and body.get("state") == "queued"
 
 
 def send_event(event: SyncEvent) -> str:
@@ -281,8 +400,16 @@ def _unexalated_there(event: SyncEvent) -> None:
 def send_acks(*, limit: int = 50, connection=None) -> int:
     """Tell the other side the results of its events; returns how many were delivered."""
     acks = _claim_acks(limit, connection)
-    answers = call_peers([PeerCall(i.connection, "/sync/ack/", _ack_body(i)) for i in acks])
-    return sum(_take_ack_answer(i, answer) for i, answer in zip(acks, answers, strict=True))
+    calls = [PeerCall(i.connection, "/sync/ack/", _ack_body(i)) for i in acks]
+    answers = call_peers_batched(calls, "results")
+    delivered = [i.pk for i, answer in zip(acks, answers, strict=True) if _ack_taken(answer)]
+    taken = set(delivered)
+    # The delivered ones in one statement; the others wait for their next try.
+    InboundEvent.objects.filter(pk__in=delivered).update(ack_pending=False)
+    for inbound, answer in zip(acks, answers, strict=True):
+        if inbound.pk not in taken:
+            _take_ack_answer(inbound, answer)
+    return len(delivered)
 
 
 def _claim_acks(limit: int, connection=None) -> list[InboundEvent]:
@@ -312,15 +439,24 @@ def _ack_body(inbound: InboundEvent) -> dict:
     return body
 
 
+def _ack_taken(answer: Answer) -> bool:
+    """The other side took the result (or never sent that event: nothing to tell)."""
+    if isinstance(answer, client.NodeError):
+        return False
+    status, body = answer
+    code = body.get("code") if isinstance(body, dict) else None
+    return status == 200 or code == "event_not_found"
+
+
 def _take_ack_answer(inbound: InboundEvent, answer: Answer) -> bool:
+    if _ack_taken(answer):
+        InboundEvent.objects.filter(pk=inbound.pk).update(ack_pending=False)
+        return True
     if isinstance(answer, client.NodeError):
         _ack_later(inbound, answer.message)
         return False
     status, answer = answer
     code = answer.get("code") if isinstance(answer, dict) else None
-    if status == 200 or code == "event_not_found":
-        InboundEvent.objects.filter(pk=inbound.pk).update(ack_pending=False)
-        return True
     _ack_later(inbound, f"The other side answered HTTP {status} ({code or 'no code'}).")
     return False
 

@@ -166,3 +166,97 @@ def test_an_ack_for_an_unknown_event_is_404(client, connection):
     response = post(client, connection, body, path="sync/ack/")
     assert response.status_code == 404
     assert response.json()["code"] == "event_not_found"
+
+
+# --- batches: several events (or results) in one call ------------------------------------
+
+
+def test_a_batch_of_events_is_stored_each_twin_in_order_and_answered_per_event(client, connection):
+    twin_id = str(uuid.uuid4())
+    bodies = [event_body(), event_body(twin_id=twin_id), event_body(twin_id=twin_id, seq=2)]
+    response = post(client, connection, {"protocol": 1, "events": bodies})
+    assert response.status_code == 202
+    assert response.json() == {
+        "results": [{"status": 202, "event": b["event"], "state": "queued"} for b in bodies]
+    }
+    shared = InboundEvent.objects.filter(twin__twin_id=twin_id).order_by("id")
+    assert [e.seq for e in shared] == [1, 2]  # a twin's events are stored in their order
+    assert InboundEvent.objects.count() == 3
+    assert Twin.objects.count() == 2
+
+
+def test_a_repeated_batch_gets_the_same_answers_and_stores_nothing_twice(client, connection):
+    body = {"protocol": 1, "events": [event_body(), event_body()]}
+    first = post(client, connection, body)
+    second = post(client, connection, body)
+    assert second.json() == first.json()
+    assert InboundEvent.objects.count() == 2
+
+
+def test_an_event_of_a_batch_sent_alone_before_gets_its_first_answer(client, connection):
+    """A sender that fell back to single calls and then batches again (or the reverse)
+    is held to the same idempotency rules: same uuid, same body, same answer."""
+    alone = event_body()
+    post(client, connection, alone)
+    conflicting = {**event_body(), "event": alone["event"]}
+    body = {"protocol": 1, "events": [alone, conflicting, event_body()]}
+    results = post(client, connection, body).json()["results"]
+    assert results[0] == {"status": 202, "event": alone["event"], "state": "queued"}
+    assert results[1]["status"] == 409
+    assert results[1]["code"] == "event_conflict"
+    assert results[1]["event"] == alone["event"]
+    assert results[2]["state"] == "queued"
+    assert InboundEvent.objects.count() == 2  # the conflicting one changed nothing
+
+
+def test_a_bad_event_in_a_batch_is_refused_alone(client, connection):
+    bad = event_body(replica=None)
+    good = event_body()
+    results = post(client, connection, {"protocol": 1, "events": [bad, good]}).json()["results"]
+    assert results[0]["status"] == 400
+    assert results[0]["code"] == "invalid_request"
+    assert "replica" in results[0]["errors"]
+    assert results[1] == {"status": 202, "event": good["event"], "state": "queued"}
+    assert InboundEvent.objects.count() == 1
+
+
+@pytest.mark.parametrize("events", [[], "x", [{}] * 101])
+def test_a_batch_that_is_not_a_list_of_1_to_100_events_is_refused(client, connection, events):
+    response = post(client, connection, {"protocol": 1, "events": events})
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_request"
+    assert not InboundEvent.objects.exists()
+
+
+def test_a_batch_for_an_inactive_connection_is_refused_whole(client, node):
+    connection = make_paired(status="deactivated")
+    response = post(client, connection, {"protocol": 1, "events": [event_body()]})
+    assert response.status_code == 409
+    assert response.json()["code"] == "connection_inactive"
+    assert not InboundEvent.objects.exists()
+
+
+def test_a_batch_of_results_settles_each_event_and_answers_per_result(client, connection):
+    twin = Twin.objects.create(connection=connection, origin=TwinOrigin.LOCAL, local_request_id=7)
+    event = SyncEvent.objects.create(
+        connection=connection, twin=twin, seq=1, replica={}, state=EventState.SENT
+    )
+    unknown = str(uuid.uuid4())
+    body = {
+        "protocol": 1,
+        "results": [
+            {"protocol": 1, "event": str(event.uuid), "state": "applied", "request_id": "9001"},
+            {"protocol": 1, "event": unknown, "state": "applied"},
+        ],
+    }
+    response = post(client, connection, body, path="sync/ack/")
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert results[0] == {"status": 200, "event": str(event.uuid), "state": "applied"}
+    assert results[1]["status"] == 404
+    assert results[1]["code"] == "event_not_found"
+    event.refresh_from_db()
+    twin.refresh_from_db()
+    assert event.state == EventState.APPLIED
+    assert twin.remote_request_id == "9001"
+    assert twin.synced_at is not None

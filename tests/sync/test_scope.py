@@ -18,6 +18,7 @@ from sync.services.scope import (
 from tests.sync.engine import Pair, Side, make_local_pair
 from tests.sync.fake_xurrent import FakeXurrent
 from xurrent.models import WebhookHint
+from xurrent.services import request_digest
 
 
 @pytest.mark.parametrize(
@@ -220,3 +221,83 @@ def test_a_bulk_exalate_pressed_on_a_page_is_run_by_the_worker(pair):
     run.refresh_from_db()
     assert (run.state, run.exalated) == (BulkState.FINISHED, 1)
     assert run_waiting_bulk_exalates(gateway=pair.a.xurrent) == 0
+
+
+# --- the webhooks of this side's own writes --------------------------------------------------
+
+
+def copied_to_b(pair):
+    """A request of A applied on B (no webhook taken yet): B's copy and B's twin."""
+    pair.a.trigger()
+    request = pair.a.xurrent.human_creates(
+        subject="mine", category="incident", impact="low", note="It broke"
+    )
+    pair.a.notice(request["id"])
+    pair.a.produce()
+    pair.a.send()
+    assert pair.b.apply().applied == 1
+    (copy,) = pair.b.xurrent.all_requests()
+    return copy, Twin.objects.get(connection=pair.b.connection)
+
+
+def webhook(side, event: str, request: dict) -> None:
+    """A webhook as Xurrent sends it (its payload is the request), taken by the worker."""
+    digest = request_digest(request) if event != "request.note-added" else ""
+    WebhookHint.objects.create(event=event, object_id=request["id"], account="b", digest=digest)
+    with use_gateway(side.xurrent):
+        consume_webhook_hints()
+
+
+def test_the_webhook_of_this_sides_own_write_is_not_read_back(pair):
+    copy, twin = copied_to_b(pair)
+    assert twin.written_digest == request_digest(copy)
+    reads = pair.b.xurrent.calls["get"]
+    webhook(pair.b, "request.create", copy)
+    twin.refresh_from_db()
+    assert not twin.dirty
+    assert pair.b.produce().attempted == 0
+    assert pair.b.xurrent.calls["get"] == reads
+
+
+def test_a_webhook_showing_another_content_is_read_back_and_sent(pair):
+    copy, twin = copied_to_b(pair)
+    edited = pair.b.xurrent.human_updates(copy["id"], subject="mine, edited here")
+    webhook(pair.b, "request.create", copy)  # the engine's own write...
+    webhook(pair.b, "request.update", edited)  # ...and a person's, after it
+    twin.refresh_from_db()
+    assert twin.dirty
+    assert pair.b.produce().events == 1
+
+
+def test_a_note_added_is_read_back_even_beside_the_own_writes_webhook(pair):
+    copy, twin = copied_to_b(pair)
+    pair.b.xurrent.human_adds_note(copy["id"], "Seen here too")
+    WebhookHint.objects.create(
+        event="request.create", object_id=copy["id"], account="b", digest=request_digest(copy)
+    )
+    webhook(pair.b, "request.note-added", copy)
+    twin.refresh_from_db()
+    assert twin.dirty
+    assert pair.b.produce().events == 1
+
+
+def test_once_read_again_the_written_content_no_longer_passes_for_the_own_write(pair):
+    """A request changed and then changed back to what the engine wrote is read back."""
+    copy, twin = copied_to_b(pair)
+    Twin.objects.filter(pk=twin.pk).mark_dirty()
+    pair.b.produce()  # read again (a person's change, say)
+    twin.refresh_from_db()
+    assert twin.written_digest == ""
+    webhook(pair.b, "request.update", copy)
+    twin.refresh_from_db()
+    assert twin.dirty
+
+
+def test_a_poll_listing_only_the_own_write_reads_nothing_back(pair):
+    with use_gateway(pair.b.xurrent):
+        poll_xurrent(every=30)  # sets the watermark
+    copy, twin = copied_to_b(pair)
+    with use_gateway(pair.b.xurrent):
+        assert poll_xurrent(every=30, force=True) == 1
+    twin.refresh_from_db()
+    assert not twin.dirty

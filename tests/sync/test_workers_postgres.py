@@ -65,13 +65,20 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         peer: RecordingPeer = self.server
         sender = peer.sender_of(self.client_address[1])
+        # One event, or a batch of them (README: batches), each recorded in its order.
+        events = body.get("events", [body])
         with peer.lock:
-            peer.received.append((body["event"], body["twin_id"], body["seq"]))
-            peer.senders.append(sender)
+            for event in events:
+                peer.received.append((event["event"], event["twin_id"], event["seq"]))
+                peer.senders.append(sender)
         time.sleep(0.005)  # a little work, so the two workers overlap
-        answer = json.dumps(
-            {"event": body["event"], "state": "applied", "request_id": str(body["seq"])}
-        ).encode()
+        results = [
+            {"event": e["event"], "state": "applied", "request_id": str(e["seq"])} for e in events
+        ]
+        if "events" in body:
+            answer = json.dumps({"results": [{"status": 202, **r} for r in results]}).encode()
+        else:
+            answer = json.dumps(results[0]).encode()
         self.send_response(202)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(answer)))

@@ -17,6 +17,7 @@ from django.test import Client
 from connections.services import outbox
 from nodes.models import GeneralSettings
 from xurrent.models import WebhookHint
+from xurrent.services import request_digest
 
 WEBHOOK = "/api/v1/xurrent/webhook/"
 ACCOUNT = "widget-data"
@@ -135,6 +136,16 @@ def test_a_refused_webhook_wakes_no_worker(api, account, monkeypatch):
     monkeypatch.setattr(db.connection, "vendor", "postgresql")
     assert_refused(post(api, body(account="someone-else")), 403, "wrong_account")
     assert woken == []
+
+
+def test_of_a_requests_payload_only_a_digest_is_kept_and_only_for_a_create_or_update(api, account):
+    request = {"id": 4321, "subject": "VPN", "updated_at": "2026-11-28T10:00:00Z"}
+    post(api, body(payload=request))
+    post(api, body(event="request.note-added", payload={**request, "note": {"id": 1}}))
+    update, note_added = WebhookHint.objects.order_by("id")
+    assert update.digest == request_digest(request)
+    assert len(update.digest) == 64
+    assert note_added.digest == ""  # a note: always read back
 
 
 def test_a_webhook_signed_with_the_policy_key_is_kept(api, signed_account, policy_key):
