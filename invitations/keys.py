@@ -13,17 +13,24 @@ who saw the code, the accept call or its answer learns public values only.
 The issuer's private key lives for one request. The acceptor's is derived from this
 node's SECRET_KEY and the code, so a retry after a lost answer sends the same public key
 (the issuer recognises the same acceptor) without a private key kept anywhere.
+
+cryptography (some 7 MB resident) is imported by the first key made or read, not with
+this module: a web worker that serves no accept never loads it.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+from typing import TYPE_CHECKING
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.utils.crypto import salted_hmac
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.x25519 import (
+        X25519PrivateKey,
+        X25519PublicKey,
+    )
 
 KEY_BYTES = 32
 SECRET_BYTES = 32
@@ -44,6 +51,8 @@ def public_key_text(private: X25519PrivateKey) -> str:
 
 def read_public_key(text: str) -> X25519PublicKey:
     """A peer's public key from its base64url text; InvalidPublicKey when it is not one."""
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+
     if not isinstance(text, str) or len(text) not in (43, 44):
         raise InvalidPublicKey("A public key is 32 bytes written as base64url.")
     try:
@@ -56,11 +65,15 @@ def read_public_key(text: str) -> X25519PublicKey:
 
 
 def new_private_key() -> X25519PrivateKey:
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
     return X25519PrivateKey.generate()
 
 
 def acceptor_private_key(token_hash: str, source_connection_id: str) -> X25519PrivateKey:
     """The accepting node's key for one code: the same on every retry, unknown elsewhere."""
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
     seed = salted_hmac(
         "exalate.invitations.acceptor-key",
         f"{token_hash}/{source_connection_id}",
@@ -79,6 +92,9 @@ def derive_secret(
 ) -> str:
     """The connection's shared secret, the same on both sides; InvalidPublicKey for a bad
     or degenerate public key."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
     try:
         agreed = private.exchange(read_public_key(peer_public_key))
     except ValueError as error:  # an all-zero result: a low-order point was sent

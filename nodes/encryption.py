@@ -9,6 +9,12 @@ every stored secret unreadable, which is why production should set EXALATE_SECRE
 decrypt when EXALATE_SECRET_KEYS is set, so that moving to the setting needs nothing but
 setting it and running `rotate_secret_keys`.
 
+Telling whether a stored secret can be read (`is_readable`) needs neither decryption nor
+cryptography: it checks the token's HMAC, as Fernet does before it decrypts, with the
+standard library. cryptography (some 7 MB resident) is imported by the first secret
+encrypted or decrypted, not with this module, so that a web worker whose pages only ask
+whether a connection has its key never loads it.
+
 The column helpers at the end work on raw column values (no model field in between), for
 the data migration and the rotation command: a row's value is only replaced if it is still
 the one that was read, so a change made meanwhile is never overwritten.
@@ -17,15 +23,18 @@ the one that was read, so a change made meanwhile is never overwritten.
 from __future__ import annotations
 
 import base64
+import binascii
+import hmac
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
+
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet, MultiFernet
 
 logger = logging.getLogger(__name__)
 
@@ -51,9 +60,10 @@ class UnreadableSecret(str):
 
 @lru_cache(maxsize=8)
 def derived_key(secret_key: str) -> bytes:
-    """The Fernet key used when EXALATE_SECRET_KEYS is not set."""
-    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=_HKDF_SALT, info=_HKDF_INFO)
-    return base64.urlsafe_b64encode(hkdf.derive(secret_key.encode("utf-8")))
+    """The Fernet key used when EXALATE_SECRET_KEYS is not set: HKDF-SHA256 (RFC 5869) of
+    SECRET_KEY, 32 bytes, which is one HMAC to extract and one to expand."""
+    extracted = hmac.digest(_HKDF_SALT, secret_key.encode("utf-8"), "sha256")
+    return base64.urlsafe_b64encode(hmac.digest(extracted, _HKDF_INFO + b"\x01", "sha256"))
 
 
 def configured_keys() -> tuple[bytes, ...]:
@@ -65,8 +75,39 @@ def configured_keys() -> tuple[bytes, ...]:
 
 @lru_cache(maxsize=8)
 def _keyring(keys: tuple[bytes, ...]) -> tuple[Fernet, MultiFernet]:
+    from cryptography.fernet import Fernet, MultiFernet
+
     fernets = [Fernet(key) for key in keys]
     return fernets[0], MultiFernet(fernets)
+
+
+@lru_cache(maxsize=8)
+def _signing_keys(keys: tuple[bytes, ...]) -> tuple[bytes, ...]:
+    """The half of each Fernet key that signs its tokens (the other half encrypts)."""
+    return tuple(base64.urlsafe_b64decode(key)[:16] for key in keys)
+
+
+# A Fernet token: version byte 0x80, 8 bytes of time, 16 of IV, the ciphertext (at least
+# one block of 16), then the HMAC-SHA256 of all that (32).
+_FERNET_VERSION = 0x80
+_FERNET_MIN_BYTES = 1 + 8 + 16 + 16 + 32
+
+
+def is_readable(token: str) -> bool:
+    """Whether a configured key opens `token`, told as Fernet tells it before decrypting:
+    the token's HMAC is the one the key's signing half gives. A token that passes this
+    always decrypts (this node encrypted it), so `decrypt` agrees, without being called."""
+    try:
+        data = base64.urlsafe_b64decode(token.encode("ascii"))
+    except (binascii.Error, UnicodeError):
+        return False
+    if len(data) < _FERNET_MIN_BYTES or data[0] != _FERNET_VERSION:
+        return False
+    signed, signature = data[:-32], data[-32:]
+    return any(
+        hmac.compare_digest(hmac.digest(key, signed, "sha256"), signature)
+        for key in _signing_keys(configured_keys())
+    )
 
 
 def encrypt(plain: str) -> str:
@@ -76,6 +117,8 @@ def encrypt(plain: str) -> str:
 
 def decrypt(token: str) -> str:
     """The secret in `token`, or an UnreadableSecret when no configured key opens it."""
+    from cryptography.fernet import InvalidToken
+
     _first, ring = _keyring(configured_keys())
     try:
         return ring.decrypt(token.encode("ascii")).decode("utf-8")
@@ -89,6 +132,8 @@ def decrypt(token: str) -> str:
 
 
 def under_first_key(token: str) -> bool:
+    from cryptography.fernet import InvalidToken
+
     first, _ring = _keyring(configured_keys())
     try:
         first.decrypt(token.encode("ascii"))
@@ -129,6 +174,8 @@ class Column:
 def rewrite_column(connection, column: Column, change: Callable[[str], str | None]) -> ColumnReport:
     """Apply `change` to every non-empty value of `column`: it returns the new value, None
     to leave the value as it is, or raises InvalidToken for a value no key opens."""
+    from cryptography.fernet import InvalidToken
+
     quote = connection.ops.quote_name
     table, name, pk = quote(column.table), quote(column.column), quote(column.pk)
     report = ColumnReport()
@@ -162,6 +209,8 @@ def encrypt_if_plain(value: str) -> str | None:
 
 
 def decrypt_to_plain(value: str) -> str:
+    from cryptography.fernet import InvalidToken
+
     if len(value) <= PLAIN_MAX_LENGTH:
         return value  # never encrypted
     plain = decrypt(value)

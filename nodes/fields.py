@@ -6,6 +6,7 @@ from __future__ import annotations
 from django import forms
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models.query_utils import DeferredAttribute
 
 from nodes import encryption
 from nodes.validators import SHORT_NAME_MAX_LENGTH, InvalidURL, normalize_url, validate_short_name
@@ -55,13 +56,64 @@ class ShortNameField(models.CharField):
         super().__init__(*args, **kwargs)
 
 
+class SealedSecret:
+    """A secret as its row holds it, not decrypted yet: its Fernet token. A model instance
+    keeps it so until the secret is first read (EncryptedTextField), and writes it back as
+    it is if it never was. Not a str, so that a token is never used as the secret."""
+
+    __slots__ = ("token",)
+
+    def __init__(self, token: str):
+        self.token = token
+
+    def __repr__(self) -> str:
+        return "<SealedSecret>"
+
+    def open(self) -> str:
+        """The secret, or an UnreadableSecret (which reads as "") when no key opens it."""
+        return encryption.decrypt(self.token)
+
+
+class SecretAttribute(DeferredAttribute):
+    """The model attribute of an EncryptedTextField: decrypts the secret the first time it
+    is read on an instance (a row read for a list page or a status check never is), then
+    keeps the secret. A data descriptor, so that every read goes through it."""
+
+    def __get__(self, instance, cls=None):
+        if instance is None:
+            return self
+        value = super().__get__(instance, cls)  # loads a deferred field, as usual
+        if isinstance(value, SealedSecret):
+            value = instance.__dict__[self.field.attname] = value.open()
+        return value
+
+    def __set__(self, instance, value) -> None:
+        instance.__dict__[self.field.attname] = value
+
+
+def holds_secret(instance: models.Model, field_name: str) -> bool:
+    """Whether `instance` has a secret it can use in its EncryptedTextField `field_name`,
+    told without decrypting it: one that no configured key opens counts as none, as it
+    reads as "" once decrypted."""
+    value = instance.__dict__.get(field_name)
+    if isinstance(value, SealedSecret):
+        return encryption.is_readable(value.token)
+    return bool(getattr(instance, field_name))
+
+
 class EncryptedTextField(models.TextField):
     """A secret kept encrypted at rest (nodes/encryption.py): the model attribute holds the
     secret, the column only its Fernet token. An empty value stays empty, so "no secret"
     can still be told and wiped with a plain update. Never shown in forms or the admin.
 
+    A secret is decrypted when it is first read on an instance (SecretAttribute), not
+    when its row is: ask `holds_secret` whether there is one. `values()` and
+    `values_list()` give a SealedSecret for a non-empty value (its `open()` decrypts).
+
     Lookups compare tokens, and a token is different every time: filter on emptiness only.
     """
+
+    descriptor_class = SecretAttribute
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("editable", False)
@@ -71,12 +123,19 @@ class EncryptedTextField(models.TextField):
     def from_db_value(self, value, expression, connection):
         if not value:
             return value
-        return encryption.decrypt(value)
+        return SealedSecret(value)
+
+    def pre_save(self, model_instance, add):
+        # A secret never read is written back sealed, with no decryption to save its row.
+        value = model_instance.__dict__.get(self.attname)
+        if isinstance(value, SealedSecret):
+            return value
+        return super().pre_save(model_instance, add)
 
     def get_prep_value(self, value):
-        value = super().get_prep_value(value)
-        if isinstance(value, encryption.UnreadableSecret):
+        if isinstance(value, SealedSecret | encryption.UnreadableSecret):
             return value.token  # written back as it was read
+        value = super().get_prep_value(value)
         if not value:
             return value
         return encryption.encrypt(value)

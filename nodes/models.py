@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from nodes.fields import EncryptedTextField, NodeURLField, ShortNameField
+from nodes.fields import EncryptedTextField, NodeURLField, ShortNameField, holds_secret
 from nodes.validators import validate_rsa_public_key, validate_xurrent_account
 
 XURRENT_DEFAULT_API_URL = "https://api.xurrent.com/v1"
@@ -177,12 +177,12 @@ class GeneralSettings(models.Model):
 
     @property
     def has_xurrent_token(self) -> bool:
-        return bool(self.xurrent_api_token)
+        return holds_secret(self, "xurrent_api_token")
 
     @property
     def xurrent_configured(self) -> bool:
         """Whether there is an account and a token to call Xurrent with."""
-        return bool(self.xurrent_account and self.xurrent_api_token)
+        return bool(self.xurrent_account) and self.has_xurrent_token
 
     def set_xurrent_token(self, token: str) -> None:
         """Replace the API token (an empty one removes it). Saved with the rest."""
@@ -194,7 +194,7 @@ class GeneralSettings(models.Model):
         A node whose account an admin has set up (an account id or a token) keeps it: the
         environment only seeds. True when something was filled in and saved.
         """
-        if self.xurrent_account or self.xurrent_api_token:
+        if self.xurrent_account or self.has_xurrent_token:
             return False
         values = xurrent_account_from_env()
         if not values.get("xurrent_account") and not values.get("xurrent_api_token"):
@@ -206,7 +206,7 @@ class GeneralSettings(models.Model):
 
     @property
     def has_ai_api_key(self) -> bool:
-        return bool(self.ai_api_key)
+        return holds_secret(self, "ai_api_key")
 
     @property
     def ai_configured(self) -> bool:
@@ -221,7 +221,7 @@ class GeneralSettings(models.Model):
     def fill_ai_assist_from_env(self) -> bool:
         """Take AI Assist's endpoint from the environment when this node has none yet; one
         an admin set up is kept. True when something was filled in and saved."""
-        if self.ai_url or self.ai_model or self.ai_api_key:
+        if self.ai_url or self.ai_model or self.has_ai_api_key:
             return False
         values = ai_assist_from_env()
         if not values:

@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # What a web worker has no use for until a request needs it: the schema generator (with
 # django.test and unittest), the Redis client without a Redis cache, the HTTP client, the
-# JWT library, the Prometheus client, and the JSON log formatter when logs are plain.
+# JWT library, cryptography (secrets are decrypted and keys made when first used), the
+# Prometheus client, and the JSON log formatter when logs are plain.
 NOT_LOADED = [
     "drf_spectacular.openapi",
     "drf_spectacular.generators",
@@ -26,6 +27,7 @@ NOT_LOADED = [
     "redis",
     "httpx",
     "jwt",
+    "cryptography",
     "prometheus_client",
     "pythonjsonlogger",
 ]

@@ -13,7 +13,7 @@ from django.db.models.functions import Lower
 from django.urls import reverse
 from django.utils import timezone
 
-from nodes.fields import EncryptedTextField, NodeURLField, ShortNameField
+from nodes.fields import EncryptedTextField, NodeURLField, ShortNameField, holds_secret
 from nodes.models import GeneralSettings, Mode
 
 
@@ -228,8 +228,11 @@ class Connection(models.Model):
     @property
     def is_paired(self) -> bool:
         """The handshake is done: this side knows its peer and the key to sign calls with
-        (the issuer's side may still wait for the acceptor to confirm)."""
-        return bool(self.remote_uid and self.remote_connection_id and self.shared_secret)
+        (the issuer's side may still wait for the acceptor to confirm). Told without
+        decrypting the key: list pages ask this of many rows."""
+        return bool(self.remote_uid and self.remote_connection_id) and holds_secret(
+            self, "shared_secret"
+        )
 
     @property
     def can_reach_peer(self) -> bool:
