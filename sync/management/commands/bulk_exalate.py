@@ -32,10 +32,8 @@ class Command(BaseCommand):
             )
 
         def progress(current):
-            waits = ", waiting for the rate budget" if current.waiting_for_budget else ""
             self.stdout.write(
-                f"found {current.found}, exalated {current.exalated}, "
-                f"skipped {current.skipped}{waits}"
+                f"found {current.found}, exalated {current.exalated}, skipped {current.skipped}"
             )
 
         try:
