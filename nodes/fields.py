@@ -56,6 +56,10 @@ class ShortNameField(models.CharField):
         super().__init__(*args, **kwargs)
 
 
+# How a serialized secret (dumpdata) is marked as its Fernet token, not the secret itself.
+SEALED_MARK = "fernet-token:"
+
+
 class SealedSecret:
     """A secret as its row holds it, not decrypted yet: its Fernet token. A model instance
     keeps it so until the secret is first read (EncryptedTextField), and writes it back as
@@ -131,6 +135,29 @@ class EncryptedTextField(models.TextField):
         if isinstance(value, SealedSecret):
             return value
         return super().pre_save(model_instance, add)
+
+    def value_from_object(self, obj):
+        # What serializers ask for before value_to_string: the value as held, still sealed
+        # when it was never read (reading it through the attribute would decrypt it).
+        if self.attname not in obj.__dict__:
+            obj.refresh_from_db(fields=[self.attname])
+        return obj.__dict__[self.attname]
+
+    def value_to_string(self, obj) -> str:
+        # dumpdata (and every serializer) writes the token, marked, never the secret: a
+        # fixture or backup file holds no secret in clear.
+        value = obj.__dict__.get(self.attname)
+        if isinstance(value, SealedSecret | encryption.UnreadableSecret):
+            return SEALED_MARK + value.token
+        return SEALED_MARK + encryption.encrypt(value) if value else ""
+
+    def to_python(self, value):
+        # loaddata: a marked token is the secret sealed, not a secret that happens to look
+        # like a token; it is opened (with the keys of the node that wrote it) and stored
+        # encrypted again.
+        if isinstance(value, str) and value.startswith(SEALED_MARK):
+            return SealedSecret(value.removeprefix(SEALED_MARK))
+        return super().to_python(value)
 
     def get_prep_value(self, value):
         if isinstance(value, SealedSecret | encryption.UnreadableSecret):

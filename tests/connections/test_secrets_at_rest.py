@@ -325,3 +325,35 @@ def test_the_migration_encrypts_the_plain_secrets_already_stored():
         assert raw_secrets() == [secret, secret]
     finally:
         migrate(latest)
+
+
+# --- dumpdata and loaddata -----------------------------------------------------------------
+
+
+def test_dumpdata_writes_no_secret_in_clear_and_loaddata_brings_it_back(node, tmp_path):
+    connection = make_paired()
+    secret = connection.shared_secret
+    Connection.objects.get(pk=connection.pk).shared_secret  # noqa: B018 - one read and one not
+    dump = tmp_path / "connections.json"
+    call_command("dumpdata", "connections.connection", output=str(dump), verbosity=0)
+    text = dump.read_text()
+    assert secret not in text
+    assert '"shared_secret": "fernet-token:gAAAA' in text
+
+    Connection.objects.all().delete()
+    call_command("loaddata", str(dump), verbosity=0)
+    assert Connection.objects.get(pk=connection.pk).shared_secret == secret
+    [stored] = raw_column("connections_connection", "shared_secret")
+    assert stored.startswith("gAAAA") and secret not in stored  # encrypted again, not clear
+
+
+def test_a_secret_set_but_not_saved_is_dumped_encrypted_too(node):
+    from django.core import serializers
+
+    connection = make_paired()
+    connection.shared_secret = "just-set-secret-value"
+    text = serializers.serialize("json", [connection])
+    assert "just-set-secret-value" not in text
+    [loaded] = serializers.deserialize("json", text)
+    assert isinstance(loaded.object.__dict__["shared_secret"], SealedSecret)
+    assert loaded.object.shared_secret == "just-set-secret-value"
