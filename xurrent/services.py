@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from connections.services.outbox import wake_workers
 from nodes.models import GeneralSettings
+from nodes.wakeup import wake_workers
 from xurrent.client import XurrentClient, XurrentError
 from xurrent.models import WebhookHint
 

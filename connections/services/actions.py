@@ -19,8 +19,9 @@ from connections.models import (
     RemoteStatus,
     Status,
 )
-from connections.services.outbox import send_notification, wake_workers
+from connections.services.outbox import send_notification
 from nodes.models import GeneralSettings
+from nodes.wakeup import wake_workers
 
 logger = logging.getLogger(__name__)
 

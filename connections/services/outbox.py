@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import logging
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django import db
 from django.db import transaction
 from django.utils import timezone
 
@@ -18,36 +16,9 @@ from connections.serializers import StatusReportSerializer
 from connections.services.peer import describe_rejection
 from nodes import client
 from nodes.models import GeneralSettings
+from nodes.wakeup import wake_workers
 
 logger = logging.getLogger(__name__)
-
-# Workers LISTEN on this channel (PostgreSQL); queuing a notification NOTIFYs it.
-CHANNEL = "exalate_outbox"
-# Without LISTEN/NOTIFY (SQLite, the embedded default) a worker looks this often.
-POLL_SECONDS = 0.5
-
-
-def wake_workers() -> None:
-    """Once this transaction commits, wake every worker waiting for outbox work."""
-    if db.connection.vendor == "postgresql":
-        transaction.on_commit(_notify)
-
-
-def _notify() -> None:
-    with db.connection.cursor() as cursor:
-        cursor.execute("SELECT pg_notify(%s, '')", [CHANNEL])
-
-
-def wait_for_work(timeout: float) -> None:
-    """Return when work was queued (PostgreSQL: at once, by NOTIFY) or after `timeout`."""
-    if db.connection.vendor != "postgresql":
-        time.sleep(min(timeout, POLL_SECONDS))
-        return
-    db.connection.ensure_connection()
-    listener = db.connection.connection  # the psycopg connection, in autocommit
-    listener.execute(f"LISTEN {CHANNEL}")
-    for _notice in listener.notifies(timeout=timeout, stop_after=1):
-        break
 
 
 @dataclass

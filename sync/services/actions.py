@@ -7,7 +7,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
-from connections.services.outbox import wake_workers
+from nodes.wakeup import wake_workers
 from sync.models import EventState, PollState, SyncError, SyncEvent, TwinStatus
 from sync.services.errors import resolve_error, retry_twin
 

@@ -22,8 +22,8 @@ from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from connections.models import Role, Status
-from connections.services.outbox import wake_workers
 from nodes.models import Mode
+from nodes.wakeup import wake_workers
 from sync.entity import TEAM_NEEDED
 from sync.models import (
     ErrorKind,

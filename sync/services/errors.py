@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from connections.models import Connection
-from connections.services.outbox import wake_workers
+from nodes.wakeup import wake_workers
 from sync.models import (
     BLOCK_AFTER,
     ErrorLevel,

@@ -15,7 +15,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from connections.services.outbox import wake_workers
+from nodes.wakeup import wake_workers
 from sync.models import (
     ErrorKind,
     ErrorPlace,

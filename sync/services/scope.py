@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from connections.models import Connection, Status
-from connections.services.outbox import wake_workers
+from nodes.wakeup import wake_workers
 from sync.models import (
     BulkExalate,
     BulkState,

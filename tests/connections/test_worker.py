@@ -14,7 +14,8 @@ from django.utils import timezone
 
 from connections.management.commands.run_worker import Command
 from connections.models import PeerNotification
-from connections.services import actions, outbox
+from connections.services import actions
+from nodes import wakeup
 from tests.connections.peers import FakePeer, make_paired
 from tests.livenodes import logged_in_client, post_form
 
@@ -49,7 +50,7 @@ def test_queuing_a_notification_wakes_workers_after_the_commit(
     connection, peer, monkeypatch, django_capture_on_commit_callbacks
 ):
     woken = []
-    monkeypatch.setattr(outbox, "_notify", lambda: woken.append(True))
+    monkeypatch.setattr(wakeup, "_notify", lambda: woken.append(True))
     monkeypatch.setattr(db.connection, "vendor", "postgresql")
     with django_capture_on_commit_callbacks(execute=True):
         actions.deactivate_connection(connection)
@@ -62,12 +63,12 @@ def test_queuing_a_notification_wakes_workers_after_the_commit(
 def test_a_waiting_worker_wakes_at_once_on_postgresql():
     def notify_soon():
         time.sleep(0.3)
-        outbox._notify()
+        wakeup._notify()
         db.connection.close()
 
     threading.Thread(target=notify_soon).start()
     started = time.monotonic()
-    outbox.wait_for_work(timeout=20)
+    wakeup.wait_for_work(timeout=20)
     # Woken by NOTIFY, long before the timeout.
     assert time.monotonic() - started < 10
 
@@ -87,7 +88,7 @@ def test_a_running_worker_tells_the_peer_within_2_seconds_of_a_page_action_on_sq
 ):
     """A live node (gunicorn and its worker, SQLite): the page answers at once, and the
     worker, polling, delivers well within 2 s."""
-    assert outbox.POLL_SECONDS <= 0.5
+    assert wakeup.POLL_SECONDS <= 0.5
     peer = FakePeer().start()
     try:
         a = live_nodes("a")
@@ -158,6 +159,6 @@ def listening(database: str) -> bool:
     with db.connection.cursor() as cursor:
         cursor.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND query = %s",
-            [database, f"LISTEN {outbox.CHANNEL}"],
+            [database, f"LISTEN {wakeup.CHANNEL}"],
         )
         return cursor.fetchone()[0] > 0

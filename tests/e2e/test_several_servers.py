@@ -235,7 +235,7 @@ def test_two_workers_deliver_each_of_200_notifications_once(servers, paired, pee
         "from django.db import transaction\n"
         "from django.utils import timezone\n"
         "from connections.models import Connection, PeerNotification\n"
-        "from connections.services.outbox import wake_workers\n"
+        "from nodes.wakeup import wake_workers\n"
         f"c = Connection.objects.get(pk={paired['id']!r})\n"
         "with transaction.atomic():\n"
         "    PeerNotification.objects.bulk_create(PeerNotification(connection=c, "

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from django import db
 from django.test import Client
 
-from connections.services import outbox
+from nodes import wakeup
 from nodes.models import GeneralSettings
 from xurrent.models import WebhookHint
 from xurrent.services import request_digest
@@ -123,7 +123,7 @@ def test_a_kept_webhook_wakes_the_workers_once_it_is_stored(
     api, account, monkeypatch, django_capture_on_commit_callbacks
 ):
     woken = []
-    monkeypatch.setattr(outbox, "_notify", lambda: woken.append(WebhookHint.objects.count()))
+    monkeypatch.setattr(wakeup, "_notify", lambda: woken.append(WebhookHint.objects.count()))
     monkeypatch.setattr(db.connection, "vendor", "postgresql")
     with django_capture_on_commit_callbacks(execute=True):
         assert post(api, body()).status_code == 202
@@ -132,7 +132,7 @@ def test_a_kept_webhook_wakes_the_workers_once_it_is_stored(
 
 def test_a_refused_webhook_wakes_no_worker(api, account, monkeypatch):
     woken = []
-    monkeypatch.setattr(outbox, "_notify", lambda: woken.append(True))
+    monkeypatch.setattr(wakeup, "_notify", lambda: woken.append(True))
     monkeypatch.setattr(db.connection, "vendor", "postgresql")
     assert_refused(post(api, body(account="someone-else")), 403, "wrong_account")
     assert woken == []

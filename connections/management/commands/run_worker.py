@@ -9,12 +9,9 @@ from collections.abc import Callable
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from connections.extensions import worker_tasks
-from connections.services.outbox import (
-    deliver_pending_notifications,
-    purge_settled_notifications,
-    wait_for_work,
-)
+from connections.services.outbox import deliver_pending_notifications, purge_settled_notifications
 from exalate_site.resilience import run_until_stopped
+from nodes.wakeup import wait_for_work
 
 logger = logging.getLogger(__name__)
 PURGE_EVERY = 3600.0
