@@ -14,12 +14,14 @@ connection is retried with a doubling pause, for reads and updates (a create or 
 failed that way may have been stored, so it is not sent twice blindly: the error says so
 with `uncertain`, and the sync engine looks before it writes again). Everything, waits
 included, stays within the client's `time_limit`. A token bucket per account and process
-keeps calls under the hourly budget and the burst limit, and follows what Xurrent says is
-left (`X-RateLimit-Remaining`).
+keeps calls under the hourly budget and the burst limit, follows what Xurrent says is
+left (`X-RateLimit-Remaining`), and shares the budget between the purposes a client is
+made for (`RateBudget`: incoming first, polling's reserve, bulk at most half).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -29,6 +31,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -198,15 +201,68 @@ def filters_from_query(query: str) -> dict[str, str]:
 # --- the rate budget -------------------------------------------------------------------------
 
 
-class RateBudget:
-    """A token bucket for one account in this process: a few calls at once, then as many as
-    the hourly budget allows; a pause when Xurrent says the budget is spent or asks to
-    wait (429).
+class Purpose(StrEnum):
+    """Why a caller asks Xurrent: the rate budget gives each purpose its share."""
 
-    Xurrent also refuses more than `burst` calls in any `burst_seconds`. A bucket that holds
-    C tokens and gains r a second lets C + r·W calls through in a window of W seconds, so C
-    and r are chosen to keep that one call under the limit (network jitter can bunch calls
-    up a little on the way).
+    POLL = "poll"  # polls and webhook hints: how this side sees its changes
+    INCOMING = "incoming"  # applying the other side's changes (their writes and reads)
+    INTERACTIVE = "interactive"  # a person waits: a page, a command, a check
+    OUTGOING = "outgoing"  # reading a changed request to send it
+    BULK = "bulk"  # bulk exalate: listing its matches and the first read of each
+
+
+# The shares, in one place (RateBudget's docstring says why). A purpose takes a token only
+# while more than this part of the bucket stays behind it: the emptier the bucket, the
+# fewer purposes may still draw from it.
+LEAVES = {
+    Purpose.POLL: 0.0,  # the last eighth is polling's reserve
+    Purpose.INCOMING: 1 / 8,
+    Purpose.INTERACTIVE: 1 / 8,
+    Purpose.OUTGOING: 1 / 4,
+    Purpose.BULK: 1 / 2,
+}
+BULK_SHARE = 0.5  # of the hourly budget, at most, however idle the rest is
+# Purposes that never sleep inside a call for the budget: the call stops at once with
+# BudgetWait, and the caller puts the work back until the budget has room (a bulk exalate
+# waits in its run, not in a worker thread others need).
+YIELDING = frozenset({Purpose.BULK})
+
+
+class BudgetWait(XurrentError):
+    """This node's own rate budget has no token for the purpose now (nothing was sent).
+    Unlike Xurrent's 429, it concerns this process and this purpose only: nobody else is
+    paused. `retry_at` is when a token should be there."""
+
+    def __init__(self, message: str, *, retry_at: datetime):
+        super().__init__("rate_limited", message, retry_at=retry_at)
+
+
+class RateBudget:
+    """A token bucket for one account in this process, shared by purposes by priority.
+
+    A few calls at once, then as many as the hourly budget allows. Xurrent also refuses
+    more than `burst` calls in any `burst_seconds`: a bucket that holds C tokens and gains
+    r a second lets C + r·W calls through in a window of W seconds, so C and r are chosen
+    to keep that one call under the limit (network jitter can bunch calls up a little).
+
+    The shares (DESIGN.md §11: incoming writes come first, polling keeps a share, bulk
+    exalate takes at most half), as three simple rules:
+
+    1. A pause stops every purpose: Xurrent's 429 and its Retry-After (`pause`), or its
+       word that nothing is left until the reset (`observe`).
+    2. Priority by level (LEAVES): each purpose may draw the bucket down only to its
+       level. Polling may empty it, so its last eighth is polling's reserve and changes
+       are still seen; incoming writes and a person's calls leave that eighth; outgoing
+       reads leave a quarter; bulk exalate leaves half. While the bucket is low (tokens
+       scarce) only the purposes above take, so incoming is served before bulk, and bulk
+       never eats polling's reserve.
+    3. Bulk's cap: a bulk call also needs a token of a second bucket that fills at
+       BULK_SHARE of the rate, so bulk never uses more than half of the hourly budget
+       even when nobody else calls.
+
+    The counts live in this process (`budget_for`: one bucket per account, whatever the
+    number of clients); the pause of rule 1 is also stored in the database by the sync
+    engine (PollState.pause_account), so it stops every worker.
     """
 
     def __init__(
@@ -220,26 +276,69 @@ class RateBudget:
         self.rate = min(per_hour / 3600.0, max(burst - 2, 1) / burst_seconds)
         self.capacity = float(max(1, math.floor(burst - 1 - self.rate * burst_seconds)))
         self.tokens = self.capacity
+        # Rule 3: bulk's own bucket, filling at its share of the rate.
+        self.bulk_rate = self.rate * BULK_SHARE
+        self.bulk_capacity = max(1.0, math.floor(self.capacity * BULK_SHARE))
+        self.bulk_tokens = self.bulk_capacity
         self.clock = clock
         self.updated = clock()
         self.paused_until = 0.0
         self.lock = threading.Lock()
 
+    def floor(self, purpose: Purpose) -> float:
+        """How many tokens `purpose` leaves in the bucket (rule 2). The parts are counted
+        on at most one burst of Xurrent's (a few calls kept back are enough to put one
+        purpose before another, and a huge test bucket that Xurrent's count of calls left
+        clamps must not stop); a bucket of one token has no room for levels."""
+        return min(LEAVES[purpose] * min(self.capacity, BURST), self.capacity - 1)
+
     def _refill(self, now: float) -> None:
-        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+        elapsed = now - self.updated
+        self.tokens = min(self.capacity, self.tokens + elapsed * self.rate)
+        self.bulk_tokens = min(self.bulk_capacity, self.bulk_tokens + elapsed * self.bulk_rate)
         self.updated = now
 
-    def wait_needed(self) -> float:
-        """Take a token and return 0, or return how long to wait before trying again."""
+    def wait_needed(self, purpose: Purpose = Purpose.INTERACTIVE) -> float:
+        """Take a token for `purpose` and return 0, or return how long to wait before
+        trying again (if nobody else takes tokens meanwhile)."""
         with self.lock:
             now = self.clock()
             self._refill(now)
             if now < self.paused_until:
                 return self.paused_until - now
-            if self.tokens >= 1:
-                self.tokens -= 1
-                return 0.0
-            return (1 - self.tokens) / self.rate
+            wait = (self.floor(purpose) + 1 - self.tokens) / self.rate
+            if purpose == Purpose.BULK:
+                wait = max(wait, (1 - self.bulk_tokens) / self.bulk_rate)
+            if wait > 0:
+                return wait
+            self.tokens -= 1
+            if purpose == Purpose.BULK:
+                self.bulk_tokens -= 1
+            return 0.0
+
+    def spend(
+        self, purpose: Purpose, *, patience: float, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
+        """Take a token for `purpose`, sleeping for it up to `patience` seconds in all.
+        Raises BudgetWait when that is not enough, and at once for a yielding purpose
+        (YIELDING), which never sleeps."""
+        waited = 0.0
+        while (wait := self.wait_needed(purpose)) > 0:
+            if purpose in YIELDING:
+                raise BudgetWait(
+                    f"Waiting for the rate budget until {_at(wait):%H:%M:%S} UTC: {purpose} "
+                    "calls use at most their share of the account's hourly budget, so the "
+                    "rest of the sync goes on meanwhile.",
+                    retry_at=_at(wait),
+                )
+            if waited + wait > patience:
+                raise BudgetWait(
+                    f"Rate limited by Xurrent until {_at(wait):%H:%M:%S} UTC: this node keeps "
+                    "within the account's hourly budget of calls.",
+                    retry_at=_at(wait),
+                )
+            sleep(wait)
+            waited += wait
 
     def pause(self, seconds: float) -> None:
         """Nobody calls this account for `seconds` (a 429's Retry-After)."""
@@ -313,6 +412,7 @@ class XurrentClient:
         read_timeout: float = READ_TIMEOUT,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
         budget: RateBudget | None = None,
+        purpose: Purpose = Purpose.INTERACTIVE,
         sleep: Callable[[float], None] = time.sleep,
     ):
         self.base_url = base_url.rstrip("/")
@@ -325,12 +425,21 @@ class XurrentClient:
         self.read_timeout = read_timeout
         self.max_response_bytes = max_response_bytes
         self.budget = budget or budget_for(self.base_url, account)
+        # What these calls are for: the budget's share they draw on (RateBudget).
+        self.purpose = Purpose(purpose)
         self.sleep = sleep
         self.last_answer = AnswerInfo()
         self._base = urlsplit(self.base_url)
 
     def __repr__(self) -> str:  # the token stays out of every trace and log line
         return f"<XurrentClient {self.account} at {self.base_url}>"
+
+    def for_purpose(self, purpose: Purpose) -> XurrentClient:
+        """The same account, budget and options, for calls made for `purpose`."""
+        other = copy.copy(self)
+        other.purpose = Purpose(purpose)
+        other.last_answer = AnswerInfo()
+        return other
 
     @classmethod
     def from_settings(cls, node=None, **options) -> XurrentClient:
@@ -499,7 +608,9 @@ class XurrentClient:
                 logger.warning(
                     "Xurrent asked to wait %.0f s (429) for the account %s.", wait, self.account
                 )
-                if time.monotonic() + wait > deadline:
+                # A yielding purpose never sleeps in a call; its caller says Xurrent paused
+                # every worker (the database's pause) and waits in its own way.
+                if self.purpose in YIELDING or time.monotonic() + wait > deadline:
                     raise XurrentError(
                         "rate_limited",
                         f"Rate limited by Xurrent until {_at(wait):%H:%M:%S} UTC (429): "
@@ -535,15 +646,7 @@ class XurrentClient:
         self.sleep(delay)
 
     def _wait_for_budget(self, deadline: float) -> None:
-        while (wait := self.budget.wait_needed()) > 0:
-            if time.monotonic() + wait > deadline:
-                raise XurrentError(
-                    "rate_limited",
-                    f"Rate limited by Xurrent until {_at(wait):%H:%M:%S} UTC: this node keeps "
-                    "within the account's hourly budget of calls.",
-                    retry_at=_at(wait),
-                )
-            self.sleep(wait)
+        self.budget.spend(self.purpose, patience=deadline - time.monotonic(), sleep=self.sleep)
 
     @sensitive_variables("headers")
     def _send(self, method, url, params, json_body, deadline) -> _Answer:

@@ -10,7 +10,7 @@ from typing import Any
 
 from nodes.models import GeneralSettings
 from nodes.wakeup import wake_workers
-from xurrent.client import XurrentClient, XurrentError
+from xurrent.client import Purpose, XurrentClient, XurrentError
 from xurrent.models import WebhookHint
 
 # Clocks differ a little between Xurrent and this node.
@@ -198,7 +198,7 @@ def check_xurrent(node: GeneralSettings | None = None, **client_options) -> list
         return [CheckLine("API URL", True, f"{url} (not called)"), *missing, _webhook_line(node)]
 
     options = {"time_limit": CHECK_TIME_LIMIT, "retry_base": CHECK_RETRY_BASE, **client_options}
-    client = XurrentClient.from_settings(node, **options)
+    client = XurrentClient.from_settings(node, purpose=Purpose.INTERACTIVE, **options)
     try:
         person = client.me()
     except XurrentError as error:

@@ -133,6 +133,16 @@ class Twin(models.Model):
     # Set before the receiver first asks Xurrent to create the request: from then on a
     # retry looks the request up by its sourceID before creating it again.
     create_tried = models.BooleanField(default=False)
+    # The bulk exalate that started it: until its first state is queued, reading it draws
+    # on bulk's share of the rate budget (later changes are ordinary outgoing ones).
+    bulk_run = models.ForeignKey(
+        "BulkExalate",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+    )
     created_at = models.DateTimeField(default=timezone.now)
     synced_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
@@ -290,6 +300,9 @@ class BulkExalate(models.Model):
     in_worker = models.BooleanField(default=False, editable=False)
     lease_until = models.DateTimeField(null=True, blank=True, editable=False)
     lease_token = models.UUIDField(null=True, blank=True, editable=False)
+    # Bulk exalate takes at most half of the account's rate budget: when its share is
+    # spent, its requests wait until then, and the tab says so.
+    budget_wait_until = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-started_at"]
@@ -303,3 +316,12 @@ class BulkExalate(models.Model):
 
     def __str__(self) -> str:
         return f"bulk exalate {self.started_at:%Y-%m-%d %H:%M}: {self.state}"
+
+    def wait_for_budget(self, until: datetime) -> None:
+        """Its requests wait for the rate budget until `until` (shown on the tab)."""
+        BulkExalate.objects.filter(pk=self.pk).update(budget_wait_until=until)
+        self.budget_wait_until = until
+
+    @property
+    def waiting_for_budget(self) -> bool:
+        return self.budget_wait_until is not None and self.budget_wait_until > timezone.now()

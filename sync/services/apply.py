@@ -41,8 +41,10 @@ from sync.models.claims import claim
 from sync.sandbox import Problem
 from sync.services.errors import record_error, resolve_errors, twins_with_open_errors
 from sync.services.gateway import (
+    BudgetWait,
     Gateway,
     GatewayError,
+    Purpose,
     RequestState,
     answered_at,
     first_page,
@@ -135,7 +137,8 @@ def apply_inbound(
     def one(twin: Twin) -> ApplyReport:
         alone = ApplyReport()
         # A client per thread (one call at a time each); a test's gateway is shared.
-        apply_twin(twin, gateway or get_gateway(), alone, rules=rules, troubled=twin.pk in troubled)
+        client = gateway or get_gateway(Purpose.INCOMING)
+        apply_twin(twin, client, alone, rules=rules, troubled=twin.pk in troubled)
         return alone
 
     for alone in for_each(one, twins):
@@ -570,7 +573,8 @@ def _retry_later(twin: Twin, inbound: InboundEvent, exc: GatewayError) -> None:
     next_try = timezone.now() + wait
     if exc.retry_at is not None:
         next_try = max(next_try, exc.retry_at)
-        if exc.kind == "rate_limited":
+        # Xurrent's own 429 stops every worker; this process's budget stops only itself.
+        if exc.kind == "rate_limited" and not isinstance(exc, BudgetWait):
             PollState.pause_account(exc.retry_at)
     InboundEvent.objects.filter(pk=inbound.pk).update(
         attempts=F("attempts") + 1, next_try_at=next_try

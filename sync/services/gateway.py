@@ -1,9 +1,11 @@
 """The engine's one door to this node's Xurrent account.
 
-The engine asks `get_gateway()` for something with XurrentClient's calls (list pages of
-requests, read, create and update a request, list and add notes, list teams and people);
-that is the client of the General Settings' account, or, in tests, whatever
-`use_gateway()` put in place.
+The engine asks `get_gateway(purpose)` for something with XurrentClient's calls (list
+pages of requests, read, create and update a request, list and add notes, list teams and
+people); that is the client of the General Settings' account, or, in tests, whatever
+`use_gateway()` put in place. The purpose (polling, incoming, outgoing, bulk, a person
+waiting) is the share of the account's rate budget the calls draw on
+(xurrent.client.RateBudget).
 Failures are XurrentError, whose kind the engine decides on: retry by itself
 (`retryable`), or hold the twin until someone looks.
 """
@@ -21,7 +23,8 @@ from django.conf import settings
 from django.utils.dateparse import parse_datetime
 
 from nodes.models import GeneralSettings
-from xurrent.client import Page, XurrentClient, XurrentError, budget_for
+from xurrent.client import BudgetWait as BudgetWait  # what a bulk call raises when it must wait
+from xurrent.client import Page, Purpose, XurrentClient, XurrentError, budget_for
 
 # The worker must not sit in one call for long (other twins wait meanwhile): a call that
 # cannot be done within this time, waits for the rate budget included, fails and is
@@ -58,11 +61,14 @@ class NotConfigured(Exception):
 _override = threading.local()
 
 
-def get_gateway() -> Gateway:
-    """The client of this node's Xurrent account, as the General Settings say."""
+def get_gateway(purpose: Purpose = Purpose.INTERACTIVE) -> Gateway:
+    """The client of this node's Xurrent account, as the General Settings say, for calls
+    made for `purpose`: the share of the account's rate budget they draw on
+    (xurrent.client.RateBudget). A caller that names none is a person waiting."""
     gateway = getattr(_override, "gateway", None)
     if gateway is not None:
-        return gateway
+        for_purpose = getattr(gateway, "for_purpose", None)
+        return for_purpose(purpose) if for_purpose else gateway
     node = GeneralSettings.load()
     if not node.xurrent_configured:
         raise NotConfigured(
@@ -75,7 +81,9 @@ def get_gateway() -> Gateway:
         per_hour=settings.XURRENT_HOURLY_BUDGET,
         burst=settings.XURRENT_BURST,
     )
-    return XurrentClient.from_settings(node, time_limit=ENGINE_TIME_LIMIT, budget=budget)
+    return XurrentClient.from_settings(
+        node, time_limit=ENGINE_TIME_LIMIT, budget=budget, purpose=purpose
+    )
 
 
 def gateway_ready() -> bool:

@@ -12,11 +12,12 @@ import logging
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Case, F, IntegerField, Value, When
 from django.utils import timezone
 
 from nodes.wakeup import wake_workers
 from sync.models import (
+    BulkExalate,
     ErrorKind,
     ErrorPlace,
     EventState,
@@ -29,8 +30,10 @@ from sync.models.claims import claim
 from sync.services.errors import record_error, resolve_errors, twins_with_open_errors
 from sync.services.feed import next_pull_cursor
 from sync.services.gateway import (
+    BudgetWait,
     Gateway,
     GatewayError,
+    Purpose,
     RequestState,
     get_gateway,
     read_request,
@@ -46,6 +49,8 @@ class ProduceReport:
     events: int = 0
     unchanged: int = 0
     failed: int = 0
+    # Put back until the rate budget has room for them (bulk's share spent): not work done.
+    waiting: int = 0
 
     @property
     def attempted(self) -> int:
@@ -56,7 +61,8 @@ def produce_changes(
     *, limit: int = 20, gateway: Gateway | None = None, connection=None
 ) -> ProduceReport:
     """Take up to `limit` dirty twins (of one connection, or all) and turn each one's
-    request into an event if it changed."""
+    request into an event if it changed. Ordinary changes are taken before the first
+    reads of a bulk exalate's twins, which wait for bulk's share of the rate budget."""
     report = ProduceReport()
     due = Twin.objects.due_for_producing().select_related("connection")
     if connection is not None:
@@ -65,7 +71,7 @@ def produce_changes(
         due,
         limit,
         Twin.LEASE,
-        order_by=("dirty_at", "id"),
+        order_by=(BULK_LAST, "dirty_at", "id"),
         related=("connection",),
     )
     if not twins:
@@ -75,13 +81,28 @@ def produce_changes(
 
     def one(twin: Twin) -> str:
         # A client per thread (one call at a time each); a test's gateway is shared.
-        return produce_twin(
-            twin, gateway or get_gateway(), rules=rules, troubled=twin.pk in troubled
-        )
+        client = gateway or get_gateway(purpose_of(twin))
+        return produce_twin(twin, client, rules=rules, troubled=twin.pk in troubled)
 
     for outcome in for_each(one, twins):
         setattr(report, outcome, getattr(report, outcome) + 1)
     return report
+
+
+# The twins purpose_of() gives to bulk, ordered after every other dirty twin.
+BULK_LAST = Case(
+    When(bulk_run__isnull=False, last_seq_sent=0, then=Value(1)),
+    default=Value(0),
+    output_field=IntegerField(),
+).asc()
+
+
+def purpose_of(twin: Twin) -> Purpose:
+    """A twin a bulk exalate started is read the first time on bulk's share of the rate
+    budget (at most half of it); every other read is an ordinary outgoing change."""
+    if twin.bulk_run_id is not None and twin.last_seq_sent == 0:
+        return Purpose.BULK
+    return Purpose.OUTGOING
 
 
 def produce_twin(
@@ -94,6 +115,9 @@ def produce_twin(
     try:
         state = read_request(gateway, twin.local_request_id)
         replica = outgoing_replica(rules_for(connection, rules), twin, state)
+    except BudgetWait as wait:
+        _wait_for_budget(twin, wait)
+        return "waiting"
     except GatewayError as exc:
         _failed_to_read(twin, exc)
         return "failed"
@@ -204,6 +228,16 @@ def _failed_to_read(twin: Twin, exc: GatewayError) -> None:
         blocking=not exc.retryable,
         next_try_at=None if not exc.retryable else next_try,
     )
+
+
+def _wait_for_budget(twin: Twin, wait: BudgetWait) -> None:
+    """No token of its share now: the twin goes back, untouched, until the budget should
+    have one (not an error: nothing failed), and its bulk run says it waits."""
+    Twin.objects.filter(pk=twin.pk, lease_token=twin.lease_token).update(
+        next_try_at=wait.retry_at, lease_until=None, lease_token=None
+    )
+    if twin.bulk_run_id is not None:
+        BulkExalate.objects.filter(pk=twin.bulk_run_id).update(budget_wait_until=wait.retry_at)
 
 
 def _release(twin: Twin) -> None:

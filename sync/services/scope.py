@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -29,7 +30,15 @@ from sync.models import (
     TwinStatus,
 )
 from sync.services.feed import next_pull_cursor
-from sync.services.gateway import Gateway, GatewayError, first_page, get_gateway, parse_time
+from sync.services.gateway import (
+    BudgetWait,
+    Gateway,
+    GatewayError,
+    Purpose,
+    first_page,
+    get_gateway,
+    parse_time,
+)
 from xurrent.client import xurrent_time
 from xurrent.services import request_digest
 
@@ -42,6 +51,10 @@ FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.]{0,63}$")
 # seconds, and a change can commit a little after the clock said it happened.
 POLL_OVERLAP = timedelta(seconds=60)
 IDS_PER_CALL = 100
+_sleep = time.sleep  # a bulk exalate waiting for its share of the rate budget (tests: fake)
+# A bulk exalate waits in naps of at most this (a Retry-After may be long): it keeps its
+# lease (two minutes) between them, so no other worker takes the run meanwhile.
+BULK_NAP = 30.0
 
 
 class ScopeError(ValueError):
@@ -153,9 +166,12 @@ def exalate_request(connection: Connection, request_id: int, *, gateway: Gateway
     return twin
 
 
-def start_twin(connection: Connection, request_id: int) -> tuple[Twin, bool]:
+def start_twin(
+    connection: Connection, request_id: int, *, bulk_run: BulkExalate | None = None
+) -> tuple[Twin, bool]:
     """A new twin for a local request, dirty so a producer sends it; (twin, created).
-    Another worker starting it at the same moment finds the one that won."""
+    Another worker starting it at the same moment finds the one that won. `bulk_run`: the
+    bulk exalate starting it (its first read draws on bulk's share of the rate budget)."""
     try:
         with transaction.atomic():
             twin = Twin.objects.create(
@@ -166,6 +182,7 @@ def start_twin(connection: Connection, request_id: int) -> tuple[Twin, bool]:
                 dirty=True,
                 dirty_at=timezone.now(),
                 dirty_count=1,
+                bulk_run=bulk_run,
             )
             wake_workers()
     except IntegrityError:
@@ -203,7 +220,9 @@ def _uuid_or_none(value: Any) -> uuid.UUID | None:
         return None
 
 
-def start_twins(connection: Connection, request_ids: list[int]) -> int:
+def start_twins(
+    connection: Connection, request_ids: list[int], *, bulk_run: BulkExalate | None = None
+) -> int:
     """`start_twin` for many requests at once (a page of bulk exalate), in one statement;
     returns how many were started. A request another worker started meanwhile keeps the
     twin that one made."""
@@ -223,6 +242,7 @@ def start_twins(connection: Connection, request_ids: list[int]) -> int:
                     dirty=True,
                     dirty_at=now,
                     dirty_count=1,
+                    bulk_run=bulk_run,
                 )
                 for request_id in request_ids
             ],
@@ -361,7 +381,7 @@ def start_matching_twins(
 ) -> int:
     """Ask Xurrent which of these requests match each trigger (one call per trigger and
     hundred ids: Xurrent evaluates its own filter syntax) and start twins for them."""
-    gateway = gateway or get_gateway()
+    gateway = gateway or get_gateway(Purpose.POLL)
     started = 0
     for trigger in triggers:
         try:
@@ -425,7 +445,7 @@ def poll_xurrent(*, every: float, gateway: Gateway | None = None, force: bool = 
     due = state.polled_at is None or (now - state.polled_at).total_seconds() >= every
     if not (due or force or state.requested):
         return 0
-    gateway = gateway or get_gateway()
+    gateway = gateway or get_gateway(Purpose.POLL)
     PollState.objects.filter(pk=state.pk).update(polled_at=now, requested=False)
     if state.watermark is None:
         page = first_page(gateway, {}, sort="-updated_at", per_page=1)
@@ -516,8 +536,9 @@ def run_bulk_exalate(
     run: BulkExalate, *, gateway: Gateway | None = None, progress=None
 ) -> BulkExalate:
     """Go through every match of the connection's active triggers and start a twin for
-    each request no twin holds yet. `progress(run)` is called after each page."""
-    gateway = gateway or get_gateway()
+    each request no twin holds yet. `progress(run)` is called after each page (and while
+    the run waits for bulk's share of the rate budget)."""
+    gateway = gateway or get_gateway(Purpose.BULK)
     connection = run.connection
     try:
         for trigger in connection.triggers.filter(active=True):
@@ -539,13 +560,45 @@ def run_bulk_exalate(
 
 def _bulk_one_trigger(run: BulkExalate, trigger: Trigger, gateway: Gateway, progress) -> None:
     filters = parse_query(trigger.query)
-    for page in gateway.request_pages(filters, sort="id", per_page=100):
-        found = len(page.items)
-        exalated = start_twins(run.connection, _not_synced_yet(run.connection, page.items))
-        _count(run, found=found, exalated=exalated, skipped=found - exalated)
-        if progress is not None:
-            run.refresh_from_db()
-            progress(run)
+    after = 0  # the last request id gone through: after a wait, the list resumes past it
+    while True:
+        # Triggers cannot filter on id, so `id>…` is free for resuming.
+        since = {**filters, "id": f">{after}"} if after else filters
+        try:
+            for page in gateway.request_pages(since, sort="id", per_page=100):
+                after = _bulk_one_page(run, page, progress) or after
+            return
+        except BudgetWait as wait:
+            _bulk_waits(run, wait.retry_at, progress)
+        except GatewayError as exc:
+            if exc.kind != "rate_limited" or exc.retry_at is None:
+                raise
+            PollState.pause_account(exc.retry_at)  # Xurrent's 429: every worker waits
+            _bulk_waits(run, exc.retry_at, progress)
+
+
+def _bulk_waits(run: BulkExalate, until: datetime, progress) -> None:
+    """Bulk's share of the rate budget is spent (or Xurrent said to wait): the run says
+    so and sleeps, keeping its lease, rather than take what incoming changes and polls
+    need."""
+    run.wait_for_budget(until)
+    if progress is not None:
+        progress(run)
+    seconds = (until - timezone.now()).total_seconds()
+    _sleep(min(max(seconds, 0.05), BULK_NAP))
+
+
+def _bulk_one_page(run: BulkExalate, page, progress) -> int | None:
+    """Start a twin for each request of the page no twin holds (a few statements for the
+    page); the page's last id."""
+    found = len(page.items)
+    waiting = _not_synced_yet(run.connection, page.items)
+    exalated = start_twins(run.connection, waiting, bulk_run=run)
+    _count(run, found=found, exalated=exalated, skipped=found - exalated)
+    if progress is not None:
+        run.refresh_from_db()
+        progress(run)
+    return int(page.items[-1]["id"]) if page.items else None
 
 
 def _count(run: BulkExalate, **counts: int) -> None:

@@ -20,7 +20,7 @@ from sync.models import ErrorKind, ErrorPlace, PollState
 from sync.sandbox import use_persistent_sandbox
 from sync.services.apply import apply_inbound
 from sync.services.errors import record_error, resolve_errors
-from sync.services.gateway import GatewayError, NotConfigured, gateway_ready, get_gateway
+from sync.services.gateway import GatewayError, NotConfigured, Purpose, gateway_ready, get_gateway
 from sync.services.produce import produce_changes
 from sync.services.pull import pull_round
 from sync.services.scope import consume_webhook_hints, poll_xurrent, run_waiting_bulk_exalates
@@ -65,10 +65,12 @@ def _round(batch_size: int, poll_every: float | None) -> RoundReport:
     # Xurrent asked to wait (a 429's Retry-After): only the calls between nodes go on.
     ready = gateway_ready() and not PollState.account_paused()
     if ready:
-        gateway = get_gateway()
+        # Each step names its purpose: its share of the account's rate budget.
+        gateway = get_gateway(Purpose.POLL)
         report.hints = _step(report, "hints", consume_webhook_hints) or 0
         report.polled = _step(report, "poll", lambda: _poll(every, gateway)) or 0
-        report.bulk = _step(report, "bulk", lambda: run_waiting_bulk_exalates(gateway=gateway)) or 0
+        bulk = get_gateway(Purpose.BULK)
+        report.bulk = _step(report, "bulk", lambda: run_waiting_bulk_exalates(gateway=bulk)) or 0
         # Each thread makes its own client for producing and applying.
         produced = _step(report, "produce", lambda: produce_changes(limit=batch_size))
         report.produced = produced.attempted if produced else 0

@@ -36,7 +36,7 @@ from sync.services import (
     script_diff,
 )
 from sync.services.assist import SETUP_HELP, Draft, assist_note, model_endpoint
-from sync.services.gateway import GatewayError, NotConfigured, get_gateway, read_request
+from sync.services.gateway import GatewayError, NotConfigured, Purpose, get_gateway, read_request
 from sync.services.overview import RequestLinks
 from sync.services.samples import SampleRun, run_samples
 from sync.services.scripts import request_for_scripts
@@ -286,7 +286,7 @@ def _real_request(connection: Connection, request_id: int) -> tuple[dict | None,
     """Request `request_id` as the scripts would get it (with its notes, marked with the
     other side's ids when it is synced here), or None and why it cannot be had."""
     try:
-        state = read_request(get_gateway(), request_id)
+        state = read_request(get_gateway(Purpose.INTERACTIVE), request_id)
     except NotConfigured as exc:
         return None, str(exc)
     except GatewayError as exc:

@@ -32,8 +32,10 @@ class Command(BaseCommand):
             )
 
         def progress(current):
+            waits = ", waiting for the rate budget" if current.waiting_for_budget else ""
             self.stdout.write(
-                f"found {current.found}, exalated {current.exalated}, skipped {current.skipped}"
+                f"found {current.found}, exalated {current.exalated}, "
+                f"skipped {current.skipped}{waits}"
             )
 
         try:

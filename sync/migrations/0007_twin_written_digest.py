@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('sync', '0005_private_pull'),
+        ('sync', '0006_bulk_rate_budget'),
     ]
 
     operations = [
