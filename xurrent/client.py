@@ -221,6 +221,9 @@ LEAVES = {
     Purpose.OUTGOING: 1 / 4,
     Purpose.BULK: 1 / 2,
 }
+# Waits shorter than this are rounding errors of the refill, not a missing token (a wait
+# for exactly the missing part could otherwise leave a hair short of one, again and again).
+TOKEN_EPSILON = 1e-6
 BULK_SHARE = 0.5  # of the hourly budget, at most, however idle the rest is
 # Purposes that never sleep inside a call for the budget: the call stops at once with
 # BudgetWait, and the caller puts the work back until the budget has room (a bulk exalate
@@ -309,7 +312,7 @@ class RateBudget:
             wait = (self.floor(purpose) + 1 - self.tokens) / self.rate
             if purpose == Purpose.BULK:
                 wait = max(wait, (1 - self.bulk_tokens) / self.bulk_rate)
-            if wait > 0:
+            if wait > TOKEN_EPSILON:  # a token short by a rounding error is a token
                 return wait
             self.tokens -= 1
             if purpose == Purpose.BULK:
@@ -317,14 +320,21 @@ class RateBudget:
             return 0.0
 
     def spend(
-        self, purpose: Purpose, *, patience: float, sleep: Callable[[float], None] = time.sleep
+        self,
+        purpose: Purpose,
+        *,
+        patience: float,
+        sleep: Callable[[float], None] = time.sleep,
+        yielding: bool | None = None,
     ) -> None:
         """Take a token for `purpose`, sleeping for it up to `patience` seconds in all.
-        Raises BudgetWait when that is not enough, and at once for a yielding purpose
-        (YIELDING), which never sleeps."""
+        Raises BudgetWait when that is not enough, and at once when `yielding` (by default:
+        a purpose of YIELDING), which never sleeps."""
+        if yielding is None:
+            yielding = purpose in YIELDING
         waited = 0.0
         while (wait := self.wait_needed(purpose)) > 0:
-            if purpose in YIELDING:
+            if yielding:
                 raise BudgetWait(
                     f"Waiting for the rate budget until {_at(wait):%H:%M:%S} UTC: {purpose} "
                     "calls use at most their share of the account's hourly budget, so the "
@@ -427,6 +437,9 @@ class XurrentClient:
         self.budget = budget or budget_for(self.base_url, account)
         # What these calls are for: the budget's share they draw on (RateBudget).
         self.purpose = Purpose(purpose)
+        # Whether a call of a yielding purpose (YIELDING) stops at once when the budget has
+        # no token for it; `patient()` turns it off for the rest of a piece of work.
+        self.yielding = self.purpose in YIELDING
         self.sleep = sleep
         self.last_answer = AnswerInfo()
         self._base = urlsplit(self.base_url)
@@ -438,7 +451,17 @@ class XurrentClient:
         """The same account, budget and options, for calls made for `purpose`."""
         other = copy.copy(self)
         other.purpose = Purpose(purpose)
+        other.yielding = other.purpose in YIELDING
         other.last_answer = AnswerInfo()
+        return other
+
+    def patient(self) -> XurrentClient:
+        """The same client, waiting for its tokens instead of yielding: for the later
+        calls of a piece of work whose first call got its token. A bulk twin's read takes
+        two calls; if the second could yield too, a share that refills one token at a time
+        would start that read again and again and never finish it."""
+        other = copy.copy(self)
+        other.yielding = False
         return other
 
     @classmethod
@@ -610,7 +633,7 @@ class XurrentClient:
                 )
                 # A yielding purpose never sleeps in a call; its caller says Xurrent paused
                 # every worker (the database's pause) and waits in its own way.
-                if self.purpose in YIELDING or time.monotonic() + wait > deadline:
+                if self.yielding or time.monotonic() + wait > deadline:
                     raise XurrentError(
                         "rate_limited",
                         f"Rate limited by Xurrent until {_at(wait):%H:%M:%S} UTC (429): "
@@ -646,7 +669,12 @@ class XurrentClient:
         self.sleep(delay)
 
     def _wait_for_budget(self, deadline: float) -> None:
-        self.budget.spend(self.purpose, patience=deadline - time.monotonic(), sleep=self.sleep)
+        self.budget.spend(
+            self.purpose,
+            patience=deadline - time.monotonic(),
+            sleep=self.sleep,
+            yielding=self.yielding,
+        )
 
     @sensitive_variables("headers")
     def _send(self, method, url, params, json_body, deadline) -> _Answer:

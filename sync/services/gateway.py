@@ -138,7 +138,11 @@ def answered_at(gateway: Gateway) -> datetime | None:
 def read_request(gateway: Gateway, request_id: int) -> RequestState:
     request = gateway.get_request(request_id)
     read_at = answered_at(gateway)
-    return RequestState(request, list(gateway.list_notes(request_id)), read_at)
+    # The first call may be told to wait for the budget (bulk's share); the notes then
+    # wait their turn, or a read that needs two tokens might never get both at once.
+    patient = getattr(gateway, "patient", None)
+    rest = patient() if patient else gateway
+    return RequestState(request, list(rest.list_notes(request_id)), read_at)
 
 
 def first_page(gateway: Gateway, filters: Mapping[str, Any], **options) -> Page:

@@ -40,10 +40,16 @@ class Budgeted:
         self.xurrent, self.budget, self.clock, self.purpose = xurrent, budget, clock, purpose
         self.spent: Counter[Purpose] = Counter() if purpose == Purpose.INTERACTIVE else None
         self.filters: list[dict] = []
+        self.yielding = None  # as the purpose says
 
     def for_purpose(self, purpose: Purpose) -> Budgeted:
         other = Budgeted(self.xurrent, self.budget, self.clock, purpose)
         other.spent, other.filters = self.spent, self.filters
+        return other
+
+    def patient(self) -> Budgeted:
+        other = self.for_purpose(self.purpose)
+        other.yielding = False
         return other
 
     def _spend(self) -> None:
@@ -51,7 +57,9 @@ class Budgeted:
             self.clock.slept.append((self.purpose, seconds))
             self.clock.now += seconds
 
-        self.budget.spend(self.purpose, patience=ENGINE_TIME_LIMIT, sleep=sleep)
+        self.budget.spend(
+            self.purpose, patience=ENGINE_TIME_LIMIT, sleep=sleep, yielding=self.yielding
+        )
         self.spent[self.purpose] += 1
 
     def request_pages(self, filters=None, **options):
@@ -142,9 +150,32 @@ def test_a_bulk_exalate_on_a_small_budget_leaves_tokens_for_incoming_changes(
     Twin.objects.filter(bulk_run=run).update(next_try_at=None)
     with use_gateway(a):
         again = produce_changes(connection=pair.a.connection, limit=50)
+    # (the last of its nine tokens read a request whose notes would wait longer than a
+    # call may: read again later)
     assert (again.events, again.waiting) == (4, 22)
-    # (the last of its nine tokens read a request whose notes must wait: read again later)
     assert a.spent[Purpose.BULK] == 9 + 9
+
+
+def test_bulk_twins_on_a_bucket_of_one_token_are_read_whole_not_begun_again_and_again(pair, clock):
+    """The live tests' budget (ten calls a second, bursts of 20) makes a bucket of one token
+    that refills a token at a time: a read's second call must wait for its token, or the
+    read would take the first token, yield, and start over forever."""
+    budget = RateBudget(per_hour=36_000, burst=20, burst_seconds=2, clock=clock)
+    assert (budget.capacity, budget.bulk_capacity) == (1, 1)
+    pair.a.trigger()
+    for n in range(3):
+        pair.a.xurrent.human_creates(subject=f"backlog {n}", category="incident", impact="low")
+    a = Budgeted(pair.a.xurrent, budget, clock)
+    run, _ = start_bulk_exalate(pair.a.connection)
+    events = 0
+    with use_gateway(a):
+        run_claimed(run)
+        for _ in range(10):
+            clock.now += 1  # the worker's next rounds
+            Twin.objects.filter(bulk_run=run).update(next_try_at=None)
+            events += produce_changes(connection=pair.a.connection, limit=50).events
+    assert events == 3
+    assert SyncEvent.objects.filter(connection=pair.a.connection).count() == 3
 
 
 def test_a_bulk_listing_that_runs_out_of_its_share_waits_and_resumes_past_its_last_page(
