@@ -267,7 +267,7 @@ def _shares(node: list[tuple[int, int]], bare: list[tuple[int, int]]) -> str:
 def delivery_rows(outbox: str, quick: bool) -> list[Row]:
     """The worker's delivery of queued notifications to a peer that answers at once,
     against bare pooled httpx POSTs of the same bodies to the same peer."""
-    count, rounds = (100, 2) if quick else (200, 3)
+    count, rounds = (100, 2) if quick else (200, 5)
     progress("outbox delivery against bare httpx POSTs")
     with Peer() as peer:
         figures = json.loads(

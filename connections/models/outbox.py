@@ -57,7 +57,7 @@ class PeerNotificationQuerySet(models.QuerySet):
         """Rows nobody needs any more (delivered, cancelled or failed long enough ago)."""
         return self.exclude(state=NotificationState.PENDING).filter(created_at__lt=moment)
 
-    def claim(self, limit: int) -> list[PeerNotification]:
+    def claim(self, limit: int, *, lease: timedelta | None = None) -> list[PeerNotification]:
         """Take up to `limit` of these rows for sending, so that no other sender takes them.
 
         On PostgreSQL the rows are locked with SELECT … FOR UPDATE SKIP LOCKED, so
@@ -66,8 +66,11 @@ class PeerNotificationQuerySet(models.QuerySet):
         lease, not a lock held during the call: the lock lasts only for this short
         transaction, and a sender that dies mid-call frees its rows when the lease ends.
         The rows of one claim share its token, so that they can be settled together.
+        `lease` (at least CLAIM_LEASE) is for a sender with calls queued ahead of these.
         """
-        until = timezone.now() + PeerNotification.CLAIM_LEASE
+        until = timezone.now() + max(
+            lease or PeerNotification.CLAIM_LEASE, PeerNotification.CLAIM_LEASE
+        )
         token = uuid.uuid4()
         # No savepoint when the caller's transaction holds the claim (the sender settling
         # a batch claims the next in the same commit): a failure here fails it all anyway.

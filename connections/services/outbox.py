@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
+import os
+import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -41,7 +44,7 @@ class DeliveryReport:
 
 
 def deliver_pending_notifications(
-    *, batch_size: int = 20, ignore_backoff: bool = False
+    *, batch_size: int = 50, ignore_backoff: bool = False
 ) -> DeliveryReport:
     """Send every notification that is due, each at most once per run.
 
@@ -49,35 +52,49 @@ def deliver_pending_notifications(
     `ignore_backoff` sends pending rows whose next attempt is still ahead (an operator
     who knows the peer is back).
 
-    A batch costs one commit whatever its size: the transaction that settles it (one
-    update for all the notifications the peers took in) also claims the next batch. Only
-    a failure is recorded row by row, as it happens.
+    Batches overlap: while one batch's calls are out, the next batch is claimed and its
+    calls queued behind them, so the senders never wait on the database and the database
+    work never waits on a peer. A batch costs one commit whatever its size: the
+    transaction that settles it (one update for all the notifications the peers took in)
+    also claims the batch after next. Only a failure is recorded row by row.
     """
     report = DeliveryReport()
     # Tried and still pending (to retry, or taken over by another sender): not again in
     # this run. Delivered and failed rows are no longer pending, so need no exclusion.
     retrying: set[int] = set()
-    claimed = _claim_batch(batch_size, ignore_backoff=ignore_backoff, leave_out=retrying)
-    issuer = this_node_uid() if claimed else ""  # once per run: the uid does not change
-    while claimed:
-        taken_in = send_batch(claimed, issuer=issuer)
+    in_flight: deque[_Batch] = deque()
+
+    def claim() -> list[PeerNotification]:
+        pending = (
+            PeerNotification.objects.unclaimed()
+            if ignore_backoff
+            else PeerNotification.objects.due()
+        )
+        # The lease covers the calls queued ahead of this batch too.
+        ahead = sum(len(batch.calls) for batch in in_flight)
+        return pending.exclude(pk__in=retrying).claim(
+            batch_size, lease=lease_for(ahead + batch_size)
+        )
+
+    issuer = ""  # read once per run, at the first batch: the uid does not change
+    claimed = claim()
+    while claimed or in_flight:
+        if claimed:
+            issuer = issuer or this_node_uid()
+            in_flight.append(_Batch.start(claimed, issuer))
+            if len(in_flight) < BATCHES_IN_FLIGHT:
+                claimed = claim()
+                continue
+        batch = in_flight.popleft()
+        taken_in = batch.finish()
         with transaction.atomic():
             PeerNotification.mark_all_delivered(taken_in)
-            for notification in claimed:
+            for notification in batch.notifications:
                 report.count(notification)
                 if notification.state == NotificationState.PENDING:
                     retrying.add(notification.pk)
-            claimed = _claim_batch(batch_size, ignore_backoff=ignore_backoff, leave_out=retrying)
+            claimed = claim()
     return report
-
-
-def _claim_batch(
-    batch_size: int, *, ignore_backoff: bool, leave_out: set[int]
-) -> list[PeerNotification]:
-    pending = (
-        PeerNotification.objects.unclaimed() if ignore_backoff else PeerNotification.objects.due()
-    )
-    return pending.exclude(pk__in=leave_out).claim(batch_size)
 
 
 def send_soon(notifications) -> int:
@@ -109,9 +126,20 @@ def send_notification(notification: PeerNotification) -> None:
 
 
 # A batch's calls go out this many at a time (nodes.client keeps as many connections open
-# per host): a slow or unreachable peer holds up one of them, not the whole batch, whose
-# claim is a lease of two minutes.
+# per host): a slow or unreachable peer holds up one of them, not the whole batch.
 SEND_AT_ONCE = 4
+# Batches whose calls are out or queued at once: the next batch is claimed and queued
+# while the last one's calls are out.
+BATCHES_IN_FLIGHT = 2
+
+
+def lease_for(calls: int) -> timedelta:
+    """How long a claim must hold when `calls` calls (its own and those queued ahead of
+    it) go out SEND_AT_ONCE at a time, each taking at worst its whole time limit and one
+    more read: longer than that, and another sender would take the rows over and tell
+    the peer twice."""
+    worst_call = client.TOTAL_TIMEOUT + client.READ_TIMEOUT
+    return timedelta(seconds=worst_call * -(-calls // SEND_AT_ONCE) + 30)
 
 
 @dataclass
@@ -125,25 +153,54 @@ class _Call:
     error: client.NodeError | None = None
 
 
-def send_batch(notifications: list[PeerNotification], *, issuer: str) -> list[PeerNotification]:
-    """Send claimed notifications once each; returns those the peers took in, which the
-    caller settles as delivered (one update for a batch). A failure is recorded on its row
-    here, for a retry after the backoff or for good.
+@dataclass
+class _Batch:
+    """A claimed batch whose calls are out: `finish` waits for them and records how each
+    went. Only the calls run in the sending threads; the database is used from the
+    caller's thread alone, before and after them."""
 
-    Only the calls themselves run side by side, in threads; the database is used from
-    this thread alone, before and after them.
-    """
-    # One serializer for the batch: building one per notification (DRF copies its fields
-    # each time) cost more than signing the token.
-    report = StatusReportSerializer()
-    calls = [_call_for(notification, issuer, report) for notification in notifications]
-    if len(calls) > 1:
-        with ThreadPoolExecutor(max_workers=min(SEND_AT_ONCE, len(calls))) as pool:
-            list(pool.map(_post, calls))
-    else:
-        for call in calls:
-            _post(call)
-    return [call.notification for call in calls if _record(call)]
+    notifications: list[PeerNotification]
+    calls: list[_Call]
+    futures: list[Future]
+
+    @classmethod
+    def start(cls, notifications: list[PeerNotification], issuer: str) -> _Batch:
+        # One serializer for the batch: building one per notification (DRF copies its
+        # fields each time) cost more than signing the token.
+        report = StatusReportSerializer()
+        calls = [_call_for(notification, issuer, report) for notification in notifications]
+        pool = _senders()
+        return cls(notifications, calls, [pool.submit(_post, call) for call in calls])
+
+    def finish(self) -> list[PeerNotification]:
+        """The notifications the peers took in, which the caller settles as delivered
+        (one update for a batch). A failure is recorded on its row here, for a retry
+        after the backoff or for good."""
+        for future in self.futures:
+            future.result()
+        return [call.notification for call in self.calls if _record(call)]
+
+
+def send_batch(notifications: list[PeerNotification], *, issuer: str) -> list[PeerNotification]:
+    """Send claimed notifications once each; returns those the peers took in."""
+    return _Batch.start(notifications, issuer).finish()
+
+
+# The sending threads live as long as the process (a worker sends batch after batch):
+# starting four threads per batch cost more than a batch's database work.
+_pool: ThreadPoolExecutor | None = None
+_pool_key: tuple[int, int] = (0, 0)
+_pool_lock = threading.Lock()
+
+
+def _senders() -> ThreadPoolExecutor:
+    global _pool, _pool_key
+    key = (os.getpid(), SEND_AT_ONCE)  # a forked process starts its own threads
+    with _pool_lock:
+        if _pool is None or _pool_key != key:
+            _pool = ThreadPoolExecutor(max_workers=SEND_AT_ONCE, thread_name_prefix="outbox")
+            _pool_key = key
+        return _pool
 
 
 def _call_for(notification: PeerNotification, issuer: str, report: StatusReportSerializer) -> _Call:

@@ -517,3 +517,48 @@ def test_a_slow_peer_gets_a_batch_several_calls_at_a_time(node, settings):
     # One call after another would take 8 × 0.4 s = 3.2 s; four at a time about 0.8 s.
     assert took < 2.6
     assert len(slow.received) == 8
+
+
+def test_the_next_batch_is_claimed_and_sent_while_the_last_one_is_still_out(
+    node, peer, settings, monkeypatch
+):
+    settings.EXALATE_ALLOW_PRIVATE_NETWORKS = True
+    peer.start()
+    queue_for(peer.url, 5)
+    steps = []
+    start, finish = outbox._Batch.start.__func__, outbox._Batch.finish
+
+    def started(cls, notifications, issuer):
+        steps.append(f"start {len(notifications)}")
+        return start(cls, notifications, issuer)
+
+    def finished(batch):
+        steps.append(f"finish {len(batch.notifications)}")
+        return finish(batch)
+
+    monkeypatch.setattr(outbox._Batch, "start", classmethod(started))
+    monkeypatch.setattr(outbox._Batch, "finish", finished)
+    assert outbox.deliver_pending_notifications(batch_size=2).delivered == 5
+    # Two batches out before the first is settled; each settle makes room for one more.
+    assert steps == ["start 2", "start 2", "finish 2", "start 1", "finish 2", "finish 1"]
+    assert len(peer.received) == 5
+    assert set(PeerNotification.objects.values_list("state", flat=True)) == {"delivered"}
+
+
+def test_a_claim_queued_behind_other_calls_holds_until_they_could_all_have_timed_out(db):
+    from nodes import client
+
+    worst_call = client.TOTAL_TIMEOUT + client.READ_TIMEOUT
+    assert outbox.lease_for(1) <= PeerNotification.CLAIM_LEASE  # the usual lease serves
+    # 100 calls four at a time: 25 rounds of calls that each wait out their limits.
+    assert outbox.lease_for(100) > dt.timedelta(seconds=25 * worst_call)
+    PeerNotification.for_connections([make_paired(name="Queued")], "deactivated")
+    before = timezone.now()
+    [claimed] = PeerNotification.objects.due().claim(1, lease=outbox.lease_for(100))
+    assert claimed.claimed_until >= before + outbox.lease_for(100)
+    [short] = PeerNotification.objects.filter(pk=claimed.pk)
+    assert short.claimed_until == claimed.claimed_until
+    # A lease shorter than the usual one is never given.
+    PeerNotification.objects.filter(pk=claimed.pk).update(claimed_until=None)
+    [again] = PeerNotification.objects.unclaimed().claim(1, lease=dt.timedelta(seconds=1))
+    assert again.claimed_until >= before + PeerNotification.CLAIM_LEASE

@@ -34,7 +34,7 @@ class Command(BaseCommand):
             help="Keep running, looking for due notifications every --interval seconds.",
         )
         parser.add_argument("--interval", type=float, default=10.0)
-        parser.add_argument("--batch-size", type=int, default=20)
+        parser.add_argument("--batch-size", type=int, default=50)
 
     def handle(self, *args, now: bool, loop: bool, interval: float, batch_size: int, **options):
         if batch_size < 1 or interval <= 0:

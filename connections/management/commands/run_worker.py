@@ -27,7 +27,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--batch-size", type=int, default=20)
+        parser.add_argument("--batch-size", type=int, default=50)
         parser.add_argument(
             "--idle",
             type=float,
