@@ -223,17 +223,18 @@ class ConnectionAdmin(admin.ModelAdmin):
             self.message_user(
                 request, f"{count} connection{'s' if count != 1 else ''} {done}.", messages.SUCCESS
             )
-        queued = sum(1 for outcome in changed if outcome.notice.queued is not None)
+        queued = sum(1 for o in changed if o.notice.queued is not None and not o.notice.by_pull)
         if queued:
             sides = f"The remote sides of {queued} connections" if queued > 1 else "The remote side"
             self.message_user(request, f"{sides} will be told in a moment.", messages.INFO)
         for outcome in changed:
-            if outcome.notice.needs_attention:
+            name, notice = outcome.connection.name, outcome.notice
+            if notice.needs_attention:
                 self.message_user(
-                    request,
-                    f"Peer not told. {outcome.connection.name}: {outcome.notice.message}",
-                    messages.WARNING,
+                    request, f"Peer not told. {name}: {notice.message}", messages.WARNING
                 )
+            elif notice.by_pull:
+                self.message_user(request, f"{name}: {notice.message}", messages.INFO)
 
 
 @admin.register(ConnectionEvent)

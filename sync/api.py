@@ -13,7 +13,7 @@ from sync.serializers import (
     SyncAnswerSerializer,
     SyncEventSerializer,
 )
-from sync.services.feed import CursorExpired, events_after
+from sync.services.feed import answer_pull
 from sync.services.receive import (
     Refused,
     is_batch,
@@ -40,7 +40,9 @@ class SyncEventView(PeerAPIView):
         "`POST …/sync/ack/`. Ask again after `cursor`; `more` says a next page waits. 410 "
         "`cursor_expired`: the events after that cursor are no longer kept (7 days): start "
         "again after the `cursor` of the error body, where a fresh state of every synced "
-        "request follows. 409 `connection_inactive`: ask again later.",
+        "request follows. 409 `connection_inactive`: ask again later. Any answer may "
+        "carry `side`: this side's newest status report (as `POST …/status/` has it), "
+        "which is how a side that cannot be called hears of it.",
         parameters=[PullQuerySerializer],
         responses={
             200: PullAnswerSerializer,
@@ -53,13 +55,8 @@ class SyncEventView(PeerAPIView):
         },
     )
     def get(self, request, pk):
-        try:
-            return Response(events_after(request.auth, request.query_params.get("after")))
-        except CursorExpired as exc:
-            body = {"code": exc.code, "detail": exc.detail, "cursor": exc.cursor}
-            return Response(body, status=exc.status)
-        except Refused as exc:
-            return _refusal(exc)
+        status_code, body = answer_pull(request.auth, request.query_params.get("after"))
+        return Response(body, status=status_code)
 
     @extend_schema(
         summary="Store one sync event of the other side",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from connections.serializers import StatusReportSerializer
 from sync.models import EventAction
 
 PROTOCOL = 1
@@ -76,3 +77,8 @@ class PullAnswerSerializer(serializers.Serializer):
     events = PulledEventSerializer(many=True, help_text="In the order they must be stored.")
     cursor = serializers.IntegerField(help_text="Ask after this cursor next time.")
     more = serializers.BooleanField(help_text="More events wait: ask again at once.")
+    side = StatusReportSerializer(
+        required=False,
+        help_text="This side's newest status report (deactivated, active, ...), also on a "
+        "409: how a side that cannot be called hears of it.",
+    )

@@ -19,6 +19,7 @@ from connections.models import (
     RemoteStatus,
     Status,
 )
+from connections.serializers import StatusReportSerializer
 from connections.services.outbox import send_notification
 from nodes.models import GeneralSettings
 from nodes.wakeup import wake_workers
@@ -48,14 +49,27 @@ class PeerNotice:
     message: str
     # Waiting in the outbox for the worker: the normal case, no cause for concern.
     queued: PeerNotification | None = None
+    # The peer cannot be called, but hears of it when its node next pulls (queued or not).
+    by_pull: bool = False
 
     @property
     def needs_attention(self) -> bool:
         """Nothing will tell the peer: its admin must hear of it another way."""
-        return not self.told and self.queued is None
+        return not self.told and self.queued is None and not self.by_pull
 
 
 QUEUED_MESSAGE = "The remote side will be told in a moment."
+# A peer in a private network asks this node for what waits for it every few seconds
+# (SYNC_PULL_SECONDS; up to a minute while this side is inactive).
+PULL_MESSAGE = (
+    "The remote instance is in a private network, which this node cannot call: it will be "
+    "told when its node next asks this one (within a minute while its side is active)."
+)
+PULL_DELETED_MESSAGE = (
+    "The remote instance is in a private network, which this node cannot call: its node "
+    "will find this connection gone the next time it asks this one (within a minute while "
+    "its side is active), and mark its side in error."
+)
 
 
 def record_remote_status(
@@ -66,6 +80,19 @@ def record_remote_status(
     if not applied:
         logger.info("Ignored a stale status report for connection %s", connection.pk)
     return applied
+
+
+def record_handed_over_status(connection: Connection, report: object) -> bool:
+    """The status report a pull brought back (the peer's `outbox.hand_over`), checked as
+    `POST …/status/` checks one; False when it was stale or is not a report at all."""
+    serializer = StatusReportSerializer(data=report)
+    if not serializer.is_valid():
+        logger.warning("Ignored a malformed status report pulled for connection %s", connection.pk)
+        return False
+    data = serializer.validated_data
+    return record_remote_status(
+        connection, data["status"], reason=data["reason"], changed_at=data.get("changed_at")
+    )
 
 
 @dataclass
@@ -241,9 +268,11 @@ def _queue_for_peers(
         else:
             outcomes[connection.pk].notice = notice
     for notification in PeerNotification.for_connections(queue, status, reason):
-        notice = PeerNotice(False, QUEUED_MESSAGE, queued=notification)
-        outcomes[notification.connection_id].notice = notice
-    if queue:
+        by_pull = not notification.remote_url
+        outcomes[notification.connection_id].notice = PeerNotice(
+            False, PULL_MESSAGE if by_pull else QUEUED_MESSAGE, notification, by_pull
+        )
+    if any(connection.remote_url for connection in queue):
         wake_workers()
 
 
@@ -267,12 +296,10 @@ def _notice_without_outbox(
             return PeerNotice(False, "The other side of this local connection no longer exists.")
         peer.apply_remote_status(status, reason, changed_at=timezone.now())
         return PeerNotice(True, "The other side (on this node) was told.")
-    if not connection.remote_url:
-        return PeerNotice(
-            False,
-            "The remote instance is in a private network, which this node cannot call: "
-            "tell its admin yourself.",
-        )
+    if not connection.remote_url and status == RemoteStatus.DELETED:
+        # Nothing is left here to hand over: the peer's next pull finds the connection
+        # unknown, which tells it just as well.
+        return PeerNotice(False, PULL_DELETED_MESSAGE, by_pull=True)
     return None
 
 
@@ -283,8 +310,8 @@ def tell_peer_now(notice: PeerNotice) -> PeerNotice:
     Never from a view or an admin action: a hung peer would hold the request (and, over a
     bulk action, the server's worker) for the client's whole timeout per connection.
     """
-    if notice.queued is None:
-        return notice
+    if notice.queued is None or not notice.queued.remote_url:
+        return notice  # nothing to send, or nothing to call: the peer pulls it
     claimed = PeerNotification.objects.filter(pk=notice.queued.pk).unclaimed().claim(1)
     if not claimed:
         # The worker took it first (or it was superseded meanwhile): it is on its way.

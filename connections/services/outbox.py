@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from connections.auth import sign_token
-from connections.models import NotificationState, PeerNotification
+from connections.models import Connection, NotificationState, PeerNotification
 from connections.serializers import StatusReportSerializer
 from connections.services.peer import describe_rejection
 from nodes import client
@@ -72,8 +72,11 @@ def deliver_pending_notifications(
         )
         # The lease covers the calls queued ahead of this batch too.
         ahead = sum(len(batch.calls) for batch in in_flight)
-        return pending.exclude(pk__in=retrying).claim(
-            batch_size, lease=lease_for(ahead + batch_size)
+        # A peer without a URL collects its notifications when it pulls (hand_over).
+        return (
+            pending.exclude(pk__in=retrying)
+            .exclude(remote_url="")
+            .claim(batch_size, lease=lease_for(ahead + batch_size))
         )
 
     issuer = ""  # read once per run, at the first batch: the uid does not change
@@ -95,6 +98,30 @@ def deliver_pending_notifications(
                     retrying.add(notification.pk)
             claimed = claim()
     return report
+
+
+def hand_over(connection: Connection) -> dict | None:
+    """What a peer that cannot be called (it gave no URL) is told when it pulls
+    (sync/services/pull.py): this side's newest status report, as `POST …/status/` would
+    carry it; None when this side never reported one. Handing it over delivers it.
+
+    It is handed over at every pull, not only once: the peer ignores a report it already
+    has (by its time), and one lost on the way is simply handed over again.
+    """
+    latest = (
+        connection.notifications.exclude(state=NotificationState.CANCELLED)
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    if latest is None:
+        return None
+    connection.notifications.pending().filter(remote_url="", pk__lte=latest.pk).update(
+        state=NotificationState.DELIVERED,
+        delivered_at=timezone.now(),
+        signing_key="",
+        claimed_until=None,
+    )
+    return StatusReportSerializer(latest).data
 
 
 def send_soon(notifications) -> int:

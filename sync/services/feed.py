@@ -13,6 +13,7 @@ from django.db.models import Max, Min
 from django.utils import timezone
 
 from connections.models import Connection
+from connections.services.outbox import hand_over
 from sync.models import (
     FINAL_STATES,
     EventState,
@@ -105,6 +106,24 @@ def events_after(connection: Connection, after: Any) -> dict:
         "cursor": last,
         "more": last < feed.last_cursor,
     }
+
+
+def answer_pull(connection: Connection, after: Any) -> tuple[int, dict]:
+    """The HTTP status and body of the answer to a pull: the events after `after`
+    (`events_after`) or the refusal. Either way the body carries, as `side`, this side's
+    newest status report when it has one (`outbox.hand_over`): the puller cannot be
+    called, so this is how it hears that this side was deactivated or activated again."""
+    try:
+        status, body = 200, events_after(connection, after)
+    except CursorExpired as exc:
+        status, body = exc.status, {"code": exc.code, "detail": exc.detail, "cursor": exc.cursor}
+    except Refused as exc:
+        status, body = exc.status, {"code": exc.code, "detail": exc.detail}
+        if exc.errors:
+            body["errors"] = exc.errors
+    if (report := hand_over(connection)) is not None:
+        body["side"] = report
+    return status, body
 
 
 def _mark_delivered(connection: Connection, cursor: int) -> None:

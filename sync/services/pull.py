@@ -16,13 +16,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from connections.auth import token_for
-from connections.models import Connection, Status
+from connections.models import Connection, RemoteStatus, Status
+from connections.services.actions import record_handed_over_status
 from nodes import client
 from nodes.models import GeneralSettings
 from sync.models import ErrorKind, ErrorPlace, InboundEvent, PullPosition
 from sync.serializers import PROTOCOL
 from sync.services.errors import record_error, resolve_errors
-from sync.services.feed import CursorExpired, events_after
+from sync.services.feed import answer_pull
 from sync.services.receive import Refused, receive_event
 
 logger = logging.getLogger(__name__)
@@ -81,6 +82,14 @@ def pull_once(connection: Connection, position: PullPosition) -> int:
         _pull_later(connection, position, ErrorKind.NETWORK, exc.message)
         return 0
     code = answer.get("code") if isinstance(answer, dict) else None
+    if isinstance(answer, dict) and "side" in answer:
+        # What the other side did with its side (deactivated, activated): it cannot
+        # tell this side any other way.
+        record_handed_over_status(connection, answer["side"])
+    if code == "unknown_connection":
+        # The other side no longer knows the connection: it was deleted there.
+        connection.apply_remote_status(RemoteStatus.DELETED, changed_at=timezone.now())
+        return 0
     if status == 200 and isinstance(answer, dict) and isinstance(answer.get("events"), list):
         return _take_page(connection, position, answer)
     if status == 410 and code == "cursor_expired":
@@ -110,12 +119,7 @@ def _get_local(connection: Connection, after: int) -> tuple[int, Any]:
     peer = connection.local_peer()
     if peer is None:
         return 404, {"code": "unknown_connection", "detail": "The other side is gone."}
-    try:
-        return 200, events_after(peer, after)
-    except CursorExpired as exc:
-        return 410, {"code": exc.code, "detail": exc.detail, "cursor": exc.cursor}
-    except Refused as exc:
-        return exc.status, {"code": exc.code, "detail": exc.detail}
+    return answer_pull(peer, after)
 
 
 def _take_page(connection: Connection, position: PullPosition, answer: dict) -> int:

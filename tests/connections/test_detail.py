@@ -343,16 +343,24 @@ def test_an_action_on_a_connection_deleted_meanwhile_says_so_instead_of_failing(
     assert not PeerNotification.objects.exists()
 
 
-def test_delete_confirmation_for_a_private_network_peer_says_it_will_not_be_told(
+def test_delete_confirmation_for_a_private_network_peer_says_its_node_will_find_out(
     admin_client, node
 ):
     connection = make_paired(remote_url="")
     html = admin_client.get(f"/connections/{connection.id}/delete/").content.decode()
-    assert "its side is <strong>not</strong> told" in html
+    assert "its node finds the connection gone the next time it asks this one" in html
     assert "this node keeps trying" not in html
     page = page_of(admin_client, connection)
-    assert "it is not told of either" in page
+    assert "it hears of either when its node next asks this one" in page
     assert "and tells the remote side" not in page
+
+
+def test_a_change_waiting_for_a_private_peers_pull_is_shown_as_such(admin_client, node):
+    connection = make_paired(remote_url="")
+    admin_client.post(f"/connections/{connection.id}/deactivate/")
+    page = page_of(admin_client, connection)
+    assert 'data-notification-state="waiting-for-pull"' in page
+    assert "when its node next asks this one" in page
 
 
 def test_delete_confirmation_after_the_peer_deleted_its_side_says_nobody_is_told(

@@ -207,11 +207,37 @@ def test_a_connection_without_a_peer_is_deleted_without_telling_anyone(node):
     assert not PeerNotification.objects.exists()
 
 
-def test_a_private_network_peer_cannot_be_told(node):
+def test_a_private_network_peers_notification_waits_for_its_pull_and_is_never_pushed(node):
     connection = make_paired(remote_url="")
     notice = actions.deactivate_connection(connection)
-    assert not notice.told
+    assert not notice.told and not notice.needs_attention
     assert "private network" in notice.message
+    assert "when its node next asks this one" in notice.message
+    waiting = PeerNotification.objects.get()
+    assert (waiting.state, waiting.status, waiting.remote_url) == ("pending", "deactivated", "")
+    assert outbox.deliver_pending_notifications(ignore_backoff=True).attempted == 0
+    assert actions.tell_peer_now(notice) == notice  # a command does not call it either
+    assert PeerNotification.objects.get().attempts == 0
+
+
+def test_a_private_peers_notification_is_delivered_by_handing_it_over(node):
+    connection = make_paired(remote_url="")
+    assert outbox.hand_over(connection) is None  # nothing reported yet
+    actions.deactivate_connection(connection, reason="Maintenance")
+    actions.activate_connection(connection)
+    report = outbox.hand_over(connection)
+    assert (report["status"], report["reason"]) == ("active", "")
+    states = dict(PeerNotification.objects.values_list("status", "state"))
+    assert states == {"deactivated": "cancelled", "active": "delivered"}
+    assert PeerNotification.objects.get(state="delivered").signing_key == ""
+    assert outbox.hand_over(connection) == report  # handed over again at every pull
+
+
+def test_deleting_a_connection_to_a_private_peer_queues_nothing_its_pull_finds_out(node):
+    connection = make_paired(remote_url="")
+    notice = actions.delete_connection(connection)
+    assert not notice.told and not notice.needs_attention
+    assert "will find this connection gone" in notice.message
     assert not PeerNotification.objects.exists()
 
 
@@ -379,8 +405,9 @@ def test_a_bulk_action_says_what_became_of_each_connection(node, admin_user):
     Connection.objects.filter(pk=gone.pk).delete()
     outcomes = actions.deactivate_connections([queued, private, waiting, gone], admin_user)
     by_name = {outcome.connection.name: outcome for outcome in outcomes}
-    assert by_name["Queued"].notice.queued == PeerNotification.objects.get()
-    assert by_name["Private"].notice.needs_attention
+    assert by_name["Queued"].notice.queued == PeerNotification.objects.get(remote_url__gt="")
+    assert by_name["Private"].notice.queued.remote_url == ""  # waits for its pull
+    assert not by_name["Private"].notice.needs_attention
     assert "private network" in by_name["Private"].notice.message
     assert isinstance(by_name["Waiting"].refused, actions.ConnectionActionError)
     assert str(by_name["Waiting"].refused).startswith("Only an active connection")

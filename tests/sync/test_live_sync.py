@@ -264,3 +264,21 @@ def test_a_side_without_a_url_pulls_what_waits_for_it_and_pushes_its_own(sides):
     )
     made, pushed = map(int, out.splitlines()[-1].split())
     assert made >= 2 and pushed == 0  # every event for B waited for B's pull
+
+    # A's admin switches A's side off, then on: B, which A cannot call, hears of each
+    # at its next pull.
+    load = "from connections.models import Connection\nfrom connections.services import actions\n"
+    for action, heard in (("deactivate", "deactivated"), ("activate", "active")):
+        a.shell(
+            f"{load}actions.{action}_connection(Connection.objects.get(pk={a.connection_id!r}))"
+        )
+        wait_for(
+            lambda heard=heard: (
+                b.shell(
+                    f"{load}print(Connection.objects.get(pk={b.connection_id!r}).remote_status)"
+                ).splitlines()[-1]
+                == heard
+            ),
+            f"B hears by its pull that A's side is {heard}",
+            timeout=30,
+        )

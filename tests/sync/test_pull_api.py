@@ -312,3 +312,28 @@ def test_a_cursor_beyond_the_feed_is_expired_too(client, connection, twin):
     response = pull(client, connection, after="50")
     assert response.status_code == 410
     assert response.json()["cursor"] == 0
+
+
+# --- status reports handed over at the pull ----------------------------------------------------
+
+
+def test_a_pull_hands_over_this_sides_newest_status_report_and_delivers_it(
+    client, connection, twin
+):
+    from connections.models import PeerNotification
+    from connections.services import actions
+
+    assert "side" not in pull(client, connection).json()  # nothing reported yet
+    actions.deactivate_connection(connection, reason="Maintenance window")
+    response = pull(client, connection)
+    assert response.status_code == 409
+    assert response.json()["code"] == "connection_inactive"
+    side = response.json()["side"]
+    assert (side["status"], side["reason"]) == ("deactivated", "Maintenance window")
+    assert PeerNotification.objects.get().state == "delivered"
+    actions.activate_connection(connection)
+    queue(twin, 1)
+    answer = pull(client, connection).json()
+    assert answer["side"]["status"] == "active"
+    assert len(answer["events"]) == 1
+    assert answer["side"]["at"] > side["at"]

@@ -228,3 +228,53 @@ def test_the_pull_asks_the_peer_with_its_cursor_and_a_node_token(node, monkeypat
     assert (method, base_url) == ("GET", "https://public.example")
     assert path == f"/api/v1/connections/{connection.remote_connection_id}/sync/?after=7"
     assert auth.startswith("Bearer ")
+
+
+def a_public_peer(monkeypatch, answers: list[tuple[int, dict]]):
+    """This node is private and pulls from a public peer that answers `answers` in turn."""
+    from tests.connections.peers import make_paired
+
+    GeneralSettings.objects.update(public=False)
+    connection = make_paired(role="destination", remote_url="https://public.example")
+    monkeypatch.setattr(pull.client, "request", lambda *args, **kwargs: answers.pop(0))
+    return connection
+
+
+def report(status: str, at: str, reason: str = "") -> dict:
+    return {"status": status, "reason": reason, "at": at}
+
+
+def test_the_status_the_peer_hands_over_at_a_pull_is_recorded_and_a_stale_one_ignored(
+    node, monkeypatch
+):
+    empty = {"protocol": 1, "events": [], "cursor": 0, "more": False}
+    inactive = {"code": "connection_inactive", "detail": "Deactivated there."}
+    connection = a_public_peer(
+        monkeypatch,
+        [
+            (409, {**inactive, "side": report("deactivated", "2026-11-29T10:00:00Z", "Night")}),
+            (200, {**empty, "side": report("active", "2026-11-29T10:05:00Z")}),
+            (200, {**empty, "side": report("deactivated", "2026-11-29T10:01:00Z")}),
+            (200, {**empty, "side": {"status": "on fire"}}),
+        ],
+    )
+    seen = []
+    for _ in range(4):
+        pull.pull_events(force=True)
+        connection.refresh_from_db()
+        seen.append((connection.remote_status, connection.status))
+    assert seen == [
+        ("deactivated", "active"),  # the other side's status; this side stays as it is
+        ("active", "active"),
+        ("active", "active"),  # an older report than the last one changes nothing
+        ("active", "active"),  # neither does one that is not a report
+    ]
+
+
+def test_a_peer_that_no_longer_knows_the_connection_puts_this_side_in_error(node, monkeypatch):
+    unknown = {"code": "unknown_connection", "detail": "No such connection here."}
+    connection = a_public_peer(monkeypatch, [(401, unknown)])
+    pull.pull_events(force=True)
+    connection.refresh_from_db()
+    assert (connection.status, connection.remote_status) == ("error", "deleted")
+    assert connection not in pull.pulling_connections()  # no more pulls from it
