@@ -49,6 +49,15 @@ def fake_model():
 
 
 @pytest.fixture
+def fresh_allowances():
+    """AI Assist's draft counts live in the cache, which outlives each test's database:
+    the test starts and ends with none."""
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
 def ai_node(node, fake_model, settings):
     """A node whose AI Assist calls the fake model (a local address: allowed here), with
     fresh draft allowances (they live in the cache, which outlives a test's database)."""

@@ -6,7 +6,6 @@ import json
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
-from django.core.cache import cache
 from django.urls import reverse
 
 from nodes.models import GeneralSettings
@@ -21,11 +20,7 @@ BROKEN_OUT = "replica.summary = (entity.summary\n"
 WORDS = "Send only the summary and the status."
 
 
-@pytest.fixture(autouse=True)
-def fresh_allowances():
-    cache.clear()
-    yield
-    cache.clear()
+pytestmark = pytest.mark.usefixtures("fresh_allowances")
 
 
 @pytest.fixture
