@@ -9,6 +9,28 @@ from nodes.models import GeneralSettings
 from nodes.validators import normalize_newlines
 
 
+def _header_safe(value: str, what: str) -> str:
+    if value and any(ch.isspace() or not ch.isprintable() for ch in value):
+        # A token or key travels in a header line: a space or line break inside it is a
+        # paste gone wrong, not part of it.
+        raise forms.ValidationError(
+            f"The {what} has spaces or line breaks inside it: paste just the {what}."
+        )
+    return value
+
+
+def _new_secret_field(label: str, help_text: str) -> forms.CharField:
+    """A write-only secret: typed into a password field, never rendered back."""
+    return forms.CharField(
+        label=label,
+        required=False,
+        strip=True,
+        max_length=4000,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text=help_text,
+    )
+
+
 class XurrentAccountForm(forms.ModelForm):
     """Edits the Xurrent account of the General Settings.
 
@@ -16,14 +38,10 @@ class XurrentAccountForm(forms.ModelForm):
     value. A new one is typed into a password field; left blank, the token stays as it is.
     """
 
-    new_xurrent_api_token = forms.CharField(
-        label="Set a new API token",
-        required=False,
-        strip=True,
-        max_length=4000,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text="A personal access token of the Xurrent account. Leave blank to keep the "
-        "current token; it is stored encrypted and never shown again.",
+    new_xurrent_api_token = _new_secret_field(
+        "Set a new API token",
+        "A personal access token of the Xurrent account. Leave blank to keep the current "
+        "token; it is stored encrypted and never shown again.",
     )
     remove_xurrent_api_token = forms.BooleanField(
         label="Remove the API token",
@@ -41,14 +59,7 @@ class XurrentAccountForm(forms.ModelForm):
         }
 
     def clean_new_xurrent_api_token(self) -> str:
-        token = self.cleaned_data.get("new_xurrent_api_token", "")
-        if token and any(ch.isspace() or not ch.isprintable() for ch in token):
-            # A token travels in a header line: a space or line break inside it is a
-            # paste gone wrong, not part of the token.
-            raise forms.ValidationError(
-                "The token has spaces or line breaks inside it: paste just the token."
-            )
-        return token
+        return _header_safe(self.cleaned_data.get("new_xurrent_api_token", ""), "token")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -87,28 +98,14 @@ class XurrentAccountForm(forms.ModelForm):
         return super().save(commit)
 
 
-def _header_safe(value: str, what: str) -> str:
-    if value and any(ch.isspace() or not ch.isprintable() for ch in value):
-        # A key travels in a header line: a space or line break inside it is a paste gone
-        # wrong, not part of the key.
-        raise forms.ValidationError(
-            f"The {what} has spaces or line breaks inside it: paste just the {what}."
-        )
-    return value
-
-
 class AIAssistForm(forms.ModelForm):
     """Edits AI Assist's endpoint. The key is write-only, like the Xurrent token: never
     in the form, typed into a password field, kept as it is when left blank."""
 
-    new_ai_api_key = forms.CharField(
-        label="Set a new AI API key",
-        required=False,
-        strip=True,
-        max_length=4000,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text="Sent as a Bearer token to the endpoint. Leave blank to keep the current "
-        "key; it is stored encrypted and never shown again. A local model may need none.",
+    new_ai_api_key = _new_secret_field(
+        "Set a new AI API key",
+        "Sent as a Bearer token to the endpoint. Leave blank to keep the current key; it is "
+        "stored encrypted and never shown again. A local model may need none.",
     )
     remove_ai_api_key = forms.BooleanField(label="Remove the AI API key", required=False)
 

@@ -199,10 +199,7 @@ class GeneralSettings(models.Model):
         values = xurrent_account_from_env()
         if not values.get("xurrent_account") and not values.get("xurrent_api_token"):
             return False
-        for name, value in values.items():
-            setattr(self, name, value)
-        self.save()
-        return True
+        return self._take(values)
 
     @property
     def has_ai_api_key(self) -> bool:
@@ -226,6 +223,10 @@ class GeneralSettings(models.Model):
         values = ai_assist_from_env()
         if not values:
             return False
+        return self._take(values)
+
+    def _take(self, values: dict[str, str]) -> bool:
+        """Set these fields from the environment and save (the end of a fill)."""
         for name, value in values.items():
             setattr(self, name, value)
         self.save()

@@ -1,5 +1,8 @@
 """The sync endpoints the other side of a connection calls (node token, DESIGN.md §11)."""
 
+from collections.abc import Callable
+from typing import Any
+
 from rest_framework import status
 from rest_framework.response import Response
 
@@ -23,12 +26,32 @@ from sync.services.receive import (
     receive_results,
 )
 
+# receive_event and its kin: (the calling connection, the body) -> the answer.
+Receiver = Callable[[Any, Any], dict]
+
+# What the events endpoint (pull and push) may refuse with, for its OpenAPI description.
+_EVENT_REFUSALS = {
+    400: ERROR_BODY,
+    401: ERROR_BODY,
+    403: ERROR_BODY,
+    404: MALFORMED_ID,
+    409: ERROR_BODY,
+    410: ERROR_BODY,
+}
+
 
 def _refusal(exc: Refused) -> Response:
     body = {"code": exc.code, "detail": exc.detail}
     if exc.errors:
         body["errors"] = exc.errors
     return Response(body, status=exc.status)
+
+
+def _receive(request, key: str, one: Receiver, batch: Receiver) -> dict:
+    """A batch body (its items under `key`) goes to `batch`, any other to `one`."""
+    if is_batch(request.data, key):
+        return batch(request.auth, request.data)
+    return one(request.auth, request.data)
 
 
 class SyncEventView(PeerAPIView):
@@ -44,15 +67,7 @@ class SyncEventView(PeerAPIView):
         "carry `side`: this side's newest status report (as `POST …/status/` has it), "
         "which is how a side that cannot be called hears of it.",
         parameters=[PullQuerySerializer],
-        responses={
-            200: PullAnswerSerializer,
-            400: ERROR_BODY,
-            401: ERROR_BODY,
-            403: ERROR_BODY,
-            404: MALFORMED_ID,
-            409: ERROR_BODY,
-            410: ERROR_BODY,
-        },
+        responses={200: PullAnswerSerializer, **_EVENT_REFUSALS},
     )
     def get(self, request, pk):
         status_code, body = answer_pull(request.auth, request.query_params.get("after"))
@@ -69,22 +84,11 @@ class SyncEventView(PeerAPIView):
         'event as if sent alone, in order, and answers 202 `{"results": [...]}`: per '
         "event its answer or its refusal, each with its `status`.",
         request=SyncEventSerializer,
-        responses={
-            202: SyncAnswerSerializer,
-            400: ERROR_BODY,
-            401: ERROR_BODY,
-            403: ERROR_BODY,
-            404: MALFORMED_ID,
-            409: ERROR_BODY,
-            410: ERROR_BODY,
-        },
+        responses={202: SyncAnswerSerializer, **_EVENT_REFUSALS},
     )
     def post(self, request, pk):
         try:
-            if is_batch(request.data, "events"):
-                answer = receive_events(request.auth, request.data)
-            else:
-                answer = receive_event(request.auth, request.data)
+            answer = _receive(request, "events", receive_event, receive_events)
         except Refused as exc:
             return _refusal(exc)
         return Response(answer, status=status.HTTP_202_ACCEPTED)
@@ -103,10 +107,7 @@ class SyncAckView(PeerAPIView):
     )
     def post(self, request, pk):
         try:
-            if is_batch(request.data, "results"):
-                answer = receive_results(request.auth, request.data)
-            else:
-                answer = receive_result(request.auth, request.data)
+            answer = _receive(request, "results", receive_result, receive_results)
         except Refused as exc:
             if exc.status == 404:
                 raise APIError(404, exc.code, exc.detail) from None

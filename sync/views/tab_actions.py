@@ -5,6 +5,8 @@ changes nothing."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -28,6 +30,11 @@ from sync.views.tab import CHANGE, VIEW, render_tab
 CAN_CHANGE = [VIEW, CHANGE]
 
 
+def _button(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """A button of the tab: a POST by a logged-in user who may change connections."""
+    return login_required(permission_required(CAN_CHANGE, raise_exception=True)(require_POST(view)))
+
+
 def _back(connection: Connection, anchor: str = "") -> HttpResponseRedirect:
     url = reverse("sync:tab", kwargs={"pk": connection.pk})
     return HttpResponseRedirect(f"{url}#{anchor}" if anchor else url)
@@ -43,6 +50,10 @@ def _back_to_next(request: HttpRequest, connection: Connection, anchor: str) -> 
     return _back(connection, anchor)
 
 
+def _trigger(connection: Connection, trigger_pk: int) -> Trigger:
+    return get_object_or_404(Trigger, pk=trigger_pk, connection=connection)
+
+
 def _when(moment) -> str:
     return formats.date_format(timezone.localtime(moment), "DATETIME_FORMAT")
 
@@ -50,9 +61,7 @@ def _when(moment) -> str:
 # --- triggers -------------------------------------------------------------------------------
 
 
-@login_required
-@permission_required(CAN_CHANGE, raise_exception=True)
-@require_POST
+@_button
 def add_trigger(request: HttpRequest, pk) -> HttpResponse:
     connection = get_object_or_404(Connection, pk=pk)
     form = TriggerForm(request.POST)
@@ -81,7 +90,7 @@ def add_trigger(request: HttpRequest, pk) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def edit_trigger(request: HttpRequest, pk, trigger_pk: int) -> HttpResponse:
     connection = get_object_or_404(Connection, pk=pk)
-    trigger = get_object_or_404(Trigger, pk=trigger_pk, connection=connection)
+    trigger = _trigger(connection, trigger_pk)
     status = 200
     if request.method == "POST":
         form = TriggerForm(request.POST)
@@ -100,12 +109,10 @@ def edit_trigger(request: HttpRequest, pk, trigger_pk: int) -> HttpResponse:
     return render(request, "sync/trigger_edit.html", context, status=status)
 
 
-@login_required
-@permission_required(CAN_CHANGE, raise_exception=True)
-@require_POST
+@_button
 def switch_trigger_view(request: HttpRequest, pk, trigger_pk: int) -> HttpResponse:
     connection = get_object_or_404(Connection, pk=pk)
-    trigger = get_object_or_404(Trigger, pk=trigger_pk, connection=connection)
+    trigger = _trigger(connection, trigger_pk)
     wanted = request.POST.get("active")
     if wanted not in ("on", "off"):
         messages.error(request, "Say whether to switch the trigger on or off.")
@@ -124,12 +131,10 @@ def switch_trigger_view(request: HttpRequest, pk, trigger_pk: int) -> HttpRespon
     return _back(connection, "triggers")
 
 
-@login_required
-@permission_required(CAN_CHANGE, raise_exception=True)
-@require_POST
+@_button
 def delete_trigger_view(request: HttpRequest, pk, trigger_pk: int) -> HttpResponse:
     connection = get_object_or_404(Connection, pk=pk)
-    trigger = get_object_or_404(Trigger, pk=trigger_pk, connection=connection)
+    trigger = _trigger(connection, trigger_pk)
     query = trigger.query
     delete_trigger(trigger)
     messages.success(
@@ -141,9 +146,7 @@ def delete_trigger_view(request: HttpRequest, pk, trigger_pk: int) -> HttpRespon
 # --- one request ----------------------------------------------------------------------------
 
 
-@login_required
-@permission_required(CAN_CHANGE, raise_exception=True)
-@require_POST
+@_button
 def exalate(request: HttpRequest, pk) -> HttpResponse:
     connection = get_object_or_404(Connection, pk=pk)
     form = RequestIdForm(request.POST, prefix="exalate")
@@ -169,9 +172,7 @@ def exalate(request: HttpRequest, pk) -> HttpResponse:
     return render_tab(request, connection, exalate_form=form, status=400)
 
 
-@login_required
-@permission_required(CAN_CHANGE, raise_exception=True)
-@require_POST
+@_button
 def unexalate(request: HttpRequest, pk) -> HttpResponse:
     connection = get_object_or_404(Connection, pk=pk)
     form = RequestIdForm(request.POST, prefix="unexalate")
@@ -194,9 +195,7 @@ def unexalate(request: HttpRequest, pk) -> HttpResponse:
 # --- bulk exalate ---------------------------------------------------------------------------
 
 
-@login_required
-@permission_required(CAN_CHANGE, raise_exception=True)
-@require_POST
+@_button
 def bulk_exalate(request: HttpRequest, pk) -> HttpResponse:
     connection = get_object_or_404(Connection, pk=pk)
     try:
@@ -232,9 +231,7 @@ def _request_words(error: SyncError) -> str:
     return ""
 
 
-@login_required
-@permission_required(CAN_CHANGE, raise_exception=True)
-@require_POST
+@_button
 def retry(request: HttpRequest, pk, error_pk: int) -> HttpResponse:
     connection = get_object_or_404(Connection, pk=pk)
     error = _error(connection, error_pk)
@@ -257,9 +254,7 @@ def retry(request: HttpRequest, pk, error_pk: int) -> HttpResponse:
     return _back_to_next(request, connection, "errors")
 
 
-@login_required
-@permission_required(CAN_CHANGE, raise_exception=True)
-@require_POST
+@_button
 def resolve_view(request: HttpRequest, pk, error_pk: int) -> HttpResponse:
     connection = get_object_or_404(Connection, pk=pk)
     error = _error(connection, error_pk)

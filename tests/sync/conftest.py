@@ -1,6 +1,7 @@
 import pytest
 from django.core.cache import cache
 
+from connections.models import Connection
 from sync.sandbox import stop_persistent_sandbox, use_persistent_sandbox
 from tests.sync.engine import Pair, Side, make_local_pair
 from tests.sync.fake_model import FakeModel
@@ -48,6 +49,15 @@ def fake_model():
 
 
 @pytest.fixture
+def fresh_allowances():
+    """AI Assist's draft counts live in the cache, which outlives each test's database:
+    the test starts and ends with none."""
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
 def ai_node(node, fake_model, settings):
     """A node whose AI Assist calls the fake model (a local address: allowed here), with
     fresh draft allowances (they live in the cache, which outlives a test's database)."""
@@ -59,6 +69,23 @@ def ai_node(node, fake_model, settings):
     cache.clear()
     yield node
     cache.clear()
+
+
+def make_connection(mode: str) -> Connection:
+    """A source connection of acme to globex with nothing set up: what the rules page's
+    tests work on."""
+    return Connection.objects.create(
+        name=f"Acme {mode}",
+        mode=mode,
+        role="source",
+        local_short_name="acme",
+        remote_short_name="globex",
+    )
+
+
+@pytest.fixture
+def basic_connection(db) -> Connection:
+    return make_connection("basic")
 
 
 # The Sync tab's tests: an active local connection, its Xurrent account and an editor.

@@ -73,7 +73,10 @@ def editor(db):
 
 @pytest.fixture
 def editor_client(client, editor):
+    """The test client logged in as `editor`, who may view and change connections but is
+    not a superuser; `editor_client.user` is that user."""
     client.force_login(editor)
+    client.user = editor
     return client
 
 

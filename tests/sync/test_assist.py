@@ -6,7 +6,6 @@ import copy
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
 from django.db import connection
 
 from connections.models import Connection
@@ -34,12 +33,7 @@ GOOD_IN = "entity.summary = replica.summary\n"
 BROKEN_OUT = "replica.summary = (entity.summary\n"
 
 
-@pytest.fixture(autouse=True)
-def fresh_allowances():
-    """Draft counts live in the cache, which outlives each test's database."""
-    cache.clear()
-    yield
-    cache.clear()
+pytestmark = pytest.mark.usefixtures("fresh_allowances")
 
 
 @pytest.fixture

@@ -6,48 +6,27 @@ import json
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
-from django.core.cache import cache
 from django.urls import reverse
 
 from nodes.models import GeneralSettings
 from sync import DEFAULT_INCOMING, DEFAULT_OUTGOING, SAMPLE_REPLICA, SAMPLE_REQUEST
 from sync.models import SyncRuleVersion
-from tests.sync.conftest import AI_KEY
+from tests.sync.conftest import AI_KEY, make_connection
 from tests.sync.fake_model import draft
-from tests.sync.test_views import make_connection, textarea_text, url
+from tests.sync.test_views import textarea_text, url
 
 GOOD_OUT = "replica.summary = entity.summary\nreplica.status = entity.status\n"
 BROKEN_OUT = "replica.summary = (entity.summary\n"
 WORDS = "Send only the summary and the status."
 
 
-@pytest.fixture(autouse=True)
-def fresh_allowances():
-    cache.clear()
-    yield
-    cache.clear()
+pytestmark = pytest.mark.usefixtures("fresh_allowances")
 
 
 @pytest.fixture
 def connection(db):
+    """A bare script connection, as on the rules page's tests (not the Sync tab's pair)."""
     return make_connection("script")
-
-
-@pytest.fixture
-def basic_connection(db):
-    return make_connection("basic")
-
-
-@pytest.fixture
-def editor_client(client, db):
-    """A user who may change connections, not a superuser (no AI settings of their own)."""
-    user = get_user_model().objects.create_user("editor", "", "pw-editor-123456")
-    user.user_permissions.add(
-        *Permission.objects.filter(codename__in=["view_connection", "change_connection"])
-    )
-    client.force_login(user)
-    client.user = user
-    return client
 
 
 def assist_data(**overrides):

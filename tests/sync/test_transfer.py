@@ -5,7 +5,6 @@ import json
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
 
 from connections.models import Connection, ConnectionEvent, EventKind
 from sync import BASIC_OUTGOING, DEFAULT_INCOMING, DEFAULT_OUTGOING
@@ -52,17 +51,6 @@ def source(db):
 @pytest.fixture
 def target(db):
     return make("Acme to Initech")
-
-
-@pytest.fixture
-def editor_client(client, db):
-    user = get_user_model().objects.create_user("editor", "", "pw-editor-123456")
-    user.user_permissions.add(
-        *Permission.objects.filter(codename__in=["view_connection", "change_connection"])
-    )
-    client.force_login(user)
-    client.user = user
-    return client
 
 
 def exported(connection, **changes) -> str:

@@ -5,48 +5,23 @@ import json
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
 from django.urls import reverse
 
-from connections.models import Connection, ConnectionEvent, EventKind
+from connections.models import ConnectionEvent, EventKind
 from sync import DEFAULT_INCOMING, DEFAULT_OUTGOING, SAMPLE_REPLICA, SAMPLE_REQUEST
 from sync.models import SyncRuleVersion
 from sync.services import save_rules
+from tests.sync.conftest import make_connection
 
 OUT = "replica.summary = entity.summary\nreplica.status = entity.status\n"
 IN = "entity.summary = replica.summary\n"
 
 
-def make_connection(mode: str) -> Connection:
-    return Connection.objects.create(
-        name=f"Acme {mode}",
-        mode=mode,
-        role="source",
-        local_short_name="acme",
-        remote_short_name="globex",
-    )
-
-
 @pytest.fixture
 def connection(db):
+    """The rules page's tests work on a bare script connection (make_connection), not on
+    the Sync tab's active pair that conftest's `connection` is."""
     return make_connection("script")
-
-
-@pytest.fixture
-def basic_connection(db):
-    return make_connection("basic")
-
-
-@pytest.fixture
-def editor_client(client, db):
-    """A user who may view and change connections, but is not a superuser."""
-    user = get_user_model().objects.create_user("editor", "", "pw-editor-123456")
-    user.user_permissions.add(
-        *Permission.objects.filter(codename__in=["view_connection", "change_connection"])
-    )
-    client.force_login(user)
-    client.user = user
-    return client
 
 
 def url(connection, name="rules", **kwargs):
