@@ -41,10 +41,7 @@ _EVENT_REFUSALS = {
 
 
 def _refusal(exc: Refused) -> Response:
-    body = {"code": exc.code, "detail": exc.detail}
-    if exc.errors:
-        body["errors"] = exc.errors
-    return Response(body, status=exc.status)
+    return Response(exc.body(), status=exc.status)
 
 
 def _receive(request, key: str, one: Receiver, batch: Receiver) -> dict:

@@ -118,9 +118,7 @@ def answer_pull(connection: Connection, after: Any) -> tuple[int, dict]:
     except CursorExpired as exc:
         status, body = exc.status, {"code": exc.code, "detail": exc.detail, "cursor": exc.cursor}
     except Refused as exc:
-        status, body = exc.status, {"code": exc.code, "detail": exc.detail}
-        if exc.errors:
-            body["errors"] = exc.errors
+        status, body = exc.status, exc.body()
     if (report := hand_over(connection)) is not None:
         body["side"] = report
     return status, body

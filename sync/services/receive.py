@@ -42,6 +42,13 @@ class Refused(Exception):
         self.detail = detail
         self.errors = errors
 
+    def body(self) -> dict:
+        """The error body the other side gets."""
+        body = {"code": self.code, "detail": self.detail}
+        if self.errors:
+            body["errors"] = self.errors
+        return body
+
 
 def digest_of(body: Any) -> str:
     text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
