@@ -98,11 +98,14 @@ def rules_page_timer() -> Iterator[PageTimer]:
 
 
 def best_times(timer: PageTimer, rounds: int) -> tuple[float, float]:
-    """The best of `rounds` loads each way, taking turns (with the editor, plain)."""
+    """The best of `rounds` loads each way. The two take turns, and which one goes first
+    changes every round: neither always follows the other (and its garbage, or a burst of
+    load on a shared machine, always lands on the same side)."""
     with_editor, plain = [], []
-    for _ in range(rounds):
-        with_editor.append(timer.with_editor())
-        plain.append(timer.plain())
+    for round_ in range(rounds):
+        turns = [(timer.with_editor, with_editor), (timer.plain, plain)]
+        for load, times in turns if round_ % 2 == 0 else reversed(turns):
+            times.append(load())
     return min(with_editor), min(plain)
 
 
