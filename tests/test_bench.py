@@ -77,6 +77,13 @@ def test_the_editor_pages_take_turns_and_neither_always_goes_first():
     assert timer.order == ["editor", "plain", "plain", "editor"] * 2
 
 
+def test_the_median_of_the_rounds_ratios_pairs_each_round_with_itself():
+    from bench.editor_page import median_round_ratio
+
+    # Rounds 1.8x, 1.2x and 1.25x: the median is 1.25x, whatever the best times say.
+    assert median_round_ratio([0.09, 0.06, 0.10], [0.05, 0.05, 0.08]) == pytest.approx(1.25)
+
+
 def test_in_ci_the_editor_case_without_chromium_fails(monkeypatch):
     monkeypatch.setattr("bench.editor_page.CHROMIUM", "/nowhere/chromium")
     monkeypatch.setenv("CI", "true")
