@@ -11,6 +11,7 @@ own round trips are not counted.
 from __future__ import annotations
 
 import os
+import statistics
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -97,13 +98,29 @@ def rules_page_timer() -> Iterator[PageTimer]:
             node.stop()
 
 
+def timed_rounds(timer: PageTimer, rounds: int) -> tuple[list[float], list[float]]:
+    """`rounds` loads each way (with the editor, plain). The two take turns, and which one
+    goes first changes every round, so that neither always follows the other: the garbage
+    one leaves, or a burst of load on a shared machine, does not always land on one side."""
+    with_editor: list[float] = []
+    plain: list[float] = []
+    for round_ in range(rounds):
+        turns = [(timer.with_editor, with_editor), (timer.plain, plain)]
+        for load, times in turns if round_ % 2 == 0 else reversed(turns):
+            times.append(load())
+    return with_editor, plain
+
+
 def best_times(timer: PageTimer, rounds: int) -> tuple[float, float]:
-    """The best of `rounds` loads each way, taking turns (with the editor, plain)."""
-    with_editor, plain = [], []
-    for _ in range(rounds):
-        with_editor.append(timer.with_editor())
-        plain.append(timer.plain())
+    """The best of `rounds` loads each way, taking turns (see timed_rounds())."""
+    with_editor, plain = timed_rounds(timer, rounds)
     return min(with_editor), min(plain)
+
+
+def median_round_ratio(with_editor: list[float], plain: list[float]) -> float:
+    """The median of each round's own ratio: the two loads of a round ran under about the
+    same load of the machine, so this moves less with it than the best times do."""
+    return statistics.median(e / p for e, p in zip(with_editor, plain, strict=True))
 
 
 def _log_in(page, node) -> None:

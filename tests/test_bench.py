@@ -44,6 +44,46 @@ def test_the_editor_case_without_chromium_is_listed_as_not_run_with_the_reason(m
     assert "/nowhere/chromium is missing" in not_run[0].reason
 
 
+def test_the_editor_case_runs_alone_with_only_editor(monkeypatch, capsys):
+    monkeypatch.setattr("bench.editor_page.CHROMIUM", "/nowhere/chromium")
+    monkeypatch.delenv("CI", raising=False)
+    assert run.main(["--only", "editor", "--strict"]) == 0
+    out = capsys.readouterr().out
+    assert run.EDITOR_CASE in out and "NOT RUN" in out
+    assert "Connections page at 10,000: time" not in out  # nothing else was asked
+
+
+def test_the_editor_pages_take_turns_and_neither_always_goes_first():
+    from bench.editor_page import best_times
+
+    class Timer:
+        def __init__(self):
+            self.order = []
+            self.times = {
+                "editor": iter([0.09, 0.07, 0.08, 0.10]),
+                "plain": iter([0.05, 0.06, 0.04, 0.05]),
+            }
+
+        def with_editor(self):
+            self.order.append("editor")
+            return next(self.times["editor"])
+
+        def plain(self):
+            self.order.append("plain")
+            return next(self.times["plain"])
+
+    timer = Timer()
+    assert best_times(timer, 4) == (0.07, 0.04)  # the best of each
+    assert timer.order == ["editor", "plain", "plain", "editor"] * 2
+
+
+def test_the_median_of_the_rounds_ratios_pairs_each_round_with_itself():
+    from bench.editor_page import median_round_ratio
+
+    # Rounds 1.8x, 1.2x and 1.25x: the median is 1.25x, whatever the best times say.
+    assert median_round_ratio([0.09, 0.06, 0.10], [0.05, 0.05, 0.08]) == pytest.approx(1.25)
+
+
 def test_in_ci_the_editor_case_without_chromium_fails(monkeypatch):
     monkeypatch.setattr("bench.editor_page.CHROMIUM", "/nowhere/chromium")
     monkeypatch.setenv("CI", "true")

@@ -16,20 +16,27 @@ import { python as pythonMode } from "@codemirror/legacy-modes/mode/python";
 import { Compartment, EditorState } from "@codemirror/state";
 import { EditorView, lineNumbers } from "@codemirror/view";
 
+// Only completion needs it: read when editing is turned on, not while the page opens.
+let vocabularyRead = false;
+let vocabularyValue = null;
 function readVocabulary() {
+  if (vocabularyRead) return vocabularyValue;
+  vocabularyRead = true;
   const tag = document.getElementById("script-vocabulary");
-  if (!tag) return null;
   try {
-    return JSON.parse(tag.textContent);
+    vocabularyValue = tag ? JSON.parse(tag.textContent) : null;
   } catch (error) {
-    return null;
+    vocabularyValue = null;
   }
+  return vocabularyValue;
 }
 
 const theme = EditorView.theme({
   "&": { border: "1px solid var(--line, #cfd6e4)", borderRadius: "6px", backgroundColor: "#fff", fontSize: ".9rem" },
   "&.cm-focused": { outline: "2px solid #9db7f5", outlineOffset: "1px" },
-  ".cm-scroller": { fontFamily: "ui-monospace, SFMono-Regular, Menlo, Consolas, monospace", lineHeight: "1.45" },
+  // The font of the page's other code (app.css): fonts a Linux desktop does not have are
+  // not looked for, and an editor looks like the textarea it stands in for.
+  ".cm-scroller": { fontFamily: 'ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace', lineHeight: "1.45" },
   ".cm-content": { minHeight: "var(--editor-min-height, 6rem)" },
   ".cm-gutters": { backgroundColor: "#f4f6fa", borderRight: "1px solid #e3e7ef", color: "#7a8499" },
 });
@@ -71,7 +78,10 @@ function loadEditing() {
 function startEditing(view) {
   if (started.has(view)) return;
   started.add(view);
-  const turnOn = (module) => view.dispatch({ effects: editing.reconfigure(module.editingExtensions(view.editingOptions)) });
+  const turnOn = (module) => {
+    const options = { ...view.editingOptions, vocabulary: readVocabulary() };
+    view.dispatch({ effects: editing.reconfigure(module.editingExtensions(options)) });
+  };
   if (editingModule) turnOn(editingModule);
   else loadEditing().then(turnOn);
 }
@@ -108,7 +118,7 @@ function setText(id, text) {
 }
 
 // An editor for the textarea, not yet in the page (see start()).
-function editorFor(area, vocabulary) {
+function editorFor(area) {
   const readOnly = area.readOnly;
   const label = document.querySelector(`label[for="${area.id}"]`);
   const extensions = [
@@ -125,7 +135,7 @@ function editorFor(area, vocabulary) {
     marking.of([]),
   ];
   const view = new EditorView({ doc: area.value, extensions });
-  view.editingOptions = { readOnly, vocabulary, direction: area.dataset.direction || "outgoing" };
+  view.editingOptions = { readOnly, direction: area.dataset.direction || "outgoing" };
   const rows = parseInt(area.getAttribute("rows") || "10", 10);
   view.dom.style.setProperty("--editor-min-height", `${rows * 1.45}em`);
   view.dom.dataset.editorFor = area.id;
@@ -168,11 +178,10 @@ function markListedProblems() {
 }
 
 function start() {
-  const vocabulary = readVocabulary();
   // Every editor is made first and then all are put in the page at once: the page is laid
   // out again once, not once per editor.
   const inserts = [
-    ...[...document.querySelectorAll('textarea[data-editor="python"]')].map((area) => editorFor(area, vocabulary)),
+    ...[...document.querySelectorAll('textarea[data-editor="python"]')].map(editorFor),
     ...[...document.querySelectorAll('pre[data-editor="python"]')].map(readOnlyFor),
   ];
   inserts.forEach((insert) => insert());
@@ -192,8 +201,14 @@ function start() {
 
 window.exalateEditor = { setProblems, selectLine, setText, has: (id) => editors.has(id), markListedProblems };
 
-if (document.readyState === "loading") {
-  document.addEventListener("DOMContentLoaded", start);
-} else {
+// The rules page puts this script after the scripts it edits, without `defer` and with
+// data-start="now": the editors are made at once, before the page is first laid out and
+// painted, so it is laid out and painted with them, not first with the textareas and then
+// again (a layout shift, and the work of a frame, while the page loads). Elsewhere (in the
+// head, or deferred) it starts once the document is parsed.
+const script = document.currentScript;
+if (document.readyState !== "loading" || (script && script.dataset.start === "now")) {
   start();
+} else {
+  document.addEventListener("DOMContentLoaded", start);
 }
