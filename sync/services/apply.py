@@ -38,6 +38,7 @@ from sync.models import (
     TwinStatus,
 )
 from sync.models.claims import claim
+from sync.models.rows import update_rows
 from sync.sandbox import Problem
 from sync.services.errors import record_error, resolve_errors, twins_with_open_errors
 from sync.services.gateway import (
@@ -133,18 +134,39 @@ def apply_inbound(
         return report
     rules: dict = {}
     troubled = twins_with_open_errors(twins)
+    queued = _queued_events(twins)
+    # The twins written to Xurrent are settled together afterwards (one transaction).
+    finishing: list[Finished] = []
 
     def one(twin: Twin) -> ApplyReport:
         alone = ApplyReport()
         # A client per thread (one call at a time each); a test's gateway is shared.
         client = gateway or get_gateway(Purpose.INCOMING)
-        apply_twin(twin, client, alone, rules=rules, troubled=twin.pk in troubled)
+        apply_twin(
+            twin,
+            client,
+            alone,
+            rules=rules,
+            troubled=twin.pk in troubled,
+            queued=queued[twin.pk],
+            finishing=finishing,
+        )
         return alone
 
     for alone in for_each(one, twins):
         for name in ("applied", "superseded", "failed", "retrying"):
             setattr(report, name, getattr(report, name) + getattr(alone, name))
+    finish_together(finishing)
     return report
+
+
+def _queued_events(twins: list[Twin]) -> dict[int, list[InboundEvent]]:
+    """Per claimed twin, its queued events, newest first (one query for the batch)."""
+    queued: dict[int, list[InboundEvent]] = {twin.pk: [] for twin in twins}
+    events = InboundEvent.objects.filter(twin__in=twins, state=InboundState.QUEUED)
+    for event in events.order_by("twin_id", "-seq"):
+        queued[event.twin_id].append(event)
+    return queued
 
 
 def apply_twin(
@@ -154,8 +176,14 @@ def apply_twin(
     *,
     rules: dict | None = None,
     troubled: bool = True,
+    queued: list[InboundEvent] | None = None,
+    finishing: list[Finished] | None = None,
 ) -> None:
-    queued = list(twin.inbound_events.filter(state=InboundState.QUEUED).order_by("-seq"))
+    """Apply the newest queued event of a claimed twin. `queued`: its queued events,
+    newest first, when read already; `finishing`: where an applied update is put for
+    `finish_together` instead of being settled here and now."""
+    if queued is None:
+        queued = list(twin.inbound_events.filter(state=InboundState.QUEUED).order_by("-seq"))
     newest = queued[0] if queued else None
     stale = [e for e in queued if newest is None or e is not newest]
     if newest is not None and newest.seq <= twin.last_seq_applied:
@@ -172,7 +200,7 @@ def apply_twin(
         if newest.action == EventAction.UNEXALATE:
             _apply_unexalate(twin, newest)
         else:
-            _apply_update(twin, newest, gateway, in_force, troubled)
+            _apply_update(twin, newest, gateway, in_force, troubled, finishing)
     except ScriptFailed as exc:
         _fail(twin, newest, ErrorKind.SCRIPT, str(exc.problem), problem=exc.problem)
         report.failed += 1
@@ -205,7 +233,12 @@ def apply_twin(
 
 
 def _apply_update(
-    twin: Twin, inbound: InboundEvent, gateway: Gateway, rules: Rules, troubled: bool
+    twin: Twin,
+    inbound: InboundEvent,
+    gateway: Gateway,
+    rules: Rules,
+    troubled: bool,
+    finishing: list[Finished] | None = None,
 ) -> None:
     replica = inbound.replica or {}
     local_id = twin.local_request_id
@@ -245,7 +278,11 @@ def _apply_update(
     post.notes += _add_new_comments(twin, post.id, after, post.notes, gateway)
     post.read_at = answered_at(gateway)
     baseline = _baseline_after_write(rules, twin, state, post)
-    _finish(twin, inbound, post, replica, baseline, troubled=troubled, written=written)
+    finished = Finished(twin, inbound, post, replica, baseline, troubled, written)
+    if finishing is None:
+        finish_together([finished])
+    else:
+        finishing.append(finished)  # list.append is atomic: the threads share the list
 
 
 def _record_conflict(twin: Twin, fields: list[str], kept: str) -> None:
@@ -476,45 +513,96 @@ def merge_baseline(old: dict, pre: dict, post: dict) -> dict:
 # --- settling ----------------------------------------------------------------------------------
 
 
-def _finish(
-    twin: Twin,
-    inbound: InboundEvent,
-    post: RequestState,
-    replica: dict,
-    baseline: Baseline,
-    *,
-    troubled: bool = True,
-    written: str = "",
-) -> None:
-    """The event is applied: the twin's new state, the event's result and its ack, in one
-    transaction. The request as written counts as read: the webhook and the poll that
-    report this very write find nothing new (`written`: the digest of the request as
-    Xurrent answered the write; their content shows it was this write)."""
+@dataclass
+class Finished:
+    """An event written to Xurrent, waiting to be settled (`finish_together`): its twin,
+    the request as Xurrent answered the write, the replica applied, the new baseline,
+    whether the twin may have open errors and the digest of what was written."""
+
+    twin: Twin
+    inbound: InboundEvent
+    post: RequestState
+    replica: dict
+    baseline: Baseline
+    troubled: bool = True
+    written: str = ""
+
+
+def finish_together(batch: list[Finished]) -> None:
+    """The events are applied: each twin's new state, each event's result and its ack,
+    in one transaction for the batch (the twins locked in the order of their ids, as
+    every batch locks them). The request as written counts as read: the webhook and the
+    poll that report this very write find nothing new (`written`: the digest of the
+    request as Xurrent answered the write; their content shows it was this write)."""
+    if not batch:
+        return
     now = timezone.now()
-    local_id = post.id
+    pks = [finished.twin.pk for finished in batch]
     with transaction.atomic():
-        locked = Twin.objects.select_for_update().get(pk=twin.pk)
-        Twin.objects.filter(pk=twin.pk).update(
-            local_request_id=local_id,
-            status=TwinStatus.OPEN if locked.status == TwinStatus.CREATING else locked.status,
-            received=replica,
-            baseline=baseline.replica,
-            last_seq_applied=max(locked.last_seq_applied, inbound.seq),
-            synced_at=now,
-            attempts=0,
-            next_try_at=None,
-            lease_until=None,
-            lease_token=None,
-            source_updated_at=post.updated_at,
-            source_read_at=post.read_at,
-            written_digest=written,
-        )
-        if baseline.unsent:
-            Twin.objects.filter(pk=twin.pk).mark_dirty()
-        _settle([inbound], InboundState.APPLIED, request_id=local_id)
-        if troubled:
-            resolve_errors(twin=twin, place=ErrorPlace.APPLY)
+        locked = {
+            twin.pk: twin
+            for twin in Twin.objects.select_for_update().filter(pk__in=pks).order_by("pk")
+        }
+        for finished in batch:
+            _finish_twin(locked[finished.twin.pk], finished, now)
+        update_rows([locked[pk] for pk in sorted(locked)], FINISHED_FIELDS)
+        unsent = [finished.twin.pk for finished in batch if finished.baseline.unsent]
+        if unsent:
+            Twin.objects.filter(pk__in=unsent).mark_dirty()
+        _settle_applied(batch, now)
+        for finished in batch:
+            if finished.troubled:
+                resolve_errors(twin=finished.twin, place=ErrorPlace.APPLY)
         wake_workers()
+
+
+FINISHED_FIELDS = [
+    "local_request_id",
+    "status",
+    "received",
+    "baseline",
+    "last_seq_applied",
+    "synced_at",
+    "source_updated_at",
+    "source_read_at",
+    "written_digest",
+    "attempts",
+    "next_try_at",
+    "lease_until",
+    "lease_token",
+]
+
+
+def _finish_twin(twin: Twin, finished: Finished, now) -> None:
+    """The locked twin's new state after `finished` (written by the caller)."""
+    twin.local_request_id = finished.post.id
+    if twin.status == TwinStatus.CREATING:
+        twin.status = TwinStatus.OPEN
+    twin.received = finished.replica
+    twin.baseline = finished.baseline.replica
+    twin.last_seq_applied = max(twin.last_seq_applied, finished.inbound.seq)
+    twin.synced_at = now
+    twin.source_updated_at = finished.post.updated_at
+    twin.source_read_at = finished.post.read_at
+    twin.written_digest = finished.written
+    twin.attempts, twin.next_try_at, twin.lease_until, twin.lease_token = 0, None, None, None
+
+
+def _settle_applied(batch: list[Finished], now) -> None:
+    """The applied events' results, each with its request id, waiting for their acks."""
+    events = []
+    for finished in batch:
+        event = finished.inbound
+        event.state = InboundState.APPLIED
+        event.request_id = str(finished.post.id or "")
+        event.error = ""
+        event.finished_at = now
+        event.ack_pending = True
+        event.ack_next_try_at = now
+        events.append(event)
+    update_rows(
+        events, ["state", "request_id", "error", "finished_at", "ack_pending", "ack_next_try_at"]
+    )
 
 
 def _apply_unexalate(twin: Twin, inbound: InboundEvent) -> None:
