@@ -135,6 +135,7 @@ def apply_inbound(
     rules: dict = {}
     troubled = twins_with_open_errors(twins)
     queued = _queued_events(twins)
+    recorded = _record_creates(twins)
     # The twins written to Xurrent are settled together afterwards (one transaction).
     finishing: list[Finished] = []
 
@@ -150,6 +151,7 @@ def apply_inbound(
             troubled=twin.pk in troubled,
             queued=queued[twin.pk],
             finishing=finishing,
+            create_recorded=twin.pk in recorded,
         )
         return alone
 
@@ -158,6 +160,16 @@ def apply_inbound(
             setattr(report, name, getattr(report, name) + getattr(alone, name))
     finish_together(finishing)
     return report
+
+
+def _record_creates(twins: list[Twin]) -> set[int]:
+    """Twins without a request will create one: that a create may have been sent is
+    recorded (committed) before any is sent, so a later try looks for the request by its
+    sourceID first; for the whole batch in one statement. Returns the twins recorded."""
+    fresh = [t.pk for t in twins if t.local_request_id is None and not t.create_tried]
+    if fresh:
+        Twin.objects.filter(pk__in=fresh).update(create_tried=True)
+    return set(fresh)
 
 
 def _queued_events(twins: list[Twin]) -> dict[int, list[InboundEvent]]:
@@ -178,10 +190,12 @@ def apply_twin(
     troubled: bool = True,
     queued: list[InboundEvent] | None = None,
     finishing: list[Finished] | None = None,
+    create_recorded: bool = False,
 ) -> None:
     """Apply the newest queued event of a claimed twin. `queued`: its queued events,
     newest first, when read already; `finishing`: where an applied update is put for
-    `finish_together` instead of being settled here and now."""
+    `finish_together` instead of being settled here and now; `create_recorded`: this
+    round recorded that it may create the twin's request (`_record_creates`)."""
     if queued is None:
         queued = list(twin.inbound_events.filter(state=InboundState.QUEUED).order_by("-seq"))
     newest = queued[0] if queued else None
@@ -200,7 +214,7 @@ def apply_twin(
         if newest.action == EventAction.UNEXALATE:
             _apply_unexalate(twin, newest)
         else:
-            _apply_update(twin, newest, gateway, in_force, troubled, finishing)
+            _apply_update(twin, newest, gateway, in_force, troubled, finishing, create_recorded)
     except ScriptFailed as exc:
         _fail(twin, newest, ErrorKind.SCRIPT, str(exc.problem), problem=exc.problem)
         report.failed += 1
@@ -239,10 +253,11 @@ def _apply_update(
     rules: Rules,
     troubled: bool,
     finishing: list[Finished] | None = None,
+    create_recorded: bool = False,
 ) -> None:
     replica = inbound.replica or {}
     local_id = twin.local_request_id
-    if local_id is None and twin.create_tried:
+    if local_id is None and twin.create_tried and not create_recorded:
         local_id = _find_created(twin, gateway)
     state = read_request(gateway, local_id) if local_id else None
     if state is not None:
@@ -266,7 +281,7 @@ def _apply_update(
     )
     if state is None:
         _check_creatable(fields)
-        post = _create(twin, after, fields, gateway)
+        post = _create(twin, after, fields, gateway, recorded=create_recorded)
         written = request_digest(post.request)
     else:
         request = gateway.update_request(local_id, fields) if fields else state.request
@@ -304,17 +319,21 @@ def _find_created(twin: Twin, gateway: Gateway) -> int | None:
     return local_id
 
 
-def _create(twin: Twin, after: dict, fields: dict, gateway: Gateway) -> RequestState:
+def _create(
+    twin: Twin, after: dict, fields: dict, gateway: Gateway, *, recorded: bool = False
+) -> RequestState:
+    """Create the twin's request. That a create may have been sent is committed first
+    (`recorded`: done for the batch already), so a later try of a create whose answer was
+    lost finds the request by its sourceID rather than make a second one; the twin is
+    linked to it with the rest of its new state (`finish_together`)."""
     fields = {**fields, "sourceID": str(twin.twin_id)}
     if after.get("description"):
         fields["note"] = after["description"]
-    if not twin.create_tried:
+    if not twin.create_tried and not recorded:
         Twin.objects.filter(pk=twin.pk).update(create_tried=True)
-        twin.create_tried = True
+    twin.create_tried = True
     created = gateway.create_request(fields)
     local_id = int(created["id"])
-    # Linked at once, so nothing can make a second request for this twin.
-    Twin.objects.filter(pk=twin.pk).update(local_request_id=local_id)
     twin.local_request_id = local_id
     notes = list(gateway.list_notes(local_id)) if after.get("description") else []
     return RequestState(created, notes)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
 from django import db
@@ -23,6 +23,7 @@ R = TypeVar("R")
 
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
+_side: ThreadPoolExecutor | None = None
 _lock = threading.Lock()
 # A thread's database connection is checked (and dropped when broken) before its next item
 # once it has been idle this long, or after an item failed; not before every item (a
@@ -43,6 +44,30 @@ def for_each(func: Callable[[T], R], items: Sequence[T]) -> list[R]:
     node = settings_read_in_this_request()
     futures = [pool.submit(_in_thread, func, item, node) for item in items]
     return [future.result() for future in futures]
+
+
+def beside(func: Callable[[], R]) -> Future | Later:
+    """Start `func()` in a thread of its own; `.result()` gives what it returned. A step of
+    the round that waits for another node goes on while this thread does another step.
+    With SYNC_THREADS at 1 it runs when its result is asked for, after that other step."""
+    if settings.SYNC_THREADS <= 1:
+        return Later(func)
+    global _side
+    with _lock:
+        if _side is None:
+            _side = ThreadPoolExecutor(1, thread_name_prefix="sync-side")
+    node = settings_read_in_this_request()
+    return _side.submit(_in_thread, lambda _: func(), None, node)
+
+
+class Later:
+    """`beside` without a thread: `func` runs in the caller's thread, when asked."""
+
+    def __init__(self, func: Callable[[], R]):
+        self.func = func
+
+    def result(self):
+        return self.func()
 
 
 def _in_thread(func: Callable[[T], R], item: T, node=None) -> R:
