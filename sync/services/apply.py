@@ -62,6 +62,7 @@ from sync.services.scripts import (
     outgoing_replica,
     remote_key,
     rules_for,
+    rules_of,
 )
 from xurrent.services import request_digest
 
@@ -132,7 +133,7 @@ def apply_inbound(
     )
     if not twins:
         return report
-    rules: dict = {}
+    rules = rules_of(twins)
     troubled = twins_with_open_errors(twins)
     queued = _queued_events(twins)
     recorded = _record_creates(twins)
@@ -436,11 +437,7 @@ def _add_new_comments(
     was lost is looked for among the notes before it is written again.
     """
     added: list[dict] = []
-    linked = set(
-        NoteMap.objects.filter(twin=twin, local_note_id__isnull=False).values_list(
-            "local_note_id", flat=True
-        )
-    )
+    linked: set[int] | None = None  # the twin's notes in its map, read when first needed
     for comment in after.get("comments") or []:
         if not isinstance(comment, dict) or comment.get("id") is not None:
             continue  # a note this side has already (edits are not sent: notes only grow)
@@ -462,6 +459,8 @@ def _add_new_comments(
                 text_digest=_digest(text),
             )
         else:
+            if linked is None:
+                linked = _linked_notes(twin)
             found = _written_before(note_map, notes + added, linked)
             if found is not None:
                 NoteMap.objects.filter(pk=note_map.pk).update(local_note_id=found)
@@ -469,9 +468,18 @@ def _add_new_comments(
                 continue
         note = gateway.add_note(local_id, text, internal=internal)
         NoteMap.objects.filter(pk=note_map.pk).update(local_note_id=int(note["id"]))
-        linked.add(int(note["id"]))
+        if linked is not None:
+            linked.add(int(note["id"]))
         added.append(note)
     return added
+
+
+def _linked_notes(twin: Twin) -> set[int]:
+    return set(
+        NoteMap.objects.filter(twin=twin, local_note_id__isnull=False).values_list(
+            "local_note_id", flat=True
+        )
+    )
 
 
 def _written_before(note_map: NoteMap, notes: list[dict], linked: set[int]) -> int | None:

@@ -40,7 +40,13 @@ from sync.services.gateway import (
     read_request,
 )
 from sync.services.parallel import for_each
-from sync.services.scripts import ScriptFailed, note_maps_of, outgoing_replica, rules_for
+from sync.services.scripts import (
+    ScriptFailed,
+    note_maps_of,
+    outgoing_replica,
+    rules_for,
+    rules_of,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +83,7 @@ def produce_changes(
     )
     if not twins:
         return report
-    rules: dict = {}
+    rules = rules_of(twins)
     troubled = twins_with_open_errors(twins)
     note_maps = note_maps_of(twins)
 

@@ -52,7 +52,8 @@ class RoundReport:
 def run_sync_round(*, batch_size: int = 20, poll_every: float | None = None) -> RoundReport:
     """One round of the sync queue. Scripts run in a long-lived sandbox worker; the
     General Settings are read once for the round."""
-    use_persistent_sandbox()
+    # A sandbox worker for each thread that may run a script (SYNC_THREADS of them).
+    use_persistent_sandbox(workers=settings.SYNC_THREADS)
     start_request()
     try:
         return _round(batch_size, poll_every)
