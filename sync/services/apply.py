@@ -59,6 +59,7 @@ from sync.services.scripts import (
     Rules,
     ScriptFailed,
     incoming_entity,
+    note_maps_of,
     outgoing_replica,
     remote_key,
     rules_for,
@@ -136,6 +137,7 @@ def apply_inbound(
     rules = rules_of(twins)
     troubled = twins_with_open_errors(twins)
     queued = _queued_events(twins)
+    note_maps = note_maps_of(twins)
     recorded = _record_creates(twins)
     # The twins written to Xurrent are settled together afterwards (one transaction).
     finishing: list[Finished] = []
@@ -153,6 +155,7 @@ def apply_inbound(
             queued=queued[twin.pk],
             finishing=finishing,
             create_recorded=twin.pk in recorded,
+            mapped=note_maps[twin.pk],
         )
         return alone
 
@@ -192,11 +195,13 @@ def apply_twin(
     queued: list[InboundEvent] | None = None,
     finishing: list[Finished] | None = None,
     create_recorded: bool = False,
+    mapped: dict[int, str] | None = None,
 ) -> None:
     """Apply the newest queued event of a claimed twin. `queued`: its queued events,
     newest first, when read already; `finishing`: where an applied update is put for
     `finish_together` instead of being settled here and now; `create_recorded`: this
-    round recorded that it may create the twin's request (`_record_creates`)."""
+    round recorded that it may create the twin's request (`_record_creates`); `mapped`:
+    its note map as read for the batch (`note_maps_of`)."""
     if queued is None:
         queued = list(twin.inbound_events.filter(state=InboundState.QUEUED).order_by("-seq"))
     newest = queued[0] if queued else None
@@ -215,7 +220,9 @@ def apply_twin(
         if newest.action == EventAction.UNEXALATE:
             _apply_unexalate(twin, newest)
         else:
-            _apply_update(twin, newest, gateway, in_force, troubled, finishing, create_recorded)
+            _apply_update(
+                twin, newest, gateway, in_force, troubled, finishing, create_recorded, mapped
+            )
     except ScriptFailed as exc:
         _fail(twin, newest, ErrorKind.SCRIPT, str(exc.problem), problem=exc.problem)
         report.failed += 1
@@ -255,14 +262,14 @@ def _apply_update(
     troubled: bool,
     finishing: list[Finished] | None = None,
     create_recorded: bool = False,
+    mapped: dict[int, str] | None = None,
 ) -> None:
     replica = inbound.replica or {}
     local_id = twin.local_request_id
     if local_id is None and twin.create_tried and not create_recorded:
         local_id = _find_created(twin, gateway)
     state = read_request(gateway, local_id) if local_id else None
-    if state is not None:
-        _link_our_notes_they_copied(twin, replica, state)
+    linked = state is not None and _link_our_notes_they_copied(twin, replica, state)
     incoming = incoming_entity(
         rules,
         twin,
@@ -291,9 +298,12 @@ def _apply_update(
         if after.get("description") and not before.get("description") and not state.notes:
             # No note yet: the description becomes the request's first note.
             post.notes.append(gateway.add_note(local_id, after["description"], internal=False))
-    post.notes += _add_new_comments(twin, post.id, after, post.notes, gateway)
+    added, relinked = _add_new_comments(twin, post.id, after, post.notes, gateway)
+    post.notes += added
     post.read_at = answered_at(gateway)
-    baseline = _baseline_after_write(rules, twin, state, post)
+    # The note map read for the batch still holds unless this event wrote to it.
+    mapped = None if linked or added or relinked else mapped
+    baseline = _baseline_after_write(rules, twin, state, post, mapped)
     finished = Finished(twin, inbound, post, replica, baseline, troubled, written)
     if finishing is None:
         finish_together([finished])
@@ -404,9 +414,11 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.strip().encode()).hexdigest()
 
 
-def _link_our_notes_they_copied(twin: Twin, replica: dict, state: RequestState) -> None:
+def _link_our_notes_they_copied(twin: Twin, replica: dict, state: RequestState) -> bool:
     """A comment of the replica that is the other side's copy of one of our notes names
-    it (`remote_id`): remember the pair, so neither side copies it again."""
+    it (`remote_id`): remember the pair, so neither side copies it again. Returns whether
+    the map gained a pair."""
+    linked = False
     ours = {n.get("id") for n in state.notes}
     for comment in replica.get("comments") or []:
         if not isinstance(comment, dict):
@@ -425,17 +437,21 @@ def _link_our_notes_they_copied(twin: Twin, replica: dict, state: RequestState) 
                     twin=twin, local_note_id=local_id, remote_note_id=key, origin=NoteOrigin.LOCAL
                 )
         except IntegrityError:
-            pass
+            pass  # stored meanwhile by another: the map changed all the same
+        linked = True
+    return linked
 
 
 def _add_new_comments(
     twin: Twin, local_id: int, after: dict, notes: list[dict], gateway: Gateway
-) -> list[dict]:
+) -> tuple[list[dict], bool]:
     """Add the comments the incoming script added (those without a local id) as notes.
 
     Each is recorded in the note map before the call; one recorded earlier whose answer
-    was lost is looked for among the notes before it is written again.
+    was lost is looked for among the notes before it is written again. Returns the notes
+    added and whether such an earlier one was found (and linked) instead.
     """
+    relinked = False
     added: list[dict] = []
     linked: set[int] | None = None  # the twin's notes in its map, read when first needed
     for comment in after.get("comments") or []:
@@ -465,13 +481,14 @@ def _add_new_comments(
             if found is not None:
                 NoteMap.objects.filter(pk=note_map.pk).update(local_note_id=found)
                 linked.add(found)
+                relinked = True
                 continue
         note = gateway.add_note(local_id, text, internal=internal)
         NoteMap.objects.filter(pk=note_map.pk).update(local_note_id=int(note["id"]))
         if linked is not None:
             linked.add(int(note["id"]))
         added.append(note)
-    return added
+    return added, relinked
 
 
 def _linked_notes(twin: Twin) -> set[int]:
@@ -502,18 +519,23 @@ class Baseline:
 
 
 def _baseline_after_write(
-    rules: Rules, twin: Twin, before: RequestState | None, after: RequestState
+    rules: Rules,
+    twin: Twin,
+    before: RequestState | None,
+    after: RequestState,
+    mapped: dict[int, str] | None = None,
 ) -> Baseline:
     """The outgoing replica of what Xurrent answered to the write: the baseline.
 
     Fields this write did not change keep their old baseline, so a change made on this
-    side in the meantime (not sent yet) still differs from it and is sent.
+    side in the meantime (not sent yet) still differs from it and is sent. `mapped`: the
+    twin's note map as it is now, when known (else it is read).
     """
     try:
-        post = outgoing_replica(rules, twin, after)
+        post = outgoing_replica(rules, twin, after, mapped)
         if before is None or twin.baseline is None:
             return Baseline(post, unsent=False)
-        pre = outgoing_replica(rules, twin, before)
+        pre = outgoing_replica(rules, twin, before, mapped)
     except ScriptFailed as exc:
         logger.warning("The outgoing script failed on twin %s after a write: %s", twin.pk, exc)
         return Baseline(twin.baseline, unsent=True)
