@@ -31,6 +31,18 @@ def start_request(**kwargs) -> None:
     _this_request.active, _this_request.node = True, None
 
 
+def settings_read_in_this_request() -> GeneralSettings | None:
+    """The General Settings this thread's current request has read already, if any."""
+    return _this_request.node if _this_request.active else None
+
+
+def share_request_settings(node: GeneralSettings | None) -> None:
+    """Start a request in this thread that uses `node` (read by another thread for the
+    same piece of work) rather than read the settings again."""
+    start_request()
+    _this_request.node = node
+
+
 def end_request(**kwargs) -> None:
     _this_request.active, _this_request.node = False, None
 

@@ -21,6 +21,7 @@ import json
 import logging
 import operator
 import os
+import queue
 import re
 import selectors
 import signal
@@ -729,24 +730,54 @@ class PersistentSandbox:
         return _outcome(completed, seconds)
 
 
-class _Persistent:
-    """The process's long-lived sandbox, once the sync engine has asked for one (its
-    threads share it: a script takes a millisecond or two, one at a time)."""
+class SandboxPool:
+    """Several long-lived sandbox workers for a process whose threads run scripts side by
+    side: each script goes to a worker that is free (one script at a time each, as
+    PersistentSandbox runs them), so the threads do not queue behind one worker."""
 
-    sandbox: PersistentSandbox | None = None
+    def __init__(self, size: int, max_jobs: int = 2000):
+        self.workers = [PersistentSandbox(max_jobs) for _ in range(max(size, 1))]
+        # The last one freed is taken first: a worker is started only when the others are busy.
+        self._free: queue.LifoQueue[PersistentSandbox] = queue.LifoQueue()
+        for worker in self.workers:
+            self._free.put(worker)
+
+    def run(self, job: dict[str, Any]) -> Outcome:
+        worker = self._free.get()
+        try:
+            return worker.run(job)
+        finally:
+            self._free.put(worker)
+
+    def close(self) -> None:
+        for worker in self.workers:
+            worker.close()
+
+
+class _Persistent:
+    """The process's long-lived sandbox workers, once the sync engine has asked for them
+    (its threads share them: a script takes a millisecond or two)."""
+
+    sandbox: SandboxPool | None = None
     lock = threading.Lock()
 
 
 _persistent = _Persistent()
 
 
-def use_persistent_sandbox(max_jobs: int = 2000) -> PersistentSandbox:
-    """From now on this process runs scripts in one long-lived worker (the sync engine)."""
+def use_persistent_sandbox(max_jobs: int = 2000, workers: int = 1) -> SandboxPool:
+    """From now on this process runs scripts in long-lived workers (the sync engine):
+    `workers` of them, one for each thread that may run a script at the same time. A later
+    call asking for more workers than there are replaces them."""
     with _persistent.lock:
-        if _persistent.sandbox is None:
-            _persistent.sandbox = PersistentSandbox(max_jobs)
-            atexit.register(_persistent.sandbox.close)
-        return _persistent.sandbox
+        current = _persistent.sandbox
+        if current is not None and len(current.workers) >= workers:
+            return current
+        _persistent.sandbox = SandboxPool(workers, max_jobs)
+        atexit.register(_persistent.sandbox.close)
+    if current is not None:
+        current.close()  # its scripts running now finish first (each worker's lock)
+    return _persistent.sandbox
 
 
 def stop_persistent_sandbox() -> None:

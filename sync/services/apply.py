@@ -38,6 +38,7 @@ from sync.models import (
     TwinStatus,
 )
 from sync.models.claims import claim
+from sync.models.rows import update_rows
 from sync.sandbox import Problem
 from sync.services.errors import record_error, resolve_errors, twins_with_open_errors
 from sync.services.gateway import (
@@ -58,9 +59,11 @@ from sync.services.scripts import (
     Rules,
     ScriptFailed,
     incoming_entity,
+    note_maps_of,
     outgoing_replica,
     remote_key,
     rules_for,
+    rules_of,
 )
 from xurrent.services import request_digest
 
@@ -131,20 +134,55 @@ def apply_inbound(
     )
     if not twins:
         return report
-    rules: dict = {}
+    rules = rules_of(twins)
     troubled = twins_with_open_errors(twins)
+    queued = _queued_events(twins)
+    note_maps = note_maps_of(twins)
+    recorded = _record_creates(twins)
+    # The twins written to Xurrent are settled together afterwards (one transaction).
+    finishing: list[Finished] = []
 
     def one(twin: Twin) -> ApplyReport:
         alone = ApplyReport()
         # A client per thread (one call at a time each); a test's gateway is shared.
         client = gateway or get_gateway(Purpose.INCOMING)
-        apply_twin(twin, client, alone, rules=rules, troubled=twin.pk in troubled)
+        apply_twin(
+            twin,
+            client,
+            alone,
+            rules=rules,
+            troubled=twin.pk in troubled,
+            queued=queued[twin.pk],
+            finishing=finishing,
+            create_recorded=twin.pk in recorded,
+            mapped=note_maps[twin.pk],
+        )
         return alone
 
     for alone in for_each(one, twins):
         for name in ("applied", "superseded", "failed", "retrying"):
             setattr(report, name, getattr(report, name) + getattr(alone, name))
+    finish_together(finishing)
     return report
+
+
+def _record_creates(twins: list[Twin]) -> set[int]:
+    """Twins without a request will create one: that a create may have been sent is
+    recorded (committed) before any is sent, so a later try looks for the request by its
+    sourceID first; for the whole batch in one statement. Returns the twins recorded."""
+    fresh = [t.pk for t in twins if t.local_request_id is None and not t.create_tried]
+    if fresh:
+        Twin.objects.filter(pk__in=fresh).update(create_tried=True)
+    return set(fresh)
+
+
+def _queued_events(twins: list[Twin]) -> dict[int, list[InboundEvent]]:
+    """Per claimed twin, its queued events, newest first (one query for the batch)."""
+    queued: dict[int, list[InboundEvent]] = {twin.pk: [] for twin in twins}
+    events = InboundEvent.objects.filter(twin__in=twins, state=InboundState.QUEUED)
+    for event in events.order_by("twin_id", "-seq"):
+        queued[event.twin_id].append(event)
+    return queued
 
 
 def apply_twin(
@@ -154,8 +192,18 @@ def apply_twin(
     *,
     rules: dict | None = None,
     troubled: bool = True,
+    queued: list[InboundEvent] | None = None,
+    finishing: list[Finished] | None = None,
+    create_recorded: bool = False,
+    mapped: dict[int, str] | None = None,
 ) -> None:
-    queued = list(twin.inbound_events.filter(state=InboundState.QUEUED).order_by("-seq"))
+    """Apply the newest queued event of a claimed twin. `queued`: its queued events,
+    newest first, when read already; `finishing`: where an applied update is put for
+    `finish_together` instead of being settled here and now; `create_recorded`: this
+    round recorded that it may create the twin's request (`_record_creates`); `mapped`:
+    its note map as read for the batch (`note_maps_of`)."""
+    if queued is None:
+        queued = list(twin.inbound_events.filter(state=InboundState.QUEUED).order_by("-seq"))
     newest = queued[0] if queued else None
     stale = [e for e in queued if newest is None or e is not newest]
     if newest is not None and newest.seq <= twin.last_seq_applied:
@@ -172,7 +220,9 @@ def apply_twin(
         if newest.action == EventAction.UNEXALATE:
             _apply_unexalate(twin, newest)
         else:
-            _apply_update(twin, newest, gateway, in_force, troubled)
+            _apply_update(
+                twin, newest, gateway, in_force, troubled, finishing, create_recorded, mapped
+            )
     except ScriptFailed as exc:
         _fail(twin, newest, ErrorKind.SCRIPT, str(exc.problem), problem=exc.problem)
         report.failed += 1
@@ -205,15 +255,21 @@ def apply_twin(
 
 
 def _apply_update(
-    twin: Twin, inbound: InboundEvent, gateway: Gateway, rules: Rules, troubled: bool
+    twin: Twin,
+    inbound: InboundEvent,
+    gateway: Gateway,
+    rules: Rules,
+    troubled: bool,
+    finishing: list[Finished] | None = None,
+    create_recorded: bool = False,
+    mapped: dict[int, str] | None = None,
 ) -> None:
     replica = inbound.replica or {}
     local_id = twin.local_request_id
-    if local_id is None and twin.create_tried:
+    if local_id is None and twin.create_tried and not create_recorded:
         local_id = _find_created(twin, gateway)
     state = read_request(gateway, local_id) if local_id else None
-    if state is not None:
-        _link_our_notes_they_copied(twin, replica, state)
+    linked = state is not None and _link_our_notes_they_copied(twin, replica, state)
     incoming = incoming_entity(
         rules,
         twin,
@@ -233,7 +289,7 @@ def _apply_update(
     )
     if state is None:
         _check_creatable(fields)
-        post = _create(twin, after, fields, gateway)
+        post = _create(twin, after, fields, gateway, recorded=create_recorded)
         written = request_digest(post.request)
     else:
         request = gateway.update_request(local_id, fields) if fields else state.request
@@ -242,10 +298,17 @@ def _apply_update(
         if after.get("description") and not before.get("description") and not state.notes:
             # No note yet: the description becomes the request's first note.
             post.notes.append(gateway.add_note(local_id, after["description"], internal=False))
-    post.notes += _add_new_comments(twin, post.id, after, post.notes, gateway)
+    added, relinked = _add_new_comments(twin, post.id, after, post.notes, gateway)
+    post.notes += added
     post.read_at = answered_at(gateway)
-    baseline = _baseline_after_write(rules, twin, state, post)
-    _finish(twin, inbound, post, replica, baseline, troubled=troubled, written=written)
+    # The note map read for the batch still holds unless this event wrote to it.
+    mapped = None if linked or added or relinked else mapped
+    baseline = _baseline_after_write(rules, twin, state, post, mapped)
+    finished = Finished(twin, inbound, post, replica, baseline, troubled, written)
+    if finishing is None:
+        finish_together([finished])
+    else:
+        finishing.append(finished)  # list.append is atomic: the threads share the list
 
 
 def _record_conflict(twin: Twin, fields: list[str], kept: str) -> None:
@@ -267,17 +330,21 @@ def _find_created(twin: Twin, gateway: Gateway) -> int | None:
     return local_id
 
 
-def _create(twin: Twin, after: dict, fields: dict, gateway: Gateway) -> RequestState:
+def _create(
+    twin: Twin, after: dict, fields: dict, gateway: Gateway, *, recorded: bool = False
+) -> RequestState:
+    """Create the twin's request. That a create may have been sent is committed first
+    (`recorded`: done for the batch already), so a later try of a create whose answer was
+    lost finds the request by its sourceID rather than make a second one; the twin is
+    linked to it with the rest of its new state (`finish_together`)."""
     fields = {**fields, "sourceID": str(twin.twin_id)}
     if after.get("description"):
         fields["note"] = after["description"]
-    if not twin.create_tried:
+    if not twin.create_tried and not recorded:
         Twin.objects.filter(pk=twin.pk).update(create_tried=True)
-        twin.create_tried = True
+    twin.create_tried = True
     created = gateway.create_request(fields)
     local_id = int(created["id"])
-    # Linked at once, so nothing can make a second request for this twin.
-    Twin.objects.filter(pk=twin.pk).update(local_request_id=local_id)
     twin.local_request_id = local_id
     notes = list(gateway.list_notes(local_id)) if after.get("description") else []
     return RequestState(created, notes)
@@ -347,9 +414,11 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.strip().encode()).hexdigest()
 
 
-def _link_our_notes_they_copied(twin: Twin, replica: dict, state: RequestState) -> None:
+def _link_our_notes_they_copied(twin: Twin, replica: dict, state: RequestState) -> bool:
     """A comment of the replica that is the other side's copy of one of our notes names
-    it (`remote_id`): remember the pair, so neither side copies it again."""
+    it (`remote_id`): remember the pair, so neither side copies it again. Returns whether
+    the map gained a pair."""
+    linked = False
     ours = {n.get("id") for n in state.notes}
     for comment in replica.get("comments") or []:
         if not isinstance(comment, dict):
@@ -368,23 +437,23 @@ def _link_our_notes_they_copied(twin: Twin, replica: dict, state: RequestState) 
                     twin=twin, local_note_id=local_id, remote_note_id=key, origin=NoteOrigin.LOCAL
                 )
         except IntegrityError:
-            pass
+            pass  # stored meanwhile by another: the map changed all the same
+        linked = True
+    return linked
 
 
 def _add_new_comments(
     twin: Twin, local_id: int, after: dict, notes: list[dict], gateway: Gateway
-) -> list[dict]:
+) -> tuple[list[dict], bool]:
     """Add the comments the incoming script added (those without a local id) as notes.
 
     Each is recorded in the note map before the call; one recorded earlier whose answer
-    was lost is looked for among the notes before it is written again.
+    was lost is looked for among the notes before it is written again. Returns the notes
+    added and whether such an earlier one was found (and linked) instead.
     """
+    relinked = False
     added: list[dict] = []
-    linked = set(
-        NoteMap.objects.filter(twin=twin, local_note_id__isnull=False).values_list(
-            "local_note_id", flat=True
-        )
-    )
+    linked: set[int] | None = None  # the twin's notes in its map, read when first needed
     for comment in after.get("comments") or []:
         if not isinstance(comment, dict) or comment.get("id") is not None:
             continue  # a note this side has already (edits are not sent: notes only grow)
@@ -406,16 +475,28 @@ def _add_new_comments(
                 text_digest=_digest(text),
             )
         else:
+            if linked is None:
+                linked = _linked_notes(twin)
             found = _written_before(note_map, notes + added, linked)
             if found is not None:
                 NoteMap.objects.filter(pk=note_map.pk).update(local_note_id=found)
                 linked.add(found)
+                relinked = True
                 continue
         note = gateway.add_note(local_id, text, internal=internal)
         NoteMap.objects.filter(pk=note_map.pk).update(local_note_id=int(note["id"]))
-        linked.add(int(note["id"]))
+        if linked is not None:
+            linked.add(int(note["id"]))
         added.append(note)
-    return added
+    return added, relinked
+
+
+def _linked_notes(twin: Twin) -> set[int]:
+    return set(
+        NoteMap.objects.filter(twin=twin, local_note_id__isnull=False).values_list(
+            "local_note_id", flat=True
+        )
+    )
 
 
 def _written_before(note_map: NoteMap, notes: list[dict], linked: set[int]) -> int | None:
@@ -438,18 +519,23 @@ class Baseline:
 
 
 def _baseline_after_write(
-    rules: Rules, twin: Twin, before: RequestState | None, after: RequestState
+    rules: Rules,
+    twin: Twin,
+    before: RequestState | None,
+    after: RequestState,
+    mapped: dict[int, str] | None = None,
 ) -> Baseline:
     """The outgoing replica of what Xurrent answered to the write: the baseline.
 
     Fields this write did not change keep their old baseline, so a change made on this
-    side in the meantime (not sent yet) still differs from it and is sent.
+    side in the meantime (not sent yet) still differs from it and is sent. `mapped`: the
+    twin's note map as it is now, when known (else it is read).
     """
     try:
-        post = outgoing_replica(rules, twin, after)
+        post = outgoing_replica(rules, twin, after, mapped)
         if before is None or twin.baseline is None:
             return Baseline(post, unsent=False)
-        pre = outgoing_replica(rules, twin, before)
+        pre = outgoing_replica(rules, twin, before, mapped)
     except ScriptFailed as exc:
         logger.warning("The outgoing script failed on twin %s after a write: %s", twin.pk, exc)
         return Baseline(twin.baseline, unsent=True)
@@ -476,45 +562,96 @@ def merge_baseline(old: dict, pre: dict, post: dict) -> dict:
 # --- settling ----------------------------------------------------------------------------------
 
 
-def _finish(
-    twin: Twin,
-    inbound: InboundEvent,
-    post: RequestState,
-    replica: dict,
-    baseline: Baseline,
-    *,
-    troubled: bool = True,
-    written: str = "",
-) -> None:
-    """The event is applied: the twin's new state, the event's result and its ack, in one
-    transaction. The request as written counts as read: the webhook and the poll that
-    report this very write find nothing new (`written`: the digest of the request as
-    Xurrent answered the write; their content shows it was this write)."""
+@dataclass
+class Finished:
+    """An event written to Xurrent, waiting to be settled (`finish_together`): its twin,
+    the request as Xurrent answered the write, the replica applied, the new baseline,
+    whether the twin may have open errors and the digest of what was written."""
+
+    twin: Twin
+    inbound: InboundEvent
+    post: RequestState
+    replica: dict
+    baseline: Baseline
+    troubled: bool = True
+    written: str = ""
+
+
+def finish_together(batch: list[Finished]) -> None:
+    """The events are applied: each twin's new state, each event's result and its ack,
+    in one transaction for the batch (the twins locked in the order of their ids, as
+    every batch locks them). The request as written counts as read: the webhook and the
+    poll that report this very write find nothing new (`written`: the digest of the
+    request as Xurrent answered the write; their content shows it was this write)."""
+    if not batch:
+        return
     now = timezone.now()
-    local_id = post.id
+    pks = [finished.twin.pk for finished in batch]
     with transaction.atomic():
-        locked = Twin.objects.select_for_update().get(pk=twin.pk)
-        Twin.objects.filter(pk=twin.pk).update(
-            local_request_id=local_id,
-            status=TwinStatus.OPEN if locked.status == TwinStatus.CREATING else locked.status,
-            received=replica,
-            baseline=baseline.replica,
-            last_seq_applied=max(locked.last_seq_applied, inbound.seq),
-            synced_at=now,
-            attempts=0,
-            next_try_at=None,
-            lease_until=None,
-            lease_token=None,
-            source_updated_at=post.updated_at,
-            source_read_at=post.read_at,
-            written_digest=written,
-        )
-        if baseline.unsent:
-            Twin.objects.filter(pk=twin.pk).mark_dirty()
-        _settle([inbound], InboundState.APPLIED, request_id=local_id)
-        if troubled:
-            resolve_errors(twin=twin, place=ErrorPlace.APPLY)
+        locked = {
+            twin.pk: twin
+            for twin in Twin.objects.select_for_update().filter(pk__in=pks).order_by("pk")
+        }
+        for finished in batch:
+            _finish_twin(locked[finished.twin.pk], finished, now)
+        update_rows([locked[pk] for pk in sorted(locked)], FINISHED_FIELDS)
+        unsent = [finished.twin.pk for finished in batch if finished.baseline.unsent]
+        if unsent:
+            Twin.objects.filter(pk__in=unsent).mark_dirty()
+        _settle_applied(batch, now)
+        for finished in batch:
+            if finished.troubled:
+                resolve_errors(twin=finished.twin, place=ErrorPlace.APPLY)
         wake_workers()
+
+
+FINISHED_FIELDS = [
+    "local_request_id",
+    "status",
+    "received",
+    "baseline",
+    "last_seq_applied",
+    "synced_at",
+    "source_updated_at",
+    "source_read_at",
+    "written_digest",
+    "attempts",
+    "next_try_at",
+    "lease_until",
+    "lease_token",
+]
+
+
+def _finish_twin(twin: Twin, finished: Finished, now) -> None:
+    """The locked twin's new state after `finished` (written by the caller)."""
+    twin.local_request_id = finished.post.id
+    if twin.status == TwinStatus.CREATING:
+        twin.status = TwinStatus.OPEN
+    twin.received = finished.replica
+    twin.baseline = finished.baseline.replica
+    twin.last_seq_applied = max(twin.last_seq_applied, finished.inbound.seq)
+    twin.synced_at = now
+    twin.source_updated_at = finished.post.updated_at
+    twin.source_read_at = finished.post.read_at
+    twin.written_digest = finished.written
+    twin.attempts, twin.next_try_at, twin.lease_until, twin.lease_token = 0, None, None, None
+
+
+def _settle_applied(batch: list[Finished], now) -> None:
+    """The applied events' results, each with its request id, waiting for their acks."""
+    events = []
+    for finished in batch:
+        event = finished.inbound
+        event.state = InboundState.APPLIED
+        event.request_id = str(finished.post.id or "")
+        event.error = ""
+        event.finished_at = now
+        event.ack_pending = True
+        event.ack_next_try_at = now
+        events.append(event)
+    update_rows(
+        events, ["state", "request_id", "error", "finished_at", "ack_pending", "ack_next_try_at"]
+    )
 
 
 def _apply_unexalate(twin: Twin, inbound: InboundEvent) -> None:

@@ -53,13 +53,20 @@ def next_pull_cursor(connection: Connection) -> int | None:
     The feed's row stays locked until the transaction ends, so the cursors commit in
     their order: a peer that read up to N never finds a cursor below N later.
     """
-    if not peer_pulls(connection):
-        return None
+    cursors = next_pull_cursors(connection, 1)
+    return cursors[0] if cursors else None
+
+
+def next_pull_cursors(connection: Connection, count: int) -> list[int]:
+    """`count` places in a row in the connection's feed (`next_pull_cursor` for a batch
+    of events stored in one transaction), in order; none when the peer is called."""
+    if not peer_pulls(connection) or count < 1:
+        return []
     PullFeed.objects.get_or_create(connection_id=connection.pk)
     feed = PullFeed.objects.select_for_update().get(connection_id=connection.pk)
-    feed.last_cursor += 1
-    PullFeed.objects.filter(pk=feed.pk).update(last_cursor=feed.last_cursor)
-    return feed.last_cursor
+    first = feed.last_cursor + 1
+    PullFeed.objects.filter(pk=feed.pk).update(last_cursor=feed.last_cursor + count)
+    return list(range(first, first + count))
 
 
 def parse_after(value: Any) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.db.models import Case, F, IntegerField, Value, When
 from django.utils import timezone
 
@@ -27,8 +27,9 @@ from sync.models import (
     TwinStatus,
 )
 from sync.models.claims import claim
+from sync.models.rows import update_rows
 from sync.services.errors import record_error, resolve_errors, twins_with_open_errors
-from sync.services.feed import next_pull_cursor
+from sync.services.feed import next_pull_cursors
 from sync.services.gateway import (
     BudgetWait,
     Gateway,
@@ -39,7 +40,13 @@ from sync.services.gateway import (
     read_request,
 )
 from sync.services.parallel import for_each
-from sync.services.scripts import ScriptFailed, outgoing_replica, rules_for
+from sync.services.scripts import (
+    ScriptFailed,
+    note_maps_of,
+    outgoing_replica,
+    rules_for,
+    rules_of,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -76,16 +83,27 @@ def produce_changes(
     )
     if not twins:
         return report
-    rules: dict = {}
+    rules = rules_of(twins)
     troubled = twins_with_open_errors(twins)
+    note_maps = note_maps_of(twins)
 
-    def one(twin: Twin) -> str:
+    def one(twin: Twin) -> str | Produced:
         # A client per thread (one call at a time each); a test's gateway is shared.
         client = gateway or get_gateway(purpose_of(twin))
-        return produce_twin(twin, client, rules=rules, troubled=twin.pk in troubled)
+        return read_twin(twin, client, rules=rules, mapped=note_maps.get(twin.pk))
 
+    read = []
     for outcome in for_each(one, twins):
-        setattr(report, outcome, getattr(report, outcome) + 1)
+        if isinstance(outcome, Produced):
+            read.append(outcome)
+        else:
+            setattr(report, outcome, getattr(report, outcome) + 1)
+    # The replicas are stored together: one transaction for the batch, not one each.
+    for produced, event in zip(read, store_replicas(read), strict=True):
+        if produced.twin.pk in troubled:
+            resolve_errors(twin=produced.twin, place=ErrorPlace.PRODUCE)
+        report.events += event is not None
+        report.unchanged += event is None
     return report
 
 
@@ -105,16 +123,42 @@ def purpose_of(twin: Twin) -> Purpose:
     return Purpose.OUTGOING
 
 
+@dataclass
+class Produced:
+    """A claimed twin's request as read, and its replica: what `store_replicas` stores."""
+
+    twin: Twin
+    replica: dict
+    seen_dirty_count: int | None
+    source: RequestState | None = None
+
+
 def produce_twin(
     twin: Twin, gateway: Gateway, *, rules: dict | None = None, troubled: bool = True
 ) -> str:
     """One claimed twin: "events" (an event was queued), "unchanged" or "failed".
     `troubled`: the twin may have open errors to resolve once this works."""
+    produced = read_twin(twin, gateway, rules=rules)
+    if not isinstance(produced, Produced):
+        return produced
+    made = queue_replica(
+        twin, produced.replica, seen_dirty_count=produced.seen_dirty_count, source=produced.source
+    )
+    if troubled:
+        resolve_errors(twin=twin, place=ErrorPlace.PRODUCE)
+    return "events" if made else "unchanged"
+
+
+def read_twin(
+    twin: Twin, gateway: Gateway, *, rules: dict | None = None, mapped: dict | None = None
+) -> Produced | str:
+    """A claimed twin's request read and turned into its replica (not stored yet); or
+    "waiting" or "failed" (recorded, the twin released). `mapped`: its note map."""
     seen = twin.dirty_count
     connection = twin.connection
     try:
         state = read_request(gateway, twin.local_request_id)
-        replica = outgoing_replica(rules_for(connection, rules), twin, state)
+        replica = outgoing_replica(rules_for(connection, rules), twin, state, mapped)
     except BudgetWait as wait:
         _wait_for_budget(twin, wait)
         return "waiting"
@@ -134,10 +178,7 @@ def produce_twin(
             blocking=True,
         )
         return "failed"
-    made = queue_replica(twin, replica, seen_dirty_count=seen, source=state)
-    if troubled:
-        resolve_errors(twin=twin, place=ErrorPlace.PRODUCE)
-    return "events" if made else "unchanged"
+    return Produced(twin, replica, seen, state)
 
 
 def queue_replica(
@@ -150,50 +191,115 @@ def queue_replica(
     """Store an event for `replica` unless it equals the baseline, in the same
     transaction as the twin's new state; release the twin. The twin stays dirty when it
     was marked again while its request was being read."""
-    with transaction.atomic():
-        locked = Twin.objects.select_for_update().get(pk=twin.pk)
-        event = None
-        if locked.status == TwinStatus.OPEN and replica != locked.baseline:
-            locked.last_seq_sent += 1
-            if locked.last_seq_sent > 1:  # a twin's first event has none before it
-                # Only the newest state matters: unsent older ones go (each carries it all).
-                locked.events.filter(state=EventState.QUEUED).update(
-                    state=EventState.SUPERSEDED,
-                    finished_at=timezone.now(),
-                    last_error="A newer state of the request was queued.",
-                )
-            event = SyncEvent.objects.create(
-                connection_id=locked.connection_id,
-                twin=locked,
-                seq=locked.last_seq_sent,
-                replica=replica,
-                previous=locked.baseline,
-                pull_cursor=next_pull_cursor(twin.connection),
-            )
-            locked.baseline = replica
-            wake_workers()
-        still_dirty = seen_dirty_count is not None and locked.dirty_count != seen_dirty_count
-        seen = {}
-        if source is not None:
-            # Read again: a later webhook showing the content of this side's last write
-            # must be read back too (the request may have been changed back to it).
-            seen = {
-                "source_updated_at": source.updated_at,
-                "source_read_at": source.read_at,
-                "written_digest": "",
-            }
-        Twin.objects.filter(pk=locked.pk).update(
-            baseline=locked.baseline,
-            last_seq_sent=locked.last_seq_sent,
-            dirty=still_dirty,
-            dirty_at=locked.dirty_at if still_dirty else None,
-            **seen,
-            attempts=0,
-            next_try_at=None,
-            lease_until=None,
-            lease_token=None,
-        )
+    (event,) = store_replicas([Produced(twin, replica, seen_dirty_count, source)])
     return event
+
+
+def store_replicas(batch: list[Produced]) -> list[SyncEvent | None]:
+    """`queue_replica` for a batch of claimed twins (each at most once), in one
+    transaction and a few statements: the twins are locked together (in the order of
+    their ids, as every batch locks them), their events stored and their new state
+    written. Returns each one's event, or None when its replica equals the baseline.
+    A deadlock with another transaction locking twins in another order sends the batch
+    one twin at a time instead."""
+    if not batch:
+        return []
+    try:
+        with transaction.atomic():
+            return _store_together(batch)
+    except OperationalError as exc:
+        if len(batch) == 1 or getattr(exc.__cause__, "sqlstate", None) != DEADLOCK:
+            raise
+        logger.info("A batch of replicas met a deadlock; storing them one by one")
+        return [event for one in batch for event in store_replicas([one])]
+
+
+DEADLOCK = "40P01"  # PostgreSQL's deadlock_detected
+
+
+def _store_together(batch: list[Produced]) -> list[SyncEvent | None]:
+    pks = [produced.twin.pk for produced in batch]
+    locked = {
+        twin.pk: twin for twin in Twin.objects.select_for_update().filter(pk__in=pks).order_by("pk")
+    }
+    now = timezone.now()
+    events: list[SyncEvent | None] = []
+    again: list[int] = []  # twins with an earlier event that may still be unsent
+    for produced in batch:
+        twin = locked[produced.twin.pk]
+        event = None
+        if twin.status == TwinStatus.OPEN and produced.replica != twin.baseline:
+            twin.last_seq_sent += 1
+            if twin.last_seq_sent > 1:  # a twin's first event has none before it
+                again.append(twin.pk)
+            event = SyncEvent(
+                connection_id=twin.connection_id,
+                twin=twin,
+                seq=twin.last_seq_sent,
+                replica=produced.replica,
+                previous=twin.baseline,
+            )
+            twin.baseline = produced.replica
+        events.append(event)
+        _release_produced(twin, produced)
+    if again:
+        # Only the newest state matters: unsent older ones go (each carries it all).
+        SyncEvent.objects.filter(twin_id__in=again, state=EventState.QUEUED).update(
+            state=EventState.SUPERSEDED,
+            finished_at=now,
+            last_error="A newer state of the request was queued.",
+        )
+    new = [event for event in events if event is not None]
+    if new:
+        _number_for_pull(new, {p.twin.pk: p.twin.connection for p in batch})
+        SyncEvent.objects.bulk_create(new)
+        wake_workers()
+    for twin in locked.values():
+        twin.attempts, twin.next_try_at, twin.lease_until, twin.lease_token = 0, None, None, None
+    update_rows([locked[pk] for pk in sorted(pks)], PRODUCED_FIELDS)
+    return events
+
+
+PRODUCED_FIELDS = [
+    "baseline",
+    "last_seq_sent",
+    "dirty",
+    "dirty_at",
+    "source_updated_at",
+    "source_read_at",
+    "written_digest",
+    "attempts",
+    "next_try_at",
+    "lease_until",
+    "lease_token",
+]
+
+
+def _release_produced(twin: Twin, produced: Produced) -> None:
+    """The locked twin's new state (written by the caller): dirty still when it was marked
+    again while its request was being read; read as of `produced.source`."""
+    seen = produced.seen_dirty_count
+    still_dirty = seen is not None and twin.dirty_count != seen
+    twin.dirty = still_dirty
+    twin.dirty_at = twin.dirty_at if still_dirty else None
+    if produced.source is not None:
+        # Read again: a later webhook showing the content of this side's last write
+        # must be read back too (the request may have been changed back to it).
+        twin.source_updated_at = produced.source.updated_at
+        twin.source_read_at = produced.source.read_at
+        twin.written_digest = ""
+
+
+def _number_for_pull(events: list[SyncEvent], connections: dict) -> None:
+    """Each event's place in its connection's pull feed (a peer that pulls), in order."""
+    by_connection: dict = {}
+    for event in events:
+        by_connection.setdefault(event.connection_id, []).append(event)
+    for group in by_connection.values():
+        connection = connections[group[0].twin_id]
+        # No cursors when the peer is called (it has no feed): the events keep none.
+        for event, cursor in zip(group, next_pull_cursors(connection, len(group)), strict=False):
+            event.pull_cursor = cursor
 
 
 def _failed_to_read(twin: Twin, exc: GatewayError) -> None:

@@ -394,13 +394,9 @@ def start_matching_twins(
             page = first_page(
                 gateway, {**filters, "id": ",".join(str(i) for i in chunk)}, per_page=IDS_PER_CALL
             )
-            for request in page.items:
-                if twin_named_by(connection, request.get("sourceID")) is not None:
-                    continue
-                if held_by_the_other_side(connection, int(request["id"])):
-                    continue
-                _, created = start_twin(connection, int(request["id"]))
-                started += created
+            # A few statements for the page, not a few per request (a poll after many
+            # changes, bulk exalate's requests among them, lists hundreds).
+            started += start_twins(connection, _not_synced_yet(connection, page.items))
     return started
 
 

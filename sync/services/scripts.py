@@ -37,6 +37,15 @@ def rules_for(connection: Connection, cache: dict | None = None) -> Rules:
     return rules
 
 
+def rules_of(twins: list[Twin]) -> dict:
+    """The cache `rules_for` takes, filled for these twins' connections: read before a
+    batch's threads start, not by each thread that finds it empty."""
+    cache: dict = {}
+    for twin in twins:
+        rules_for(twin.connection, cache)
+    return cache
+
+
 class ScriptFailed(Exception):
     """A sync rule script failed on a real request; `problem` says where and why."""
 
@@ -59,15 +68,19 @@ def remote_value(key: str) -> Any:
         return key
 
 
-def notes_with_remote_ids(twin: Twin | None, notes: list[dict]) -> list[dict]:
-    """The notes, each copy of (or copied to) the other side marked with its id there."""
-    if twin is None or twin.pk is None:
+def notes_with_remote_ids(
+    twin: Twin | None, notes: list[dict], mapped: dict[int, str] | None = None
+) -> list[dict]:
+    """The notes, each copy of (or copied to) the other side marked with its id there.
+    `mapped`: the twin's note map (local id → remote id) when the caller read it already."""
+    if twin is None or twin.pk is None or not notes:
         return notes
-    mapped = dict(
-        NoteMap.objects.filter(twin=twin, local_note_id__isnull=False).values_list(
-            "local_note_id", "remote_note_id"
+    if mapped is None:
+        mapped = dict(
+            NoteMap.objects.filter(twin=twin, local_note_id__isnull=False).values_list(
+                "local_note_id", "remote_note_id"
+            )
         )
-    )
     marked = []
     for note in notes:
         key = mapped.get(note.get("id")) if isinstance(note.get("id"), int) else None
@@ -75,13 +88,30 @@ def notes_with_remote_ids(twin: Twin | None, notes: list[dict]) -> list[dict]:
     return marked
 
 
-def request_for_scripts(twin: Twin | None, state: RequestState) -> dict[str, Any]:
-    return {**state.request, "notes": notes_with_remote_ids(twin, state.notes)}
+def request_for_scripts(
+    twin: Twin | None, state: RequestState, mapped: dict[int, str] | None = None
+) -> dict[str, Any]:
+    return {**state.request, "notes": notes_with_remote_ids(twin, state.notes, mapped)}
 
 
-def outgoing_replica(rules: Rules, twin: Twin | None, state: RequestState) -> dict[str, Any]:
-    """The replica of a local request; ScriptFailed when the outgoing script fails."""
-    outcome = run_outgoing(rules.outgoing, request_for_scripts(twin, state))
+def note_maps_of(twins: list[Twin]) -> dict[int, dict[int, str]]:
+    """The note maps of these twins (per twin: local note id → remote id), in one query:
+    what `notes_with_remote_ids` reads for each."""
+    maps: dict[int, dict[int, str]] = {twin.pk: {} for twin in twins}
+    rows = NoteMap.objects.filter(twin__in=twins, local_note_id__isnull=False).values_list(
+        "twin_id", "local_note_id", "remote_note_id"
+    )
+    for twin_pk, local_id, remote_id in rows:
+        maps[twin_pk][local_id] = remote_id
+    return maps
+
+
+def outgoing_replica(
+    rules: Rules, twin: Twin | None, state: RequestState, mapped: dict[int, str] | None = None
+) -> dict[str, Any]:
+    """The replica of a local request; ScriptFailed when the outgoing script fails.
+    `mapped`: the twin's note map, when read already (`note_maps_of`)."""
+    outcome = run_outgoing(rules.outgoing, request_for_scripts(twin, state, mapped))
     return _result(outcome, "outgoing")
 
 

@@ -21,6 +21,7 @@ from sync.sandbox import use_persistent_sandbox
 from sync.services.apply import apply_inbound
 from sync.services.errors import record_error, resolve_errors
 from sync.services.gateway import GatewayError, NotConfigured, Purpose, gateway_ready, get_gateway
+from sync.services.parallel import beside
 from sync.services.produce import produce_changes
 from sync.services.pull import pull_round
 from sync.services.scope import consume_webhook_hints, poll_xurrent, run_waiting_bulk_exalates
@@ -51,7 +52,8 @@ class RoundReport:
 def run_sync_round(*, batch_size: int = 20, poll_every: float | None = None) -> RoundReport:
     """One round of the sync queue. Scripts run in a long-lived sandbox worker; the
     General Settings are read once for the round."""
-    use_persistent_sandbox()
+    # A sandbox worker for each thread that may run a script (SYNC_THREADS of them).
+    use_persistent_sandbox(workers=settings.SYNC_THREADS)
     start_request()
     try:
         return _round(batch_size, poll_every)
@@ -71,17 +73,23 @@ def _round(batch_size: int, poll_every: float | None) -> RoundReport:
         report.polled = _step(report, "poll", lambda: _poll(every, gateway)) or 0
         bulk = get_gateway(Purpose.BULK)
         report.bulk = _step(report, "bulk", lambda: run_waiting_bulk_exalates(gateway=bulk)) or 0
+    # The events produced so far go out while the next ones are produced, and the results
+    # applied so far while the next ones are applied: the other node's answers are waited
+    # for beside the work on this side. Each claims its rows as a second worker would.
+    sending = beside(lambda: _step(report, "send", lambda: send_events(limit=batch_size)))
+    if ready:
         # Each thread makes its own client for producing and applying.
         produced = _step(report, "produce", lambda: produce_changes(limit=batch_size))
         report.produced = produced.attempted if produced else 0
-    sent = _step(report, "send", lambda: send_events(limit=batch_size))
+    sent = sending.result()
     report.sent = sent.attempted if sent else 0
     # A private node pulls what waits for it; at once when it just sent something.
     report.pulled = _step(report, "pull", lambda: pull_round(sent=bool(sent and sent.sent))) or 0
+    acking = beside(lambda: _step(report, "acks", lambda: send_acks(limit=batch_size * 2)))
     if ready:
         applied = _step(report, "apply", lambda: apply_inbound(limit=batch_size))
         report.applied = applied.attempted + applied.superseded if applied else 0
-    report.acks = _step(report, "acks", lambda: send_acks(limit=batch_size * 2)) or 0
+    report.acks = acking.result() or 0
     return report
 
 

@@ -14,7 +14,7 @@ from sync.models import (
     TwinStatus,
 )
 from sync.models.claims import claim
-from sync.services.produce import queue_replica
+from sync.services.produce import Produced, queue_replica, store_replicas
 from sync.services.receive import receive_event
 from tests.connections.peers import make_paired
 
@@ -118,6 +118,37 @@ def test_a_twin_marked_again_while_its_request_was_read_stays_dirty(connection):
     queue_replica(twin, {"a": 1}, seen_dirty_count=0)
     twin.refresh_from_db()
     assert twin.dirty is True
+
+
+def test_a_batch_of_replicas_is_stored_as_each_would_be_alone(connection):
+    same = Twin.objects.create(
+        connection=connection, origin=TwinOrigin.LOCAL, local_request_id=1, baseline={"a": 1}
+    )
+    sent_before = Twin.objects.create(
+        connection=connection, origin=TwinOrigin.LOCAL, local_request_id=2, dirty=True
+    )
+    older = queue_replica(sent_before, {"b": 1}, seen_dirty_count=None)
+    fresh = Twin.objects.create(
+        connection=connection, origin=TwinOrigin.LOCAL, local_request_id=3, dirty=True
+    )
+    Twin.objects.filter(pk=fresh.pk).mark_dirty()  # marked again while it was read
+    events = store_replicas(
+        [
+            Produced(same, {"a": 1}, 0),
+            Produced(sent_before, {"b": 2}, None),
+            Produced(Twin.objects.get(pk=fresh.pk), {"c": 1}, 0),  # read before the mark
+        ]
+    )
+    assert events[0] is None
+    assert (events[1].seq, events[1].previous) == (2, {"b": 1})
+    assert (events[2].seq, events[2].previous) == (1, None)
+    older.refresh_from_db()
+    assert older.state == EventState.SUPERSEDED
+    twins = {t.local_request_id: t for t in Twin.objects.all()}
+    assert [twins[i].baseline for i in (1, 2, 3)] == [{"a": 1}, {"b": 2}, {"c": 1}]
+    assert [twins[i].last_seq_sent for i in (1, 2, 3)] == [0, 2, 1]
+    assert twins[3].dirty is True  # its request changed again: read once more
+    assert not any(t.lease_token for t in twins.values())
 
 
 def body(twin_id, seq, event=None):

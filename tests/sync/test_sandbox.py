@@ -416,3 +416,21 @@ def test_merging_something_that_is_not_a_list_of_objects_fails_with_its_line():
     problem = only_problem(outcome)
     assert problem.line == 1
     assert "list of objects" in problem.message
+
+
+def test_a_sandbox_pool_runs_scripts_of_several_threads_side_by_side():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sync.sandbox import SandboxPool
+
+    pool = SandboxPool(2)
+    slow = "n = 0\nfor i in range(200000):\n    n = n + 1\nreplica.summary = entity.summary"
+    job = {"direction": "outgoing", "source": slow, "entity": {"summary": "Printer"}}
+    try:
+        with ThreadPoolExecutor(2) as threads:
+            outcomes = list(threads.map(lambda _: pool.run(job), range(4)))
+        # Each script got its answer, and both workers took some (neither queued behind one).
+        assert [o.result["summary"] for o in outcomes] == ["Printer"] * 4
+        assert all(worker._jobs for worker in pool.workers)
+    finally:
+        pool.close()
