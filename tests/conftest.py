@@ -97,5 +97,7 @@ def no_sandbox_left_running():
     must not leave that process to the tests after it."""
     yield
     from sync.sandbox import stop_persistent_sandbox
+    from sync.services.parallel import stop_threads
 
     stop_persistent_sandbox()
+    stop_threads()  # nor threads holding database connections

@@ -50,7 +50,9 @@ def beside(func: Callable[[], R]) -> Future | Later:
     """Start `func()` in a thread of its own; `.result()` gives what it returned. A step of
     the round that waits for another node goes on while this thread does another step.
     With SYNC_THREADS at 1 it runs when its result is asked for, after that other step."""
-    if settings.SYNC_THREADS <= 1:
+    if settings.SYNC_THREADS <= 1 or db.connection.vendor == "sqlite":
+        # SQLite takes one writer at a time: the other thread would only wait for this
+        # one's lock (and on an in-memory database fail at once: "table is locked").
         return Later(func)
     global _side
     with _lock:
@@ -100,3 +102,26 @@ def _executor(size: int) -> ThreadPoolExecutor:
             _pool = ThreadPoolExecutor(size, thread_name_prefix="sync-twin")
             _pool_size = size
         return _pool
+
+
+def stop_threads() -> None:
+    """End this process's sync threads, each closing its database connection first (kept
+    open between items otherwise): for the tests, so that no connection outlives its
+    test database."""
+    global _pool, _pool_size, _side
+    with _lock:
+        running = [(pool, size) for pool, size in ((_pool, _pool_size), (_side, 1)) if pool]
+        _pool, _pool_size, _side = None, 0, None
+    for pool, size in running:
+        # One task for each thread: a task waits at the barrier until every thread has one.
+        barrier = threading.Barrier(size)
+
+        def close(barrier: threading.Barrier = barrier) -> None:
+            try:
+                barrier.wait(timeout=5)
+            finally:
+                db.connections.close_all()
+
+        for _ in range(size):
+            pool.submit(close)
+        pool.shutdown(wait=True)
