@@ -453,16 +453,7 @@ class _Results:
                 resolved_at=self.now, resolution="Applied on the other side."
             )
         for event, result in self.failed:
-            record_error(
-                connection=event.connection,
-                twin=event.twin,
-                event_uuid=event.uuid,
-                place=ErrorPlace.REMOTE,
-                kind=ErrorKind.PEER,
-                message=result.get("error") or "The other side could not apply this change.",
-                line=result.get("line"),
-                remote=True,
-            )
+            show_remote_failure(event, result)
 
 
 def _event_of(item: Any) -> str:
@@ -525,17 +516,23 @@ def record_result(event: SyncEvent, result: dict) -> str:
                 resolved_at=now, resolution="Applied on the other side."
             )
     if state == EventState.FAILED:
-        record_error(
-            connection=event.connection,
-            twin=event.twin,
-            event_uuid=event.uuid,
-            place=ErrorPlace.REMOTE,
-            kind=ErrorKind.PEER,
-            message=result.get("error") or "The other side could not apply this change.",
-            line=result.get("line"),
-            remote=True,
-        )
+        show_remote_failure(event, result)
     return state
+
+
+def show_remote_failure(event: SyncEvent, result: dict) -> None:
+    """The other side could not apply `event`: its error, shown here read-only (it is
+    fixed and retried there)."""
+    record_error(
+        connection=event.connection,
+        twin=event.twin,
+        event_uuid=event.uuid,
+        place=ErrorPlace.REMOTE,
+        kind=ErrorKind.PEER,
+        message=result.get("error") or "The other side could not apply this change.",
+        line=result.get("line"),
+        remote=True,
+    )
 
 
 def _settle(event: SyncEvent, state: str, *, error: str = "", **times) -> None:
