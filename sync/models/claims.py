@@ -9,6 +9,11 @@ from django.db import connections, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+# A lease covers the work on this many rows of one claim; a claim of more gets as many
+# leases end to end (the rows of a claim are worked on a few at a time, one after another:
+# each keeps the same time before another worker may take it over).
+LEASE_COVERS = 20
+
 
 def claim(
     rows: QuerySet,
@@ -25,7 +30,8 @@ def claim(
     workers on several servers each get different rows without waiting for each other;
     on SQLite (one worker) the write transaction keeps claims apart. The lock lasts only
     for this short transaction: the claim itself is a lease (`lease_until`, `lease_token`),
-    so a worker that dies mid-work frees its rows when the lease ends. `changes` are
+    so a worker that dies mid-work frees its rows when the lease ends (`lease` for each
+    LEASE_COVERS rows claimed). `changes` are
     written together with the lease (e.g. a new state); `related` are loaded with the
     claimed rows (select_related).
     """
@@ -39,8 +45,9 @@ def claim(
         ids = list(candidates.values_list("pk", flat=True)[:limit])
         if not ids:
             return []
+        leases = -(-len(ids) // LEASE_COVERS)
         model.objects.filter(pk__in=ids).update(
-            lease_until=now + lease, lease_token=token, **changes
+            lease_until=now + lease * leases, lease_token=token, **changes
         )
     claimed = model.objects.filter(pk__in=ids, lease_token=token)
     if related:

@@ -59,6 +59,21 @@ def test_a_claimed_event_is_not_claimed_again_until_its_lease_ends(connection):
     assert [e.pk for e in take()] == [events[0].pk]
 
 
+def test_a_larger_claim_holds_its_rows_longer_so_each_keeps_the_same_time(connection):
+    from sync.models.claims import LEASE_COVERS
+
+    for _ in range(LEASE_COVERS + 1):
+        twin_with_events(connection, 1)
+    before = timezone.now()
+    small = take(limit=LEASE_COVERS)
+    assert len(small) == LEASE_COVERS
+    assert before + SyncEvent.LEASE <= small[0].lease_until < before + 2 * SyncEvent.LEASE
+    SyncEvent.objects.update(lease_until=None, lease_token=None, state=EventState.QUEUED)
+    large = take(limit=LEASE_COVERS + 1)
+    assert len(large) == LEASE_COVERS + 1
+    assert large[0].lease_until >= before + 2 * SyncEvent.LEASE  # two leases, end to end
+
+
 def test_once_an_event_is_sent_the_next_one_of_its_twin_may_go(connection):
     _, events = twin_with_events(connection, 2)
     take()
