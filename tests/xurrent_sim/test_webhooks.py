@@ -82,6 +82,11 @@ def test_a_failing_receiver_is_retried_until_it_accepts(api, sim, receiver):
     new_request(api)
     receiver.wait_for(1)
     assert [c["status"] for c in receiver.calls] == [500, 500, 200]
+    # The simulator logs the attempt once the answer is back, just after the receiver
+    # counted the call.
+    deadline = time.monotonic() + 5
+    while "(attempt 3)" not in sim.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert "(attempt 3)" in sim.log()
 
 
