@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -258,12 +259,18 @@ def _store_one_by_one(connection: Connection, items: list) -> list[dict]:
 
 def _valid_event(body: Any) -> dict:
     _check_protocol(body)
-    plain = plain_event(body)
-    if plain is not None:
-        return plain
-    data = SyncEventSerializer(data=body)
+    return _validated(body, plain_event, SyncEventSerializer, "event")
+
+
+def _validated(body: Any, plain: Callable[[Any], dict | None], serializer, what: str) -> dict:
+    """The validated data of `body`: a body in the plain shape every node sends is taken
+    by `plain` (to the same data), any other is checked by the serializer."""
+    taken = plain(body)
+    if taken is not None:
+        return taken
+    data = serializer(data=body)
     if not data.is_valid():
-        raise Refused(400, "invalid_request", "The event is not valid: see errors.", data.errors)
+        raise Refused(400, "invalid_request", f"The {what} is not valid: see errors.", data.errors)
     return data.validated_data
 
 
@@ -385,13 +392,7 @@ def receive_results(connection: Connection, body: Any) -> dict:
 def _valid_result(body: Any) -> dict:
     if isinstance(body, dict) and "protocol" in body:
         _check_protocol(body)
-    plain = plain_result(body)
-    if plain is not None:
-        return plain
-    data = SyncAnswerSerializer(data=body)
-    if not data.is_valid():
-        raise Refused(400, "invalid_request", "The result is not valid: see errors.", data.errors)
-    return data.validated_data
+    return _validated(body, plain_result, SyncAnswerSerializer, "result")
 
 
 def _locked_events(connection: Connection, uuids: set) -> dict:
