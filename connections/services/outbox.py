@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.db import transaction
@@ -22,6 +23,11 @@ from nodes.models import GeneralSettings
 from nodes.wakeup import wake_workers
 
 logger = logging.getLogger(__name__)
+
+# Rows a sender claims at once. A claim and its settle cost some milliseconds of database
+# and ORM work whatever their size: claims of 200 instead of 50 made the delivery of 200
+# notifications 1.2 times faster.
+BATCH_SIZE = 200
 
 
 @dataclass
@@ -44,7 +50,7 @@ class DeliveryReport:
 
 
 def deliver_pending_notifications(
-    *, batch_size: int = 50, ignore_backoff: bool = False
+    *, batch_size: int = BATCH_SIZE, ignore_backoff: bool = False
 ) -> DeliveryReport:
     """Send every notification that is due, each at most once per run.
 
@@ -152,9 +158,14 @@ def send_notification(notification: PeerNotification) -> None:
         notification.mark_delivered()
 
 
-# A batch's calls go out this many at a time (nodes.client keeps as many connections open
-# per host): a slow or unreachable peer holds up one of them, not the whole batch.
+# A batch's calls go out in one sending thread, one after another, while the database work
+# goes on in the caller's thread: to a peer that answers at once, that costs the least.
+# When a call is out for longer than SLOW_CALL (a slow or hung peer), another sending
+# thread joins, up to SEND_AT_ONCE (nodes.client keeps as many connections open per
+# host): a slow or unreachable peer then holds up one of them, not the whole batch.
 SEND_AT_ONCE = 4
+SLOW_CALL = 0.05
+PUT_AT_ONCE = 10
 # Batches whose calls are out or queued at once: the next batch is claimed and queued
 # while the last one's calls are out.
 BATCHES_IN_FLIGHT = 2
@@ -169,18 +180,19 @@ def lease_for(calls: int) -> timedelta:
     return timedelta(seconds=worst_call * -(-calls // SEND_AT_ONCE) + 30)
 
 
-@dataclass
+@dataclass(eq=False)
 class _Call:
     notification: PeerNotification
     path: str
     body: dict
     token: str
+    batch: _Batch | None = None
     status: int = 0
     answer: dict | None = None
     error: client.NodeError | None = None
 
 
-@dataclass
+@dataclass(eq=False)
 class _Batch:
     """A claimed batch whose calls are out: `finish` waits for them and records how each
     went. Only the calls run in the sending threads; the database is used from the
@@ -188,24 +200,43 @@ class _Batch:
 
     notifications: list[PeerNotification]
     calls: list[_Call]
-    futures: list[Future]
+    left: int = 0
+    done: threading.Event = field(default_factory=threading.Event)
 
     @classmethod
     def start(cls, notifications: list[PeerNotification], issuer: str) -> _Batch:
         # One serializer for the batch: building one per notification (DRF copies its
         # fields each time) cost more than signing the token.
         report = StatusReportSerializer()
-        calls = [_call_for(notification, issuer, report) for notification in notifications]
-        pool = _senders()
-        return cls(notifications, calls, [pool.submit(_post, call) for call in calls])
+        batch = cls(notifications, [], left=len(notifications))
+        if not notifications:
+            batch.done.set()
+        sender = _sender()
+        # Handed to the sender a few at a time: the first calls go out while the rest are
+        # still being signed.
+        for first in range(0, len(notifications), PUT_AT_ONCE):
+            calls = [
+                _call_for(notification, issuer, report, batch)
+                for notification in notifications[first : first + PUT_AT_ONCE]
+            ]
+            batch.calls.extend(calls)
+            sender.put(calls)
+        return batch
 
     def finish(self) -> list[PeerNotification]:
         """The notifications the peers took in, which the caller settles as delivered
         (one update for a batch). A failure is recorded on its row here, for a retry
         after the backoff or for good."""
-        for future in self.futures:
-            future.result()
+        sender = _sender()
+        while not self.done.wait(SLOW_CALL):
+            sender.widen()
         return [call.notification for call in self.calls if _record(call)]
+
+    def call_done(self) -> None:
+        with _Sender.counting:
+            self.left -= 1
+            if self.left == 0:
+                self.done.set()
 
 
 def send_batch(notifications: list[PeerNotification], *, issuer: str) -> list[PeerNotification]:
@@ -213,26 +244,83 @@ def send_batch(notifications: list[PeerNotification], *, issuer: str) -> list[Pe
     return _Batch.start(notifications, issuer).finish()
 
 
-# The sending threads live as long as the process (a worker sends batch after batch):
-# starting four threads per batch cost more than a batch's database work.
-_pool: ThreadPoolExecutor | None = None
-_pool_key: tuple[int, int] = (0, 0)
-_pool_lock = threading.Lock()
+class _Sender:
+    """The process's sending threads and the queue of calls they take, in order.
+
+    The threads live as long as the process (a worker sends batch after batch): starting
+    threads per batch cost more than a batch's database work. One thread sends while the
+    calls are quick: more threads sending to a peer that answers at once only fight over
+    the interpreter, which made a batch 1.5 times slower. `widen` adds one when a call
+    has been out for longer than SLOW_CALL and others wait behind it.
+    """
+
+    counting = threading.Lock()
+
+    def __init__(self, most: int):
+        self.most = most
+        self.queue: deque[_Call] = deque()
+        self.lock = threading.Lock()
+        self.sending: dict[int, float] = {}  # thread → when its call went out
+        self.threads = 0
+        self.pool = ThreadPoolExecutor(max_workers=most, thread_name_prefix="outbox")
+
+    def put(self, calls: list[_Call]) -> None:
+        with self.lock:
+            self.queue.extend(calls)
+            if calls and self.threads == 0:
+                self._add_thread()
+
+    def widen(self) -> None:
+        """Another sending thread if calls wait behind one that is slow to answer."""
+        with self.lock:
+            if not self.queue or self.threads >= self.most:
+                return
+            slow_since = time.monotonic() - SLOW_CALL
+            if self.threads == 0 or any(t < slow_since for t in self.sending.values()):
+                self._add_thread()
+
+    def _add_thread(self) -> None:  # with self.lock held
+        self.threads += 1
+        self.pool.submit(self._send_all)
+
+    def _send_all(self) -> None:
+        me = threading.get_ident()
+        while True:
+            with self.lock:
+                self.sending.pop(me, None)
+                if not self.queue:
+                    self.threads -= 1
+                    return
+                call = self.queue.popleft()
+                self.sending[me] = time.monotonic()
+            try:
+                _post(call)
+            except Exception as exc:  # a bug must not leave the batch waiting forever
+                logger.exception("Notification %s: the call failed", call.notification.pk)
+                call.error = client.NodeError("error", f"The call failed: {exc}")
+            finally:
+                call.batch.call_done()
 
 
-def _senders() -> ThreadPoolExecutor:
-    global _pool, _pool_key
+_senders: dict[tuple[int, int], _Sender] = {}
+_senders_lock = threading.Lock()
+
+
+def _sender() -> _Sender:
     key = (os.getpid(), SEND_AT_ONCE)  # a forked process starts its own threads
-    with _pool_lock:
-        if _pool is None or _pool_key != key:
-            _pool = ThreadPoolExecutor(max_workers=SEND_AT_ONCE, thread_name_prefix="outbox")
-            _pool_key = key
-        return _pool
+    with _senders_lock:
+        if key not in _senders:
+            _senders.clear()
+            _senders[key] = _Sender(SEND_AT_ONCE)
+        return _senders[key]
 
 
-def _call_for(notification: PeerNotification, issuer: str, report: StatusReportSerializer) -> _Call:
+def _call_for(
+    notification: PeerNotification, issuer: str, report: StatusReportSerializer, batch: _Batch
+) -> _Call:
     return _Call(
         notification,
+        batch=batch,
         path=f"/api/v1/connections/{notification.remote_connection_id}/status/",
         body=report.to_representation(notification),
         token=sign_token(

@@ -4,6 +4,7 @@ import datetime as dt
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
@@ -531,7 +532,27 @@ def test_a_batch_leaves_a_row_another_sender_took_over_to_that_sender(connection
     assert PeerNotification.objects.filter(state="delivered").count() == 2
 
 
-def test_a_slow_peer_gets_a_batch_several_calls_at_a_time(node, settings):
+@pytest.fixture
+def calls_at_once(monkeypatch) -> list[int]:
+    """The most calls that were out at the same time (one item, filled as calls go out)."""
+    lock, out, most = threading.Lock(), [0], [0]
+    post = outbox._post
+
+    def counted(call):
+        with lock:
+            out[0] += 1
+            most[0] = max(most[0], out[0])
+        try:
+            post(call)
+        finally:
+            with lock:
+                out[0] -= 1
+
+    monkeypatch.setattr(outbox, "_post", counted)
+    return most
+
+
+def test_a_slow_peer_gets_a_batch_several_calls_at_a_time(node, settings, calls_at_once):
     settings.EXALATE_ALLOW_PRIVATE_NETWORKS = True
     slow = FakePeer(delay=0.4).start()
     try:
@@ -541,9 +562,44 @@ def test_a_slow_peer_gets_a_batch_several_calls_at_a_time(node, settings):
         took = time.monotonic() - started
     finally:
         slow.stop()
-    # One call after another would take 8 × 0.4 s = 3.2 s; four at a time about 0.8 s.
+    # One call after another would take 8 × 0.4 s = 3.2 s; four at a time about 0.8 s
+    # (and a few tenths more while the sending threads join one by one).
     assert took < 2.6
+    assert calls_at_once == [outbox.SEND_AT_ONCE]
     assert len(slow.received) == 8
+
+
+def test_a_peer_that_answers_at_once_is_sent_one_call_at_a_time(
+    node, peer, settings, calls_at_once
+):
+    settings.EXALATE_ALLOW_PRIVATE_NETWORKS = True
+    peer.start()
+    queue_for(peer.url, 30)
+    assert outbox.deliver_pending_notifications(batch_size=10).delivered == 30
+    # More threads would only fight over the interpreter: one sends them all.
+    assert calls_at_once == [1]
+
+
+def test_a_hung_call_does_not_hold_up_the_calls_queued_behind_it(node, settings):
+    settings.EXALATE_ALLOW_PRIVATE_NETWORKS = True
+    arrived: list[float] = []
+
+    def answer(received):
+        arrived.append(time.monotonic())
+        if len(arrived) == 1:
+            time.sleep(1.5)  # the first call hangs; the others are answered at once
+        return 200, {"id": "x", "name": "n", "mode": "script", "status": "active"}
+
+    hung = FakePeer(answer=answer).start()
+    try:
+        queue_for(hung.url, 6)
+        started = time.monotonic()
+        assert outbox.deliver_pending_notifications().delivered == 6
+    finally:
+        hung.stop()
+    # Another sending thread joined after SLOW_CALL and took the five queued calls.
+    assert len(arrived) == 6
+    assert max(arrived) - started < 1.0
 
 
 def test_the_next_batch_is_claimed_and_sent_while_the_last_one_is_still_out(

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from connections.services import outbox
 from connections.services.outbox import deliver_pending_notifications, purge_settled_notifications
 from exalate_site.resilience import run_until_stopped
 
@@ -34,7 +35,7 @@ class Command(BaseCommand):
             help="Keep running, looking for due notifications every --interval seconds.",
         )
         parser.add_argument("--interval", type=float, default=10.0)
-        parser.add_argument("--batch-size", type=int, default=50)
+        parser.add_argument("--batch-size", type=int, default=outbox.BATCH_SIZE)
 
     def handle(self, *args, now: bool, loop: bool, interval: float, batch_size: int, **options):
         if batch_size < 1 or interval <= 0:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from connections.extensions import worker_tasks
+from connections.services import outbox
 from connections.services.outbox import deliver_pending_notifications, purge_settled_notifications
 from exalate_site.resilience import run_until_stopped
 from nodes.wakeup import wait_for_work
@@ -27,7 +28,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--batch-size", type=int, default=50)
+        parser.add_argument("--batch-size", type=int, default=outbox.BATCH_SIZE)
         parser.add_argument(
             "--idle",
             type=float,
