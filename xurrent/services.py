@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from nodes.models import GeneralSettings
 from nodes.wakeup import wake_workers
-from xurrent.client import Purpose, XurrentClient, XurrentError
+from xurrent.client import DEFAULT_SOURCE, Purpose, XurrentClient, XurrentError
 from xurrent.models import WebhookHint
 
 # Clocks differ a little between Xurrent and this node.
@@ -149,7 +150,8 @@ def record_webhook(
     payload: Any = None,
 ):
     """Keep the hint of a webhook for the account this node serves; refuse any other.
-    For a request's create or update, the digest of its payload is kept too."""
+    For a request's create or update, the digest of its payload is kept too. The create
+    of a copy this node made is taken and not kept (`is_copy_this_node_made`)."""
     mine = node.xurrent_account.strip().lower()
     if not mine:
         raise WebhookRefused(
@@ -163,12 +165,31 @@ def record_webhook(
             "wrong_account",
             f"This webhook is for the account {account!r}; this node serves another one.",
         )
+    if is_copy_this_node_made(event, payload):
+        return None
     digest = request_digest(payload) if event in REQUEST_WRITE_EVENTS else ""
     hint = WebhookHint.objects.create(event=event, object_id=object_id, account=mine, digest=digest)
     # The webhook path's point is speed: a worker waiting for work (up to its idle time,
     # 5 s by default) takes the hint at once, on PostgreSQL by NOTIFY once it is stored.
     wake_workers()
     return hint
+
+
+def is_copy_this_node_made(event: str, payload: Any) -> bool:
+    """The webhook of a request the sync engine created itself: a create with this node's
+    source marker and the twin's id in `sourceID`. The engine recorded the request when
+    its create was answered, so there is nothing to read back. Storing its hint cost a
+    worker round per request on a bulk exalate's receiving side, each looking the request
+    up in Xurrent when the hint came before the create's answer was stored."""
+    if event != "request.create" or not isinstance(payload, dict):
+        return False
+    if payload.get("source") != DEFAULT_SOURCE:
+        return False
+    try:
+        uuid.UUID(str(payload.get("sourceID")))
+    except ValueError:
+        return False
+    return True
 
 
 # --- Check Xurrent ---------------------------------------------------------------------------

@@ -148,6 +148,38 @@ def test_of_a_requests_payload_only_a_digest_is_kept_and_only_for_a_create_or_up
     assert note_added.digest == ""  # a note: always read back
 
 
+def test_the_create_of_a_copy_this_node_made_is_answered_but_not_kept(
+    api, account, monkeypatch
+):
+    woken = []
+    monkeypatch.setattr(wakeup, "_notify", lambda: woken.append(True))
+    monkeypatch.setattr(db.connection, "vendor", "postgresql")
+    copy = {"id": 4321, "subject": "VPN", "source": "exalate", "sourceID": str(uuid.uuid4())}
+    response = post(api, body(event="request.create", payload=copy))
+    assert response.status_code == 202
+    assert response.json() == {"status": "received"}
+    # The engine recorded the request when its create was answered: nothing to read back.
+    assert not WebhookHint.objects.exists()
+    assert woken == []
+
+
+@pytest.mark.parametrize(
+    "event, payload",
+    [
+        # An update of a copy: a person may have changed it.
+        ("request.update", {"id": 1, "source": "exalate", "sourceID": str(uuid.uuid4())}),
+        # Made by someone else, or by this source without a twin's id.
+        ("request.create", {"id": 1, "source": "portal", "sourceID": str(uuid.uuid4())}),
+        ("request.create", {"id": 1, "source": "exalate", "sourceID": "INC-7"}),
+        ("request.create", {"id": 1, "source": "exalate"}),
+        ("request.create", "not an object"),
+    ],
+)
+def test_every_other_webhook_is_kept(api, account, event, payload):
+    assert post(api, body(event=event, payload=payload)).status_code == 202
+    assert WebhookHint.objects.get().event == event
+
+
 def test_a_webhook_signed_with_the_policy_key_is_kept(api, signed_account, policy_key):
     response = post(api, signed(body(event="request.note-added"), policy_key))
     assert response.status_code == 202
