@@ -148,9 +148,7 @@ def test_of_a_requests_payload_only_a_digest_is_kept_and_only_for_a_create_or_up
     assert note_added.digest == ""  # a note: always read back
 
 
-def test_the_create_of_a_copy_this_node_made_is_answered_but_not_kept(
-    api, account, monkeypatch
-):
+def test_the_create_of_a_copy_this_node_made_is_answered_but_not_kept(api, account, monkeypatch):
     woken = []
     monkeypatch.setattr(wakeup, "_notify", lambda: woken.append(True))
     monkeypatch.setattr(db.connection, "vendor", "postgresql")
