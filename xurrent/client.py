@@ -27,7 +27,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -48,6 +48,31 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DEFAULT_SOURCE = "exalate"
+# A request's attributes as `GET /requests/:id` answers them (xurrent-request-model.md),
+# for a list that must show whole requests (`fields=`).
+REQUEST_FIELDS = (
+    "id",
+    "subject",
+    "category",
+    "impact",
+    "status",
+    "completion_reason",
+    "urgent",
+    "team",
+    "member",
+    "requested_by",
+    "requested_for",
+    "created_by",
+    "source",
+    "sourceID",
+    "custom_fields",
+    "desired_completion_at",
+    "waiting_until",
+    "created_at",
+    "updated_at",
+    "completed_at",
+    "nodeID",
+)
 PER_PAGE = 100  # the largest page Xurrent gives
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 30.0
@@ -319,6 +344,19 @@ class RateBudget:
                 self.bulk_tokens -= 1
             return 0.0
 
+    def has_room(self, purpose: Purpose, calls: int) -> bool:
+        """Whether `calls` calls for `purpose` could be made now, one after the other,
+        without waiting (nothing is taken)."""
+        with self.lock:
+            now = self.clock()
+            self._refill(now)
+            if now < self.paused_until:
+                return False
+            room = self.tokens - self.floor(purpose)
+            if purpose == Purpose.BULK:
+                room = min(room, self.bulk_tokens)
+            return room >= calls - TOKEN_EPSILON
+
     def spend(
         self,
         purpose: Purpose,
@@ -447,6 +485,10 @@ class XurrentClient:
     def __repr__(self) -> str:  # the token stays out of every trace and log line
         return f"<XurrentClient {self.account} at {self.base_url}>"
 
+    def has_room(self, calls: int) -> bool:
+        """Whether the rate budget lets these calls' purpose make `calls` calls now."""
+        return self.budget.has_room(self.purpose, calls)
+
     def for_purpose(self, purpose: Purpose) -> XurrentClient:
         """The same account, budget and options, for calls made for `purpose`."""
         other = copy.copy(self)
@@ -498,12 +540,17 @@ class XurrentClient:
         *,
         sort: str | None = None,
         per_page: int = PER_PAGE,
+        fields: Sequence[str] = (),
     ) -> Iterator[Page]:
-        """The pages of requests matching `filters`, following Xurrent's `Link` header."""
+        """The pages of requests matching `filters`, following Xurrent's `Link` header.
+        `fields`: the attributes each listed request must have (Xurrent lists a few by
+        default), as `REQUEST_FIELDS` for the whole request."""
         params = {**filter_params(filters), "per_page": _page_size(per_page)}
         if sort:
             _check_filter_name(sort.removeprefix("-"))
             params["sort"] = sort
+        if fields:
+            params["fields"] = ",".join(fields)
         return self._pages("/requests", params)
 
     def list_requests(

@@ -31,6 +31,7 @@ from sync.models import (
 )
 from sync.services.feed import next_pull_cursor
 from sync.services.gateway import (
+    IDS_PER_CALL,
     BudgetWait,
     Gateway,
     GatewayError,
@@ -50,7 +51,6 @@ FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.]{0,63}$")
 # Polls ask again for this much before the watermark: Xurrent's timestamps have whole
 # seconds, and a change can commit a little after the clock said it happened.
 POLL_OVERLAP = timedelta(seconds=60)
-IDS_PER_CALL = 100
 _sleep = time.sleep  # a bulk exalate waiting for its share of the rate budget (tests: fake)
 # A bulk exalate waits in naps of at most this (a Retry-After may be long): it keeps its
 # lease (two minutes) between them, so no other worker takes the run meanwhile.

@@ -90,7 +90,8 @@ class FakeXurrent:
             self.writes[name] += 1
         return result
 
-    def request_pages(self, filters=None, *, sort=None, per_page=100):
+    def request_pages(self, filters=None, *, sort=None, per_page=100, fields=()):
+        # `fields` is ignored, as by the simulator: every request is shown whole.
         params = list(filter_params(filters).items())
         if sort:
             params.append(("sort", sort))
@@ -98,6 +99,9 @@ class FakeXurrent:
         info = AnswerInfo(date=datetime.fromtimestamp(int(self.store.clock.now()), UTC))
         for start in range(0, max(len(items), 1), per_page):
             yield Page(items=items[start : start + per_page], info=info, total_entries=len(items))
+
+    def has_room(self, calls: int) -> bool:
+        return True  # no rate budget here (tests/sync/test_budget_shares.py has one)
 
     def get_request(self, request_id: int) -> dict:
         return self._call("get", lambda: self.store.get_request(int(request_id)))

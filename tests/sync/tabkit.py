@@ -24,9 +24,9 @@ class StrictXurrent(FakeXurrent):
     """A FakeXurrent whose list call refuses a filter the way Xurrent's API does (400 with
     its message), as the real client reports it."""
 
-    def request_pages(self, filters=None, *, sort=None, per_page=100):
+    def request_pages(self, filters=None, *, sort=None, per_page=100, fields=()):
         try:
-            yield from super().request_pages(filters, sort=sort, per_page=per_page)
+            yield from super().request_pages(filters, sort=sort, per_page=per_page, fields=fields)
         except BadQuery as exc:
             raise XurrentError(
                 "validation", f"Xurrent refused the call (400: {exc}).", status=400

@@ -62,6 +62,9 @@ class Budgeted:
         )
         self.spent[self.purpose] += 1
 
+    def has_room(self, calls: int) -> bool:
+        return self.budget.has_room(self.purpose, calls)
+
     def request_pages(self, filters=None, **options):
         self.filters.append(dict(filters or {}))
         self._spend()
@@ -258,3 +261,21 @@ def test_an_ordinary_change_is_read_before_the_twins_a_bulk_exalate_started(pair
     (event,) = SyncEvent.objects.filter(connection=pair.a.connection, seq=2)
     assert event.replica["summary"] == "changed since"
     assert Twin.objects.filter(bulk_run=run, last_seq_sent=0).count() == 5
+
+
+def test_with_room_in_the_budget_a_bulk_batch_is_listed_in_one_call_then_its_notes(pair, clock):
+    budget = RateBudget(per_hour=360_000, burst=2000, burst_seconds=2, clock=clock)
+    pair.a.trigger()
+    made = [
+        pair.a.xurrent.human_creates(subject=f"roomy {n}", category="incident", impact="low")
+        for n in range(5)
+    ]
+    a = Budgeted(pair.a.xurrent, budget, clock)
+    run, _ = start_bulk_exalate(pair.a.connection)
+    with use_gateway(a):
+        run_claimed(run)
+        produced = produce_changes(connection=pair.a.connection, limit=50)
+    assert produced.events == 5
+    # The matches, the batch's five requests in one call, and each one's notes.
+    assert a.spent[Purpose.BULK] == 1 + 1 + 5
+    assert a.filters[-1] == {"id": ",".join(str(r["id"]) for r in made)}

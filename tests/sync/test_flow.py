@@ -1,6 +1,9 @@
 """The whole flow between two sides, in-process: trigger → event → the other Xurrent."""
 
+from dataclasses import replace
+
 from sync.models import EventState, InboundEvent, SyncEvent, Twin, TwinStatus
+from xurrent.client import XurrentError
 
 
 def test_a_request_matching_a_trigger_appears_on_the_other_side_with_mapped_fields(pair):
@@ -162,3 +165,66 @@ def test_applying_an_update_leaves_nothing_to_send_back(pair):
     assert twin.dirty is False
     assert twin.baseline["summary"] == "v2"
     assert twin.baseline["priority"] == "top"
+
+
+def test_a_batch_of_changed_requests_is_read_with_one_list_call_and_their_notes(pair):
+    pair.a.trigger("category=incident")
+    made = [
+        pair.a.xurrent.human_creates(
+            subject=f"Batch {n}", category="incident", impact="low", note=f"N{n}"
+        )
+        for n in range(5)
+    ]
+    pair.a.notice(*(r["id"] for r in made))
+    pair.a.xurrent.calls.clear()
+    assert pair.a.produce().events == 5
+    # One list call (Xurrent's `id` filter) for the five requests, then each one's notes.
+    assert pair.a.xurrent.calls["list"] == 1
+    assert pair.a.xurrent.calls["get"] == 0
+    assert pair.a.xurrent.calls["notes"] == 5
+    pair.sync()
+    assert sorted(c["subject"] for c in pair.b.xurrent.all_requests()) == [
+        f"Batch {n}" for n in range(5)
+    ]
+    assert all(
+        pair.b.xurrent.texts(c["id"]) == [c["subject"].replace("Batch ", "N")]
+        for c in pair.b.xurrent.all_requests()
+    )
+
+
+def test_a_request_the_list_does_not_show_is_read_alone(pair):
+    pair.a.trigger("category=incident")
+    made = [
+        pair.a.xurrent.human_creates(subject=f"Listed {n}", category="incident", impact="low")
+        for n in range(3)
+    ]
+    pair.a.notice(*(r["id"] for r in made))
+    hidden = made[1]["id"]
+    request_pages = pair.a.xurrent.request_pages
+
+    def without_one(filters=None, **options):
+        for page in request_pages(filters, **options):
+            yield replace(page, items=[item for item in page.items if item["id"] != hidden])
+
+    pair.a.xurrent.request_pages = without_one
+    pair.a.xurrent.calls.clear()
+    assert pair.a.produce().events == 3
+    assert pair.a.xurrent.calls["get"] == 1  # only the one the list left out
+
+
+def test_when_the_list_fails_each_request_is_read_alone(pair):
+    pair.a.trigger("category=incident")
+    made = [
+        pair.a.xurrent.human_creates(subject=f"Alone {n}", category="incident", impact="low")
+        for n in range(3)
+    ]
+    pair.a.notice(*(r["id"] for r in made))
+
+    def failing(filters=None, **options):
+        raise XurrentError("server_error", "Xurrent answered 503.")
+        yield  # a generator, as the client's
+
+    pair.a.xurrent.request_pages = failing
+    pair.a.xurrent.calls.clear()
+    assert pair.a.produce().events == 3
+    assert pair.a.xurrent.calls["get"] == 3

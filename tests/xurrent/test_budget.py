@@ -148,3 +148,14 @@ def test_a_bulk_call_stops_at_once_for_the_budget_while_others_wait_for_it(budge
     with pytest.raises(BudgetWait):
         budget.spend(Purpose.INTERACTIVE, patience=0.1, sleep=sleep)
     assert budget.paused_until == 0
+
+
+def test_has_room_says_what_taking_would_give_and_takes_nothing(budget, clock):
+    for purpose in (Purpose.BULK, Purpose.INCOMING, Purpose.POLL):
+        free = take_all(RateBudget(per_hour=3600, burst=20, burst_seconds=2, clock=clock), purpose)
+        assert budget.has_room(purpose, free)
+        assert not budget.has_room(purpose, free + 1)
+    assert take_all(budget, Purpose.BULK) > 0  # nothing was taken by asking
+    assert not budget.has_room(Purpose.BULK, 1)
+    budget.pause(30)
+    assert not budget.has_room(Purpose.INCOMING, 1)

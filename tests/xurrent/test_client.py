@@ -14,6 +14,7 @@ from nodes import client as node_client
 from tests.http_servers import answering, refusing
 from tests.xurrent.conftest import ACCOUNT, NEW_REQUEST, TOKEN, create_requests, fast_budget
 from xurrent.client import (
+    REQUEST_FIELDS,
     Purpose,
     RateBudget,
     XurrentClient,
@@ -517,3 +518,12 @@ def test_the_token_never_reaches_logs_errors_or_reprs(make_client, sim, caplog):
     texts = [caplog.text, repr(xurrent), *(str(e) for e in errors), *(repr(e) for e in errors)]
     assert caplog.text  # httpx did log the calls
     assert not [text for text in texts if TOKEN in text]
+
+
+def test_requests_listed_by_id_with_their_fields_are_shown_whole(xurrent):
+    made = create_requests(xurrent, 3)
+    wanted = f"{made[0]['id']},{made[2]['id']}"
+    (page,) = list(xurrent.request_pages({"id": wanted}, per_page=100, fields=REQUEST_FIELDS))
+    assert sorted(r["id"] for r in page.items) == [made[0]["id"], made[2]["id"]]
+    assert page.items[0] == xurrent.get_request(page.items[0]["id"])
+    assert set(REQUEST_FIELDS) == set(page.items[0])
