@@ -108,12 +108,19 @@ def add_trigger(connection: Connection, query: str, *, note: str = "", user=None
 def held_by_the_other_side(connection: Connection, request_id: int) -> bool:
     """On a local connection both sides share one Xurrent account: a request the other
     side holds in a twin (its original or its copy) never starts a twin on this side."""
-    if not connection.is_local:
-        return False
-    return (
+    return bool(held_by_the_other_side_of(connection, [request_id]))
+
+
+def held_by_the_other_side_of(connection: Connection, request_ids: list[int]) -> set[int]:
+    """`held_by_the_other_side` for many requests: one query, and none (whether the
+    connection is local reads the General Settings) for a page of a connection that is not
+    local."""
+    if not request_ids or not connection.is_local:
+        return set()
+    return set(
         Twin.objects.holding()
-        .filter(connection_id__in=_peer_ids(connection), local_request_id=request_id)
-        .exists()
+        .filter(connection_id__in=_peer_ids(connection), local_request_id__in=request_ids)
+        .values_list("local_request_id", flat=True)
     )
 
 
@@ -210,7 +217,9 @@ def _not_synced_yet(connection: Connection, requests: list[dict]) -> list[int]:
             "local_request_id", flat=True
         )
     )
-    return [i for i in ids if i not in known and not held_by_the_other_side(connection, i)]
+    fresh = [i for i in ids if i not in known]
+    held = held_by_the_other_side_of(connection, fresh)
+    return [i for i in fresh if i not in held]
 
 
 def _uuid_or_none(value: Any) -> uuid.UUID | None:
