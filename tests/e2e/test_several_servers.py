@@ -25,6 +25,7 @@ import redis
 from django.conf import settings
 
 from connections.auth import sign_token
+from connections.services import outbox
 from invitations import code as invitation_code
 from tests.connections.peers import FakePeer
 from tests.http_servers import answering, discovery_answer
@@ -38,7 +39,9 @@ REDIS_DB = 12
 ACCEPT_LIMIT = 6
 WIZARD = "/connections/initiate/"
 PREFIX = "initiate_connection_wizard"
-NOTIFICATIONS = 200
+# More rows than one worker can hold at once (two claims of outbox.BATCH_SIZE in flight),
+# so that both workers have rows to take: each row must still reach the peer once.
+NOTIFICATIONS = (outbox.BATCHES_IN_FLIGHT + 2) * outbox.BATCH_SIZE
 
 
 @pytest.fixture(scope="module")
@@ -224,7 +227,7 @@ def test_a_node_token_used_on_one_server_is_refused_on_the_other(servers, paired
 
 
 @pytest.mark.postgres
-def test_two_workers_deliver_each_of_200_notifications_once(servers, paired, peer):
+def test_two_workers_deliver_each_of_the_queued_notifications_once(servers, paired, peer):
     node = servers[0]
     before = len(peer.received)
     worker_logs = [
