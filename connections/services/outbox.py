@@ -62,15 +62,21 @@ def deliver_pending_notifications(
     calls queued behind them, so the senders never wait on the database and the database
     work never waits on a peer. A batch costs one commit whatever its size: the
     transaction that settles it (one update for all the notifications the peers took in)
-    also claims the batch after next. Only a failure is recorded row by row.
+    also claims the batch after next. Only a failure is recorded row by row. A claim that
+    comes back short ends the claiming: rows queued after it wait for the next run, which
+    the worker starts as soon as it is woken.
     """
     report = DeliveryReport()
     # Tried and still pending (to retry, or taken over by another sender): not again in
     # this run. Delivered and failed rows are no longer pending, so need no exclusion.
     retrying: set[int] = set()
     in_flight: deque[_Batch] = deque()
+    drained = False
 
-    def claim() -> list[PeerNotification]:
+    def claim(size: int) -> list[PeerNotification]:
+        nonlocal drained
+        if drained:
+            return []
         pending = (
             PeerNotification.objects.unclaimed()
             if ignore_backoff
@@ -79,20 +85,22 @@ def deliver_pending_notifications(
         # The lease covers the calls queued ahead of this batch too.
         ahead = sum(len(batch.calls) for batch in in_flight)
         # A peer without a URL collects its notifications when it pulls (hand_over).
-        return (
+        claimed = (
             pending.exclude(pk__in=retrying)
             .exclude(remote_url="")
-            .claim(batch_size, lease=lease_for(ahead + batch_size))
+            .claim(size, lease=lease_for(ahead + size))
         )
+        drained = len(claimed) < size
+        return claimed
 
     issuer = ""  # read once per run, at the first batch: the uid does not change
-    claimed = claim()
+    claimed = claim(batch_size)
     while claimed or in_flight:
         if claimed:
             issuer = issuer or this_node_uid()
             in_flight.append(_Batch.start(claimed, issuer))
             if len(in_flight) < BATCHES_IN_FLIGHT:
-                claimed = claim()
+                claimed = claim(batch_size)
                 continue
         batch = in_flight.popleft()
         taken_in = batch.finish()
@@ -102,7 +110,7 @@ def deliver_pending_notifications(
                 report.count(notification)
                 if notification.state == NotificationState.PENDING:
                     retrying.add(notification.pk)
-            claimed = claim()
+            claimed = claim(batch_size)
     return report
 
 

@@ -457,14 +457,35 @@ def test_a_batch_costs_the_same_statements_for_3_or_20_notifications(node, peer,
     for number in (3, 20):
         queue_for(peer.url, number, prefix=f"Of {number}")
         with CaptureQueriesContext(db_connection) as queries:
-            report = outbox.deliver_pending_notifications(batch_size=20)
+            report = outbox.deliver_pending_notifications(batch_size=25)
         assert report.delivered == number
         counts.append(len(queries))
-    # Its claim, one update for all it delivered, and the look for a next batch.
+    # Its claim and one update for all it delivered: the claim came back short of 25, so
+    # no next batch is looked for.
     assert counts[0] == counts[1]
     assert len(peer.received) == 23
     assert set(PeerNotification.objects.values_list("state", flat=True)) == {"delivered"}
     assert set(PeerNotification.objects.values_list("signing_key", flat=True)) == {""}
+
+
+def test_a_claim_that_comes_back_short_is_the_last_of_the_run(node, peer, settings):
+    from django.db import connection as db_connection
+    from django.test.utils import CaptureQueriesContext
+
+    settings.EXALATE_ALLOW_PRIVATE_NETWORKS = True
+    peer.start()
+    queue_for(peer.url, 4)
+    with CaptureQueriesContext(db_connection) as full:
+        assert outbox.deliver_pending_notifications(batch_size=2).delivered == 4
+    queue_for(peer.url, 3, prefix="Short")
+    with CaptureQueriesContext(db_connection) as short:
+        assert outbox.deliver_pending_notifications(batch_size=2).delivered == 3
+    def claims(queries) -> list[str]:
+        sqls = [q["sql"] for q in queries.captured_queries]
+        return [s for s in sqls if s.startswith("SELECT") and "peernotification" in s and "LIMIT" in s]
+
+    # 4 rows: two full claims and one that finds nothing; 3 rows: a full and a short one.
+    assert (len(claims(full)), len(claims(short))) == (3, 2)
 
 
 def test_the_node_settings_are_read_once_per_run_not_per_notification(node, peer, settings):
