@@ -192,13 +192,19 @@ def test_a_batch_of_changed_requests_is_read_with_one_list_call_and_their_notes(
     )
 
 
-def test_a_request_the_list_does_not_show_is_read_alone(pair):
+def changed_on_a(pair, number: int, prefix: str) -> list[dict]:
+    """`number` requests made on A under a trigger, and noticed: a batch to produce."""
     pair.a.trigger("category=incident")
     made = [
-        pair.a.xurrent.human_creates(subject=f"Listed {n}", category="incident", impact="low")
-        for n in range(3)
+        pair.a.xurrent.human_creates(subject=f"{prefix} {n}", category="incident", impact="low")
+        for n in range(number)
     ]
     pair.a.notice(*(r["id"] for r in made))
+    return made
+
+
+def test_a_request_the_list_does_not_show_is_read_alone(pair):
+    made = changed_on_a(pair, 3, "Listed")
     hidden = made[1]["id"]
     request_pages = pair.a.xurrent.request_pages
 
@@ -213,12 +219,7 @@ def test_a_request_the_list_does_not_show_is_read_alone(pair):
 
 
 def test_when_the_list_fails_each_request_is_read_alone(pair):
-    pair.a.trigger("category=incident")
-    made = [
-        pair.a.xurrent.human_creates(subject=f"Alone {n}", category="incident", impact="low")
-        for n in range(3)
-    ]
-    pair.a.notice(*(r["id"] for r in made))
+    changed_on_a(pair, 3, "Alone")
 
     def failing(filters=None, **options):
         raise XurrentError("server_error", "Xurrent answered 503.")
