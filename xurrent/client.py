@@ -543,8 +543,8 @@ class XurrentClient:
         fields: Sequence[str] = (),
     ) -> Iterator[Page]:
         """The pages of requests matching `filters`, following Xurrent's `Link` header.
-        `fields`: the attributes each listed request must have (Xurrent lists a few by
-        default), as `REQUEST_FIELDS` for the whole request."""
+        `fields`: the attributes each listed request must have, as `REQUEST_FIELDS` for
+        the whole request (asked for, in case a list shows fewer than a GET)."""
         params = {**filter_params(filters), "per_page": _page_size(per_page)}
         if sort:
             _check_filter_name(sort.removeprefix("-"))
