@@ -100,16 +100,22 @@ def receive_event(connection: Connection, body: Any, *, wake: bool = True) -> di
             return _store(connection, event, digest, wake)
 
 
+def _answer_again(existing: InboundEvent, digest: str) -> dict:
+    """An event stored before: the same answer again for the same body; 409 for another
+    body under the same uuid."""
+    if existing.body_digest != digest:
+        raise Refused(
+            409,
+            "event_conflict",
+            "An event with this uuid but another body was received before.",
+        )
+    return existing.answer()
+
+
 def _store(connection: Connection, event: dict, digest: str, wake: bool = True) -> dict:
     existing = InboundEvent.objects.filter(connection=connection, uuid=event["event"]).first()
     if existing is not None:
-        if existing.body_digest != digest:
-            raise Refused(
-                409,
-                "event_conflict",
-                "An event with this uuid but another body was received before.",
-            )
-        return existing.answer()
+        return _answer_again(existing, digest)
     twin = (
         Twin.objects.select_for_update()
         .filter(connection=connection, twin_id=event["twin_id"])
@@ -290,13 +296,7 @@ class _Stored:
     def take(self, event: dict, digest: str) -> dict:
         existing = self.stored.get(event["event"])
         if existing is not None:
-            if existing.body_digest != digest:
-                raise Refused(
-                    409,
-                    "event_conflict",
-                    "An event with this uuid but another body was received before.",
-                )
-            return existing.answer()
+            return _answer_again(existing, digest)
         twin = self._twin(event)
         stale = event["seq"] <= twin.last_seq_applied or twin.status == TwinStatus.CLOSED
         inbound = InboundEvent(
