@@ -182,10 +182,17 @@ def time_delivery(count: int, rounds: int, peer_url: str) -> None:
             raise SystemExit(f"delivered {report.delivered} of {count}: {report}")
         return took
 
+    def post_all(raw: httpx.Client, calls: list[tuple[str, dict, dict]]) -> float:
+        started = time.perf_counter()
+        for url, body, headers in calls:
+            if raw.post(url, json=body, headers=headers).status_code != 200:
+                raise SystemExit(f"the peer refused {url}")
+        return time.perf_counter() - started
+
     issuer = str(GeneralSettings.load().uid)
     subject, baseline = [], []
     with httpx.Client(timeout=10) as raw:
-        for _ in range(rounds):
+        for n in range(rounds):
             queued = queue()
             calls = [
                 (
@@ -203,17 +210,20 @@ def time_delivery(count: int, rounds: int, peer_url: str) -> None:
                 )
                 for n in queued
             ]
-            subject.append(deliver())
-            started = time.perf_counter()
-            for url, body, headers in calls:
-                if raw.post(url, json=body, headers=headers).status_code != 200:
-                    raise SystemExit(f"the peer refused {url}")
-            baseline.append(time.perf_counter() - started)
+            # Which goes first changes every round: neither always finds the machine
+            # (caches, the peer's threads) as the other left it.
+            if n % 2:
+                baseline.append(post_all(raw, calls))
+                subject.append(deliver())
+            else:
+                subject.append(deliver())
+                baseline.append(post_all(raw, calls))
     print(
         json.dumps(
             {
                 "subject": min(subject),
                 "baseline": min(baseline),
+                "ratios": sorted(a / b for a, b in zip(subject, baseline, strict=True)),
                 "most_at_once": outbox.SEND_AT_ONCE,
             }
         )

@@ -13,9 +13,11 @@ most a minute after `iat`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
+import secrets
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -39,10 +41,35 @@ REQUIRED_CLAIMS = ["iss", "aud", "conn", "iat", "exp", "jti"]
 # signed or checked, not with this module: most requests of a web worker need none.
 
 
+@functools.cache
+def _signer():
+    """PyJWT's JWS encoder, with an HS256 that takes the key as it is.
+
+    PyJWT's own HS256 first tries to read every key as a PEM, SSH, DER or JWK key, so as to
+    refuse an asymmetric key used as an HMAC secret (algorithm confusion, a risk when a
+    token is checked against a key an attacker may choose). The keys signed with here are
+    this node's own shared secrets, random text; the tries cost more than the signature,
+    and the outbox signs a token per notification. Tokens are checked with PyJWT's own
+    HS256 (`NodeTokenAuthentication`).
+    """
+    from jwt.algorithms import HMACAlgorithm
+    from jwt.api_jws import PyJWS
+    from jwt.exceptions import InvalidKeyError
+
+    class OwnSecret(HMACAlgorithm):
+        def prepare_key(self, key: str | bytes) -> bytes:
+            if not key:
+                raise InvalidKeyError("HMAC key must not be empty.")
+            return key.encode() if isinstance(key, str) else key
+
+    signer = PyJWS(algorithms=[ALGORITHM])
+    signer.unregister_algorithm(ALGORITHM)
+    signer.register_algorithm(ALGORITHM, OwnSecret(OwnSecret.SHA256))
+    return signer
+
+
 def sign_token(*, key: str, issuer: str, audience: str, connection_id: str) -> str:
     """A fresh token for one call to the peer."""
-    import jwt
-
     now = int(time.time())
     claims = {
         "iss": str(issuer),
@@ -50,9 +77,11 @@ def sign_token(*, key: str, issuer: str, audience: str, connection_id: str) -> s
         "conn": str(connection_id),
         "iat": now,
         "exp": now + LIFETIME_SECONDS,
-        "jti": uuid.uuid4().hex,
+        # 128 random bits (a uuid4 holds 122), without building a UUID to get them.
+        "jti": secrets.token_hex(16),
     }
-    return jwt.encode(claims, key, algorithm=ALGORITHM)
+    payload = json.dumps(claims, separators=(",", ":")).encode()
+    return _signer().encode(payload, key, algorithm=ALGORITHM)
 
 
 def token_for(connection: Connection) -> str:

@@ -7,7 +7,7 @@ import jwt
 import pytest
 from django.core.cache import cache
 
-from connections.auth import LEEWAY_SECONDS, token_for
+from connections.auth import LEEWAY_SECONDS, sign_token, token_for
 from tests.connections.peers import make_paired, peer_token
 
 
@@ -243,3 +243,21 @@ def test_token_for_signs_what_the_peer_expects(connection, node):
     assert claims["conn"] == connection.remote_connection_id
     assert 0 < claims["exp"] - claims["iat"] <= 60
     assert len(claims["jti"]) >= 16
+    assert jwt.get_unverified_header(token_for(connection)) == {"alg": "HS256", "typ": "JWT"}
+
+
+def test_every_token_gets_its_own_id(connection):
+    assert (
+        len(
+            {
+                jwt.decode(token_for(connection), options={"verify_signature": False})["jti"]
+                for _ in range(50)
+            }
+        )
+        == 50
+    )
+
+
+def test_nothing_is_signed_without_a_key():
+    with pytest.raises(jwt.InvalidKeyError):
+        sign_token(key="", issuer="a", audience="b", connection_id="c")

@@ -371,3 +371,37 @@ def test_calls_to_one_node_reuse_a_pooled_connection(settings):
 def test_each_node_host_gets_its_own_pool():
     assert client.pooled_client("a.example:443") is client.pooled_client("a.example:443")
     assert client.pooled_client("a.example:443") is not client.pooled_client("b.example:443")
+
+
+def test_a_cookie_a_node_sets_is_never_sent_back(settings):
+    """Calls carry their token, never cookies: one node cannot plant a cookie that rides
+    along on this node's later calls."""
+    settings.EXALATE_ALLOW_PRIVATE_NETWORKS = True
+    cookies_sent: list[str | None] = []
+
+    class SetsCookies(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):
+            cookies_sent.append(self.headers.get("Cookie"))
+            body = b'{"ok": true}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Set-Cookie", "sessionid=planted; Path=/")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SetsCookies)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        for _ in range(3):
+            assert client.request("GET", base, "/api/v1/instance/") == (200, {"ok": True})
+    finally:
+        server.shutdown()
+    assert cookies_sent == [None, None, None]
+    assert not client.pooled_client(base.removeprefix("http://")).cookies
