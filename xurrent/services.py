@@ -142,17 +142,18 @@ def _data_of(claims: dict) -> dict:
 
 
 def record_webhook(
-    node: GeneralSettings,
+    served_account: str,
     *,
     event: str,
     object_id: int | None,
     account: str,
     payload: Any = None,
 ):
-    """Keep the hint of a webhook for the account this node serves; refuse any other.
+    """Keep the hint of a webhook for the account this node serves (`served_account`, as
+    its General Settings hold it); refuse any other.
     For a request's create or update, the digest of its payload is kept too. The create
     of a copy this node made is taken and not kept (`is_copy_this_node_made`)."""
-    mine = node.xurrent_account.strip().lower()
+    mine = served_account.strip().lower()
     if not mine:
         raise WebhookRefused(
             403,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import jwt
@@ -13,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from tests.xurrent_sim.conftest import new_request
 from tests.xurrent_sim.receiver import receiving
 from xurrent_sim.testing import running_simulator
+from xurrent_sim.webhooks import WebhookSender
 
 
 @pytest.fixture(scope="module")
@@ -194,3 +197,67 @@ def test_signed_webhooks_carry_a_jwt_that_the_public_key_verifies(tmp_path):
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
     with pytest.raises(jwt.InvalidSignatureError):
         jwt.decode(body["jwt"], other, algorithms=["RS256"], audience="exalate-node")
+
+
+class _KeepAlive(BaseHTTPRequestHandler):
+    """A receiver on HTTP/1.1 that keeps connections open, and can drop one on demand."""
+
+    protocol_version = "HTTP/1.1"
+    connections: list = []
+    drop_after_answer = False
+
+    def setup(self):
+        super().setup()
+        self.connections.append(self.client_address)
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(202)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+        if type(self).drop_after_answer:
+            self.close_connection = True  # as a server whose keep-alive time ran out
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def keep_alive_receiver():
+    _KeepAlive.connections = []
+    _KeepAlive.drop_after_answer = False
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _KeepAlive)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook/"
+    server.shutdown()
+
+
+def delivered(sender: WebhookSender, count: int) -> list[str]:
+    for n in range(count):
+        [delivery] = sender.build("request.update", n + 1, {"id": 1, "name": "Ann"}, {"id": n})
+        sender.enqueue(delivery)
+    assert sender.wait_idle()
+    return [d["outcome"] for d in sender.summary()["deliveries"]]
+
+
+def test_webhooks_to_one_receiver_share_a_kept_connection(keep_alive_receiver):
+    sender = WebhookSender([keep_alive_receiver], "acme", lambda: "http://sim", log=lambda _: None)
+    assert delivered(sender, 5) == ["delivered"] * 5
+    assert len(_KeepAlive.connections) == 1
+
+
+def test_a_kept_connection_the_receiver_closed_is_replaced_without_losing_a_webhook(
+    keep_alive_receiver,
+):
+    _KeepAlive.drop_after_answer = True
+    log: list[str] = []
+    sender = WebhookSender([keep_alive_receiver], "acme", lambda: "http://sim", log=log.append)
+    outcomes = []
+    for _ in range(3):  # each call finds the last connection closed by the receiver
+        outcomes += delivered(sender, 1)
+        sender.clear()
+        time.sleep(0.05)
+    assert outcomes == ["delivered"] * 3
+    assert all("(attempt 1)" in line for line in log), log
+    assert len(_KeepAlive.connections) == 3
