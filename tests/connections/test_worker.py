@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from django import db
+from django.db import transaction
 from django.utils import timezone
 
 from connections.management.commands.run_worker import Command
@@ -71,6 +72,30 @@ def test_a_waiting_worker_wakes_at_once_on_postgresql():
     wakeup.wait_for_work(timeout=20)
     # Woken by NOTIFY, long before the timeout.
     assert time.monotonic() - started < 10
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_burst_of_notifies_wakes_a_worker_once_not_once_each():
+    wakeup.wait_for_work(timeout=0.01)  # listening, as a worker is after its first wait
+
+    def burst():
+        for _ in range(50):  # as 50 webhooks do while the worker is busy
+            with transaction.atomic():
+                wakeup.wake_workers()
+        db.connection.close()
+
+    sender = threading.Thread(target=burst)
+    sender.start()
+    sender.join()
+    db.connection.cursor().execute("SELECT 1")  # the worker's round: the NOTIFYs arrive
+
+    started = time.monotonic()
+    wakeup.wait_for_work(timeout=20)  # at once: there is work
+    assert time.monotonic() - started < 1
+    started = time.monotonic()
+    wakeup.wait_for_work(timeout=0.5)  # nothing new since: the whole timeout
+    assert time.monotonic() - started >= 0.45
 
 
 def wait_for(condition, timeout: float = 20.0) -> bool:
