@@ -398,5 +398,9 @@ LOGGING = {
         # django-axes: failures and lockouts are warnings; its start-up banner and
         # successful logins are not worth a line each.
         "axes": {"level": "WARNING"},
+        # httpx logs every call it makes at INFO: thousands a minute for a busy worker
+        # (each note read, each notification). This node logs what its calls mean; the
+        # client's own failures still come through as warnings.
+        "httpx": {"level": "WARNING"},
     },
 }

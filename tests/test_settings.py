@@ -151,6 +151,16 @@ def test_plain_logs_stay_the_default():
     assert "WARNING exalate.test hi" in result.stdout
 
 
+def test_the_http_clients_calls_are_not_logged_one_by_one_but_its_warnings_are():
+    result = run_django(
+        "import django, logging; django.setup(); log = logging.getLogger('httpx'); "
+        "print(log.isEnabledFor(logging.INFO), log.isEnabledFor(logging.WARNING))",
+        DEBUG="1",
+        LOG_LEVEL="INFO",
+    )
+    assert result.stdout.split() == ["False", "True"], result.stderr
+
+
 def test_settings_reject_an_unknown_log_format():
     result = run_django("import django; django.setup()", DEBUG="1", LOG_FORMAT="xml")
     assert result.returncode != 0
