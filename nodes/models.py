@@ -8,7 +8,7 @@ from datetime import date, timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.db import models
+from django.db import connection, models
 from django.utils import timezone
 
 from nodes.fields import EncryptedTextField, NodeURLField, ShortNameField, holds_secret
@@ -177,13 +177,22 @@ class GeneralSettings(models.Model):
         fields, the secrets among them) took half of a webhook's time."""
         if _this_request.node is not None:
             return _this_request.node.xurrent_account, _this_request.node.xurrent_webhook_key
-        try:
-            return cls.objects.values_list("xurrent_account", "xurrent_webhook_key").get(
-                pk=cls.SINGLETON_PK
+        # In SQL: building the same query with the ORM took three times as long as
+        # running it. Names come from the model; the key is a parameter.
+        meta, quote = cls._meta, connection.ops.quote_name
+        fields = ("xurrent_account", "xurrent_webhook_key")
+        columns = ", ".join(quote(meta.get_field(name).column) for name in fields)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT {columns} FROM {quote(meta.db_table)} "  # noqa: S608
+                f"WHERE {quote(meta.pk.column)} = %s",
+                [cls.SINGLETON_PK],
             )
-        except cls.DoesNotExist:
+            row = cursor.fetchone()
+        if row is None:
             node = cls.load()
             return node.xurrent_account, node.xurrent_webhook_key
+        return row[0], row[1]
 
     @classmethod
     def _seed(cls) -> GeneralSettings:

@@ -46,6 +46,31 @@ def test_a_change_saved_in_a_request_is_what_the_rest_of_it_reads():
         end_request()
 
 
+def test_the_webhook_policy_is_the_account_and_key_the_settings_hold():
+    GeneralSettings.load()
+    GeneralSettings.objects.update(xurrent_account="acme", xurrent_webhook_key="-----PEM-----")
+    assert GeneralSettings.webhook_policy() == ("acme", "-----PEM-----")
+
+
+def test_the_webhook_policy_of_a_new_node_comes_from_its_first_settings(settings):
+    settings.XURRENT_ACCOUNT = "from-env"
+    GeneralSettings.objects.all().delete()
+    assert GeneralSettings.webhook_policy() == ("from-env", "")
+    assert GeneralSettings.objects.get().xurrent_account == "from-env"
+
+
+def test_the_webhook_policy_reads_no_more_than_a_request_has_read_already():
+    GeneralSettings.load()
+    GeneralSettings.objects.update(xurrent_account="acme")
+    start_request()
+    try:
+        GeneralSettings.load()
+        assert settings_queries(GeneralSettings.webhook_policy) == 0
+        assert GeneralSettings.webhook_policy() == ("acme", "")
+    finally:
+        end_request()
+
+
 def test_a_new_request_does_not_see_the_last_ones_settings():
     start_request()
     first = GeneralSettings.load()
