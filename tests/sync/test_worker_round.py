@@ -5,7 +5,7 @@ from io import StringIO
 from connections.management.commands.run_worker import Command
 from sync.models import PollState, Twin
 from sync.services.gateway import use_gateway
-from sync.services.worker import run_sync_round
+from sync.services.worker import FIRST_PRODUCED, _Produced, run_sync_round
 from tests.sync.engine import Pair, Side, make_local_pair
 from tests.sync.fake_xurrent import FakeXurrent
 from xurrent.models import WebhookHint
@@ -43,3 +43,16 @@ def test_a_round_without_a_xurrent_account_still_sends_and_acks(node, persistent
     report = run_sync_round()
     assert report.problems == []
     assert not report.busy
+
+
+def test_a_burst_is_produced_a_little_first_then_in_doubling_batches():
+    produced = _Produced()
+    limits = []
+    for _ in range(5):  # every round takes all it may: a burst is waiting
+        limit = produced.next_limit(100)
+        limits.append(limit)
+        produced.took(limit, limit, 100)
+    assert limits == [FIRST_PRODUCED, 40, 80, 100, 100]
+    produced.took(7, 100, 100)  # the burst is over: the next one starts small again
+    assert produced.next_limit(100) == FIRST_PRODUCED
+    assert produced.next_limit(5) == 5  # never more than the round's batch size
