@@ -180,13 +180,6 @@ def _cookieless_client_class() -> type[httpx.Client]:
     return CookielessClient
 
 
-@functools.cache
-def _timeout() -> httpx.Timeout:
-    import httpx
-
-    return httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT)
-
-
 def request(
     method: str,
     base_url: str,
@@ -219,7 +212,7 @@ def request(
             json=json_body,
             headers=all_headers,
             extensions=extensions,
-            timeout=_timeout(),
+            timeout=httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT),
         ) as response:
             raw = _read_capped(response, deadline, base_url)
             status = response.status_code
