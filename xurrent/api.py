@@ -80,13 +80,13 @@ class WebhookView(APIView):
         },
     )
     def post(self, request):
-        account, policy_key = GeneralSettings.webhook_policy()
+        served, policy_key = GeneralSettings.webhook_policy()
         try:
             data = webhook_data(request.data, policy_key)
             webhook = WebhookSerializer(data=data)
             webhook.is_valid(raise_exception=True)
             record_webhook(
-                account,
+                served,
                 event=webhook.validated_data["event"],
                 object_id=webhook.validated_data.get("object_id"),
                 account=webhook.validated_data["account"],

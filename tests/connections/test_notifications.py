@@ -16,6 +16,8 @@ import pytest
 import time_machine
 from django.conf import settings as django_settings
 from django.core.management import CommandError, call_command
+from django.db import connection as db_connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from connections.models import Connection, ConnectionEvent, PeerNotification
@@ -425,9 +427,6 @@ def test_a_bulk_action_says_what_became_of_each_connection(node, admin_user):
 
 @pytest.mark.parametrize("action", ["deactivate", "activate", "delete"])
 def test_a_bulk_action_costs_the_same_statements_for_3_or_40_connections(node, action):
-    from django.db import connection as db_connection
-    from django.test.utils import CaptureQueriesContext
-
     status = "deactivated" if action == "activate" else "active"
     run = getattr(actions, f"{action}_connections")
     counts = []
@@ -448,9 +447,6 @@ def queue_for(peer_url: str, number: int, prefix: str = "Batch") -> list[PeerNot
 
 
 def test_a_batch_costs_the_same_statements_for_3_or_20_notifications(node, peer, settings):
-    from django.db import connection as db_connection
-    from django.test.utils import CaptureQueriesContext
-
     settings.EXALATE_ALLOW_PRIVATE_NETWORKS = True
     peer.start()
     counts = []
@@ -469,9 +465,6 @@ def test_a_batch_costs_the_same_statements_for_3_or_20_notifications(node, peer,
 
 
 def test_a_claim_that_comes_back_short_is_the_last_of_the_run(node, peer, settings):
-    from django.db import connection as db_connection
-    from django.test.utils import CaptureQueriesContext
-
     settings.EXALATE_ALLOW_PRIVATE_NETWORKS = True
     peer.start()
     queue_for(peer.url, 4)
@@ -491,9 +484,6 @@ def test_a_claim_that_comes_back_short_is_the_last_of_the_run(node, peer, settin
 
 
 def test_the_node_settings_are_read_once_per_run_not_per_notification(node, peer, settings):
-    from django.db import connection as db_connection
-    from django.test.utils import CaptureQueriesContext
-
     settings.EXALATE_ALLOW_PRIVATE_NETWORKS = True
     peer.start()
     queue_for(peer.url, 5)

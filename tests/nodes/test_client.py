@@ -2,6 +2,8 @@
 
 import socket
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -334,22 +336,22 @@ def test_normalize_url_refuses_a_host_that_cannot_be_one(url):
         normalize_url(url)
 
 
-def test_calls_to_one_node_reuse_a_pooled_connection(settings):
-    """Set-up (TCP, and TLS for https) is paid once, not on every call."""
-    settings.EXALATE_ALLOW_PRIVATE_NETWORKS = True
-    opened: list[tuple] = []
+@contextmanager
+def keep_alive_node(headers: dict[str, str] | None = None) -> Iterator[tuple[str, list[dict]]]:
+    """A node on HTTP/1.1 keep-alive answering every GET `{"ok": true}` (with `headers`);
+    yields its URL and, per call, the client's address and the headers it sent."""
+    calls: list[dict] = []
 
     class KeepAlive(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def setup(self):
-            super().setup()
-            opened.append(self.client_address)
-
         def do_GET(self):
+            calls.append({"client": self.client_address, "headers": dict(self.headers)})
             body = b'{"ok": true}'
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -359,13 +361,19 @@ def test_calls_to_one_node_reuse_a_pooled_connection(settings):
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), KeepAlive)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
     try:
-        for _ in range(5):
-            assert client.request("GET", base, "/api/v1/instance/") == (200, {"ok": True})
+        yield f"http://127.0.0.1:{server.server_address[1]}", calls
     finally:
         server.shutdown()
-    assert len(opened) == 1
+
+
+def test_calls_to_one_node_reuse_a_pooled_connection(settings):
+    """Set-up (TCP, and TLS for https) is paid once, not on every call."""
+    settings.EXALATE_ALLOW_PRIVATE_NETWORKS = True
+    with keep_alive_node() as (base, calls):
+        for _ in range(5):
+            assert client.request("GET", base, "/api/v1/instance/") == (200, {"ok": True})
+    assert len({call["client"] for call in calls}) == 1
 
 
 def test_each_node_host_gets_its_own_pool():
@@ -377,31 +385,8 @@ def test_a_cookie_a_node_sets_is_never_sent_back(settings):
     """Calls carry their token, never cookies: one node cannot plant a cookie that rides
     along on this node's later calls."""
     settings.EXALATE_ALLOW_PRIVATE_NETWORKS = True
-    cookies_sent: list[str | None] = []
-
-    class SetsCookies(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_GET(self):
-            cookies_sent.append(self.headers.get("Cookie"))
-            body = b'{"ok": true}'
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Set-Cookie", "sessionid=planted; Path=/")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), SetsCookies)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
+    with keep_alive_node({"Set-Cookie": "sessionid=planted; Path=/"}) as (base, calls):
         for _ in range(3):
             assert client.request("GET", base, "/api/v1/instance/") == (200, {"ok": True})
-    finally:
-        server.shutdown()
-    assert cookies_sent == [None, None, None]
+    assert [call["headers"].get("Cookie") for call in calls] == [None, None, None]
     assert not client.pooled_client(base.removeprefix("http://")).cookies
